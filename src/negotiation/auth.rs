@@ -1,0 +1,240 @@
+//! STARTTLS as a signal (RFC 6120 §5) and SASL (RFC 6120 §6).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use minidom::Element;
+
+use super::{Ctx, Step};
+use crate::config::Config;
+use crate::error::{StreamError, StreamErrorCondition};
+use crate::manager::Output;
+use crate::sasl::{Credentials, Mechanism, SaslExchange, SaslFailure, SaslStep};
+use crate::session::{Blocked, Session, SessionKind};
+use crate::xml::{self, NS_SASL, NS_TLS};
+
+/// Bytes of randomness in a SCRAM server nonce.
+const NONCE_BYTES: usize = 18;
+
+impl Session {
+    pub(super) fn handle_starttls(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if self.kind == SessionKind::Unauthenticated && !self.secure && self.starttls_available {
+            self.send_element(ctx.out, &Element::bare("proceed", NS_TLS));
+            ctx.out.push_back(Output::StartTls { session: self.id });
+            // Anything the client sent after <starttls/> in plaintext is
+            // dropped: processing it would allow command injection.
+            self.reader.restart_discarding();
+            self.awaiting_tls = true;
+            self.notopen = true;
+            return Step::Idle;
+        }
+        // RFC 6120 §5.4.2.2: <failure/> and close, with no stream error.
+        self.send_element(ctx.out, &Element::bare("failure", NS_TLS));
+        self.close(ctx, None);
+        Step::Closed
+    }
+
+    /// The transport finished the TLS handshake.
+    pub(crate) fn tls_established(&mut self) {
+        if self.awaiting_tls {
+            self.awaiting_tls = false;
+            self.secure = true;
+        }
+    }
+
+    /// Mechanisms offered on this stream.
+    pub(super) fn offered_mechanisms<'c>(&self, config: &'c Config) -> impl Iterator<Item = Mechanism> + 'c {
+        let secure = self.secure;
+        config
+            .mechanisms
+            .iter()
+            .copied()
+            .filter(move |m| secure || !m.is_plaintext() || config.allow_plain_without_tls)
+    }
+
+    pub(super) fn handle_sasl(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
+        match el.name() {
+            "auth" => self.handle_auth(ctx, el),
+            "response" => {
+                let Some(exchange) = self.sasl.as_mut() else {
+                    return self.sasl_failure(
+                        ctx,
+                        SaslFailure::NotAuthorized,
+                        Some("Out of order SASL element"),
+                    );
+                };
+                let Some(data) = decode_payload(&el.text()) else {
+                    return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
+                };
+                let step = exchange.respond(data.as_deref().unwrap_or_default());
+                self.apply_sasl_step(ctx, step)
+            }
+            "abort" => {
+                self.sasl = None;
+                self.send_failure(ctx, SaslFailure::Aborted, None);
+                Step::Continue
+            }
+            _ => {
+                self.close(
+                    ctx,
+                    Some(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)),
+                );
+                Step::Closed
+            }
+        }
+    }
+
+    fn handle_auth(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
+        // A new <auth/> discards any exchange in progress.
+        self.sasl = None;
+        if !self.secure && ctx.config.require_tls {
+            return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
+        }
+        let Some(mechanism) = el.attr("mechanism").and_then(Mechanism::from_name) else {
+            return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
+        };
+        if !ctx.config.mechanisms.contains(&mechanism) {
+            return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
+        }
+        if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
+            return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
+        }
+        let Some(initial) = decode_payload(&el.text()) else {
+            return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
+        };
+        let mut nonce = [0u8; NONCE_BYTES];
+        ctx.rng.fill(&mut nonce);
+        let domain = self.host.clone().unwrap_or_default();
+        let (exchange, step) = SaslExchange::start_for_domain(mechanism, initial.as_deref(), &nonce, &domain);
+        self.sasl = Some(exchange);
+        self.apply_sasl_step(ctx, step)
+    }
+
+    /// The manager's answer to a credentials request.
+    pub(crate) fn provide_credentials(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        credentials: Result<Option<&Credentials>, ()>,
+    ) -> Step {
+        if self.blocked != Some(Blocked::Credentials) {
+            return Step::Continue;
+        }
+        self.blocked = None;
+        let step = match (self.sasl.as_mut(), credentials) {
+            (Some(exchange), Ok(creds)) => exchange.provide_credentials(creds),
+            (Some(_), Err(())) => SaslStep::Failure {
+                failure: SaslFailure::TemporaryAuthFailure,
+                text: None,
+            },
+            (None, _) => return Step::Continue,
+        };
+        self.apply_sasl_step(ctx, step)
+    }
+
+    fn apply_sasl_step(&mut self, ctx: &mut Ctx<'_>, step: SaslStep) -> Step {
+        match step {
+            SaslStep::Challenge(data) => {
+                let text = if data.is_empty() {
+                    "=".to_owned()
+                } else {
+                    BASE64.encode(&data)
+                };
+                self.send_element(ctx.out, &xml::text_element("challenge", NS_SASL, &text));
+                Step::Continue
+            }
+            SaslStep::NeedCredentials { username } => {
+                // Accounts are keyed by their nodeprepped name.
+                let Ok(node) = jid::NodePart::new(&username) else {
+                    return self.sasl_failure(ctx, SaslFailure::NotAuthorized, None);
+                };
+                self.blocked = Some(Blocked::Credentials);
+                Step::Credentials {
+                    username: node.as_str().to_owned(),
+                }
+            }
+            SaslStep::Success {
+                username,
+                additional_data,
+            } => {
+                let Ok(node) = jid::NodePart::new(&username) else {
+                    return self.sasl_failure(
+                        ctx,
+                        SaslFailure::NotAuthorized,
+                        Some("User authenticated successfully, but username was invalid"),
+                    );
+                };
+                let mut success = Element::bare("success", NS_SASL);
+                if let Some(data) = additional_data {
+                    success.append_text_node(if data.is_empty() {
+                        "=".to_owned()
+                    } else {
+                        BASE64.encode(&data)
+                    });
+                }
+                self.send_element(ctx.out, &success);
+                self.sasl = None;
+                self.username = Some(node.as_str().to_owned());
+                self.kind = SessionKind::Authenticated;
+                self.auth_deadline = None;
+                self.notopen = true;
+                self.reader.restart();
+                self.reader.set_limits(ctx.config.limits);
+                Step::Authenticated
+            }
+            SaslStep::Failure { failure, text } => self.sasl_failure(ctx, failure, text),
+        }
+    }
+
+    fn send_failure(&self, ctx: &mut Ctx<'_>, failure: SaslFailure, text: Option<&str>) {
+        let mut el = Element::bare("failure", NS_SASL);
+        el.append_child(Element::bare(failure.condition(), NS_SASL));
+        if let Some(text) = text {
+            el.append_child(xml::text_element("text", NS_SASL, text));
+        }
+        self.send_element(ctx.out, &el);
+    }
+
+    /// Sends `<failure/>`, forgets the exchange and counts the attempt;
+    /// too many attempts close the stream.
+    fn sasl_failure(&mut self, ctx: &mut Ctx<'_>, failure: SaslFailure, text: Option<&str>) -> Step {
+        self.sasl = None;
+        self.send_failure(ctx, failure, text);
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        if self.auth_failures >= ctx.config.max_auth_failures {
+            self.close(
+                ctx,
+                Some(StreamError::with_text(
+                    StreamErrorCondition::PolicyViolation,
+                    "Too many failed authentication attempts",
+                )),
+            );
+            return Step::Closed;
+        }
+        Step::Continue
+    }
+}
+
+/// Decodes a SASL payload: `None` on bad base64, `Some(None)` when there is
+/// no data at all, `Some(Some(empty))` for `=`.
+fn decode_payload(text: &str) -> Option<Option<Vec<u8>>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(None);
+    }
+    if text == "=" {
+        return Some(Some(Vec::new()));
+    }
+    BASE64.decode(text).ok().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_payload;
+
+    #[test]
+    fn payload_decoding() {
+        assert_eq!(decode_payload(""), Some(None));
+        assert_eq!(decode_payload(" = "), Some(Some(vec![])));
+        assert_eq!(decode_payload("AGEAYg=="), Some(Some(b"\0a\0b".to_vec())));
+        assert_eq!(decode_payload("!!"), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! Stream header checks (RFC 6120 §4.7, Prosody §2.3) and stream features
+//! (RFC 6120 §4.3, Prosody §2.4).
+
+use bytes::BytesMut;
+use minidom::Element;
+
+use super::{Ctx, Step};
+use crate::error::{StreamError, StreamErrorCondition};
+use crate::manager::Output;
+use crate::session::{Session, SessionKind};
+use crate::stream::{self, StreamHeader};
+use crate::xml::{self, NS_CLIENT, NS_STREAMS};
+
+impl Session {
+    pub(super) fn handle_header(&mut self, ctx: &mut Ctx<'_>, header: StreamHeader) -> Step {
+        match self.check_header(ctx, &header) {
+            Ok(host) => {
+                self.host = Some(host);
+            }
+            Err(error) => {
+                self.close(ctx, Some(error));
+                return Step::Closed;
+            }
+        }
+        self.stream_id = crate::random::random_id(ctx.rng, 16);
+        // Echo the client's `from` only if it is a valid JID.
+        let to = header
+            .from
+            .as_deref()
+            .and_then(|f| jid::Jid::new(f).ok())
+            .map(|j| j.to_string());
+        let mut buf = BytesMut::with_capacity(512);
+        stream::write_stream_header(
+            &mut buf,
+            self.host.as_deref(),
+            to.as_deref(),
+            &self.stream_id,
+            Some("1.0"),
+            "en",
+        );
+        self.notopen = false;
+        match self.features(ctx) {
+            Some(features) => {
+                stream::write_element(&features, &mut buf);
+                ctx.out.push_back(Output::Transmit {
+                    session: self.id,
+                    data: buf.freeze(),
+                });
+                Step::Continue
+            }
+            None => {
+                ctx.out.push_back(Output::Transmit {
+                    session: self.id,
+                    data: buf.freeze(),
+                });
+                self.close(
+                    ctx,
+                    Some(StreamError::with_text(
+                        StreamErrorCondition::UndefinedCondition,
+                        "No stream features to proceed with",
+                    )),
+                );
+                Step::Closed
+            }
+        }
+    }
+
+    /// The checks, in order; returns the normalised host.
+    fn check_header(&mut self, ctx: &Ctx<'_>, header: &StreamHeader) -> Result<String, StreamError> {
+        // Prepare the host early so that an error is sent in a stream from it.
+        let requested = header
+            .to
+            .as_deref()
+            .and_then(|to| jid::Jid::new(to).ok())
+            .filter(|j| j.node().is_none() && j.resource().is_none())
+            .map(|j| j.domain().as_str().to_owned());
+        if self.host.is_none() {
+            if let Some(host) = &requested {
+                if ctx.config.serves(host) {
+                    self.host = Some(host.clone());
+                }
+            }
+        }
+        if !header.name_ok {
+            return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
+        }
+        if header.default_ns.as_deref() != Some(NS_CLIENT) {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::InvalidNamespace,
+                "The default namespace must be jabber:client",
+            ));
+        }
+        let Some(_) = header.to.as_deref() else {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::ImproperAddressing,
+                "A 'to' attribute is required on stream headers",
+            ));
+        };
+        let Some(host) = requested else {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::ImproperAddressing,
+                "A valid 'to' attribute is required on stream headers",
+            ));
+        };
+        if let Some(current) = &self.host {
+            if *current != host {
+                return Err(StreamError::with_text(
+                    StreamErrorCondition::NotAuthorized,
+                    "The 'to' attribute must remain the same across stream restarts",
+                ));
+            }
+        }
+        if !ctx.config.serves(&host) {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::HostUnknown,
+                format!("This server does not serve {host}"),
+            ));
+        }
+        if !version_supported(header.version.as_deref()) {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::UnsupportedVersion,
+                "Only XMPP version 1.0 is supported",
+            ));
+        }
+        Ok(host)
+    }
+
+    /// The `<stream:features/>` for the current stage, or `None` when there
+    /// is nothing the client could do.
+    fn features(&self, ctx: &Ctx<'_>) -> Option<Element> {
+        let config = ctx.config;
+        let mut features = Element::bare("features", NS_STREAMS);
+        match self.kind {
+            SessionKind::Unauthenticated => {
+                if !self.secure && self.starttls_available {
+                    let mut starttls = Element::bare("starttls", xml::NS_TLS);
+                    if config.require_tls {
+                        starttls.append_child(Element::bare("required", xml::NS_TLS));
+                    }
+                    features.append_child(starttls);
+                }
+                if self.secure || !config.require_tls {
+                    let mut mechanisms = Element::bare("mechanisms", xml::NS_SASL);
+                    for m in self.offered_mechanisms(config) {
+                        mechanisms.append_child(xml::text_element("mechanism", xml::NS_SASL, m.name()));
+                    }
+                    if xml::child_count(&mechanisms) > 0 {
+                        features.append_child(mechanisms);
+                    }
+                }
+            }
+            SessionKind::Authenticated => {
+                let mut bind = Element::bare("bind", xml::NS_BIND);
+                bind.append_child(Element::bare("required", xml::NS_BIND));
+                features.append_child(bind);
+                let mut session = Element::bare("session", xml::NS_SESSION);
+                session.append_child(Element::bare("optional", xml::NS_SESSION));
+                features.append_child(session);
+                features.append_child(Element::bare("ver", xml::NS_ROSTER_VER));
+                features.append_child(Element::bare("sub", xml::NS_PRE_APPROVAL));
+            }
+            SessionKind::Bound => {}
+        }
+        if xml::child_count(&features) == 0 && self.kind != SessionKind::Bound {
+            return None;
+        }
+        let limits = &config.limits;
+        let mut advert = Element::bare("limits", xml::NS_STREAM_LIMITS);
+        advert.append_child(xml::text_element(
+            "max-bytes",
+            xml::NS_STREAM_LIMITS,
+            &limits.max_stanza_bytes.to_string(),
+        ));
+        advert.append_child(xml::text_element(
+            "idle-seconds",
+            xml::NS_STREAM_LIMITS,
+            &config.idle_seconds.to_string(),
+        ));
+        features.append_child(advert);
+        Some(features)
+    }
+}
+
+/// Only major version 1 is accepted (RFC 6120 §4.7.5). A missing version
+/// means a pre-RFC 3920 client, which cannot negotiate SASL here.
+fn version_supported(version: Option<&str>) -> bool {
+    let Some(v) = version else { return false };
+    let mut parts = v.trim().splitn(2, '.');
+    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+    let minor_ok = parts
+        .next()
+        .map(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(false);
+    major == Some(1) && minor_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_supported;
+
+    #[test]
+    fn versions() {
+        assert!(version_supported(Some("1.0")));
+        assert!(version_supported(Some("1.1")));
+        assert!(!version_supported(None));
+        assert!(!version_supported(Some("0.9")));
+        assert!(!version_supported(Some("2.0")));
+        assert!(!version_supported(Some("1")));
+        assert!(!version_supported(Some("one")));
+        assert!(!version_supported(Some("1.x")));
+    }
+}

@@ -1,0 +1,189 @@
+//! The per-session state machine: stream header, features, STARTTLS, SASL,
+//! resource binding, and what a session may send before it is bound.
+
+mod auth;
+mod bind;
+mod header;
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+use minidom::Element;
+
+use crate::config::Config;
+use crate::error::{StanzaError, StreamError, StreamErrorCondition};
+use crate::manager::Output;
+use crate::random::RandomSource;
+use crate::session::{Session, SessionKind};
+use crate::stream::{self, ReadError, StreamEvent};
+use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
+
+pub(crate) use bind::BindRequest;
+
+/// What the manager must do after one step of a session.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Nothing more to do until more input or an answer arrives.
+    Idle,
+    /// Progress was made; step again.
+    Continue,
+    /// A stanza from a bound session, to be routed.
+    Stanza(Element),
+    /// SASL needs the credentials of this user.
+    Credentials { username: String },
+    /// The client asks to bind a resource.
+    Bind(BindRequest),
+    /// SASL succeeded.
+    Authenticated,
+    /// The session has closed itself (its closing bytes are queued).
+    Closed,
+}
+
+/// What a session step may use from the manager.
+pub(crate) struct Ctx<'a> {
+    pub config: &'a Config,
+    pub rng: &'a mut dyn RandomSource,
+    pub out: &'a mut VecDeque<Output>,
+}
+
+impl Session {
+    /// Serializes `el` and queues it for this session.
+    pub(crate) fn send_element(&self, out: &mut VecDeque<Output>, el: &Element) {
+        let mut buf = BytesMut::with_capacity(128);
+        stream::write_element(el, &mut buf);
+        out.push_back(Output::Transmit {
+            session: self.id,
+            data: buf.freeze(),
+        });
+    }
+
+    /// Processes buffered input until one thing needs the manager.
+    pub(crate) fn step(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if self.closed || self.blocked.is_some() || self.awaiting_tls {
+            return Step::Idle;
+        }
+        match self.reader.next_event() {
+            Ok(None) => Step::Idle,
+            Err(e) => {
+                self.close(ctx, Some(read_error_to_stream_error(&e)));
+                Step::Closed
+            }
+            Ok(Some(StreamEvent::Open(header))) => self.handle_header(ctx, header),
+            Ok(Some(StreamEvent::Close)) => {
+                // The client closed its stream: close ours, no error.
+                self.close(ctx, None);
+                Step::Closed
+            }
+            Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(ctx, el),
+        }
+    }
+
+    fn handle_element(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
+        if el.has_ns(NS_CLIENT) && StanzaKind::of(&el).is_some() {
+            if self.kind == SessionKind::Bound {
+                return Step::Stanza(el);
+            }
+            return self.handle_unbound_stanza(ctx, el);
+        }
+        if el.is("error", NS_STREAMS) {
+            // The client reports a stream error: close without one of ours.
+            self.close(ctx, None);
+            return Step::Closed;
+        }
+        if el.is("starttls", NS_TLS) {
+            return self.handle_starttls(ctx);
+        }
+        if el.has_ns(NS_SASL) && self.kind == SessionKind::Unauthenticated {
+            return self.handle_sasl(ctx, &el);
+        }
+        self.close(
+            ctx,
+            Some(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)),
+        );
+        Step::Closed
+    }
+
+    /// RFC 6120 §7.1 / Prosody §2.9: before binding only the bind iq is
+    /// served; other requests get `service-unavailable`, errors and results
+    /// are dropped, and nothing is routed.
+    fn handle_unbound_stanza(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
+        let ty = el.attr("type");
+        if ty == Some("error") {
+            return Step::Continue;
+        }
+        if el.name() == "iq" {
+            if !matches!(ty, Some("get") | Some("set")) {
+                return Step::Continue;
+            }
+            if let Some(bind) = el.get_child("bind", xml::NS_BIND) {
+                return self.handle_bind_iq(ctx, &el, bind);
+            }
+        }
+        self.reply_error(ctx, &el, &StanzaError::service_unavailable());
+        Step::Continue
+    }
+
+    /// Sends the error reply to `original` back to this session (never to
+    /// anybody else), unless `original` is an error itself.
+    pub(crate) fn reply_error(&self, ctx: &mut Ctx<'_>, original: &Element, error: &StanzaError) {
+        if let Some(mut reply) = xml::error_reply(original, error) {
+            // The reply goes to this session only; never echo a client's `from`.
+            if self.kind != SessionKind::Bound {
+                xml::remove_attr(&mut reply, "to");
+            }
+            self.send_element(ctx.out, &reply);
+        }
+    }
+
+    /// Closes the stream: our header first if none was sent, the stream
+    /// error if any, `</stream:stream>`, then [`Output::Close`].
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, reason: Option<StreamError>) {
+        if self.closed {
+            return;
+        }
+        let mut buf = BytesMut::with_capacity(256);
+        if self.notopen && !self.awaiting_tls {
+            let id = if self.stream_id.is_empty() {
+                crate::random::random_id(ctx.rng, 16)
+            } else {
+                self.stream_id.clone()
+            };
+            stream::write_stream_header(&mut buf, self.host.as_deref(), None, &id, Some("1.0"), "en");
+        }
+        if let Some(reason) = &reason {
+            stream::write_element(&reason.to_element(), &mut buf);
+        }
+        buf.extend_from_slice(stream::STREAM_CLOSE);
+        ctx.out.push_back(Output::Transmit {
+            session: self.id,
+            data: buf.freeze(),
+        });
+        ctx.out.push_back(Output::Close { session: self.id });
+        self.closed = true;
+    }
+}
+
+/// The stream error for a reader failure (RFC 6120 §4.9.3).
+fn read_error_to_stream_error(e: &ReadError) -> StreamError {
+    match e {
+        ReadError::NotWellFormed => StreamError::new(StreamErrorCondition::NotWellFormed),
+        ReadError::RestrictedXml => StreamError::new(StreamErrorCondition::RestrictedXml),
+        ReadError::StanzaTooBig => StreamError {
+            condition: StreamErrorCondition::PolicyViolation,
+            text: Some("XML stanza is too big".into()),
+            stanza_too_big: true,
+        },
+        ReadError::TooDeep => StreamError::with_text(
+            StreamErrorCondition::PolicyViolation,
+            "XML elements are nested too deeply",
+        ),
+        ReadError::TooManyAttributes => StreamError::with_text(
+            StreamErrorCondition::PolicyViolation,
+            "Too many attributes on one element",
+        ),
+        ReadError::TextTooBig => StreamError::with_text(
+            StreamErrorCondition::PolicyViolation,
+            "Text content is too big",
+        ),
+    }
+}

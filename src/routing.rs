@@ -1,0 +1,746 @@
+//! Stanza delivery (RFC 6120 §10, RFC 6121 §8; Prosody §4.8–§4.9).
+//!
+//! Every stanza, from a local client or from outside, goes through
+//! [`SessionManager::route`]. Stanzas for a local user that need storage
+//! (does the user exist? store offline?) are queued per user and resumed in
+//! order when the answer arrives, so the outcome never depends on how fast
+//! or in which order storage answers.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use smallvec::SmallVec;
+
+use crate::error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
+use crate::ids::SessionId;
+use crate::manager::{Output, Pending, SessionManager};
+use crate::roster::CachedRoster;
+use crate::storage::{Request, Response};
+use crate::stream;
+use crate::xml::{self, NS_CLIENT, StanzaKind};
+
+/// Where a stanza came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A bound local session (its `from` is already stamped).
+    Client(SessionId),
+    /// Outside: s2s, a component, another node, the embedder, or the server
+    /// itself (errors, roster side effects).
+    External,
+}
+
+/// Whom a stanza is for, once `to` is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The sender's own account (no `to`, or the sender's bare JID).
+    OwnAccount(BareJid),
+    /// A local account by bare JID.
+    Bare(BareJid),
+    /// A local resource by full JID.
+    Full(FullJid),
+    /// A served domain itself.
+    Host(String),
+    /// Not served here.
+    Remote,
+}
+
+/// Work for one local user, run in order.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Deliver (or answer) a stanza addressed to the user.
+    Deliver {
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+    },
+    /// Waiting to learn whether the user exists before delivering.
+    AfterExists {
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+    },
+    /// Waiting for an offline message to be stored.
+    AfterStore { stanza: Element },
+    /// Waiting for the user's stored messages, for this session.
+    AfterTakeOffline { session: SessionId },
+    /// Fetch stored messages for a session that just became available.
+    FlushOffline { session: SessionId },
+    /// A presence sent by one of the user's sessions.
+    Outbound { session: SessionId, stanza: Element },
+    /// One of the user's resources went away.
+    Unbound {
+        full: FullJid,
+        was_available: bool,
+        directed: Vec<String>,
+        status: Option<String>,
+    },
+    /// Waiting for the user's roster before running the inner work.
+    RosterLoaded(Box<Work>),
+}
+
+/// What running a piece of work led to.
+pub(crate) enum Flow {
+    Done,
+    Wait(Request, Work),
+}
+
+/// Work queued for one user while a request is in flight.
+#[derive(Debug, Default)]
+pub(crate) struct UserQueue {
+    /// The suspended work whose request is outstanding.
+    pub waiting: Option<Work>,
+    /// Work that arrived meanwhile, in order.
+    pub backlog: VecDeque<Work>,
+}
+
+fn is_error_or_result(stanza: &Element) -> bool {
+    matches!(stanza.attr("type"), Some("error") | Some("result"))
+}
+
+impl SessionManager {
+    /// A stanza from a bound client: validate, check and stamp `from`, route.
+    pub(crate) fn handle_client_stanza(&mut self, id: SessionId, mut stanza: Element, now: Instant) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let (Some(full), Some(bare)) = (session.full_jid.clone(), session.bare_jid.clone()) else {
+            return;
+        };
+        let ty = stanza.attr("type");
+        // An error without any child says nothing: drop it (Prosody).
+        if ty == Some("error") && xml::child_count(&stanza) == 0 {
+            return;
+        }
+        if stanza.name() == "iq" {
+            let problem = match ty {
+                Some("get") | Some("set") => {
+                    if stanza.attr("id").is_none() {
+                        Some("Missing required 'id' attribute")
+                    } else if xml::child_count(&stanza) != 1 {
+                        Some("Incorrect number of children for IQ stanza")
+                    } else {
+                        None
+                    }
+                }
+                Some("result") | Some("error") => {
+                    if stanza.attr("id").is_none() {
+                        Some("Missing required 'id' attribute")
+                    } else {
+                        None
+                    }
+                }
+                _ => Some("Invalid IQ type"),
+            };
+            if let Some(text) = problem {
+                if !is_error_or_result(&stanza) {
+                    let mut err_to = stanza.clone();
+                    xml::set_attr(&mut err_to, "from", full.as_str());
+                    self.send_error_to_session(id, &err_to, StanzaError::bad_request(text));
+                }
+                return;
+            }
+        }
+        // RFC 6120 §8.1.2.1: a client may only name itself as the sender.
+        if let Some(from) = stanza.attr("from") {
+            let own = match Jid::new(from) {
+                Ok(j) => j == *full || j == *bare,
+                Err(_) => false,
+            };
+            if !own {
+                self.close(
+                    id,
+                    StreamError::with_text(
+                        StreamErrorCondition::InvalidFrom,
+                        "The 'from' attribute must be your own address",
+                    ),
+                    now,
+                );
+                return;
+            }
+        }
+        xml::set_attr(&mut stanza, "from", full.as_str());
+        if stanza.name() == "presence" {
+            self.outbound_presence(id, stanza, now);
+            return;
+        }
+        self.route(stanza, Origin::Client(id), now);
+    }
+
+    /// Sends an error reply to a stanza straight back to the session.
+    pub(crate) fn send_error_to_session(&mut self, id: SessionId, original: &Element, error: StanzaError) {
+        if let (Some(reply), Some(session)) = (xml::error_reply(original, &error), self.sessions.get(&id)) {
+            session.send_element(&mut self.out, &reply);
+        }
+    }
+
+    /// Resolves `to`. `Err(())` when it is not a valid JID (already answered).
+    pub(crate) fn resolve_target(&mut self, stanza: &mut Element, origin: Origin, now: Instant) -> Result<Target, ()> {
+        let own = match origin {
+            Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid.clone()),
+            Origin::External => None,
+        };
+        let Some(to) = stanza.attr("to") else {
+            return match own {
+                Some(own) => Ok(Target::OwnAccount(own)),
+                None => Err(()),
+            };
+        };
+        let jid = match Jid::new(to) {
+            Ok(j) => j,
+            Err(_) => {
+                if !is_error_or_result(stanza) {
+                    let text = format!("The destination address is invalid: {to}");
+                    let error = StanzaError::with_text(ErrorType::Modify, StanzaErrorCondition::JidMalformed, text);
+                    let mut original = stanza.clone();
+                    xml::remove_attr(&mut original, "to");
+                    self.bounce(&original, error, now);
+                }
+                return Err(());
+            }
+        };
+        if jid.as_str() != to {
+            xml::set_attr(stanza, "to", jid.as_str());
+        }
+        if !self.config.serves(jid.domain().as_str()) {
+            return Ok(Target::Remote);
+        }
+        if jid.node().is_none() {
+            // The resource of a domain JID is ignored for routing.
+            return Ok(Target::Host(jid.domain().as_str().to_owned()));
+        }
+        Ok(match jid.try_into_full() {
+            Ok(full) => Target::Full(full),
+            Err(bare) => {
+                if own.as_ref() == Some(&bare) {
+                    // Prosody strips the sender's own bare JID.
+                    xml::remove_attr(stanza, "to");
+                    Target::OwnAccount(bare)
+                } else {
+                    Target::Bare(bare)
+                }
+            }
+        })
+    }
+
+    /// Routes one stanza whose `from` is trustworthy.
+    pub(crate) fn route(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
+        let Ok(target) = self.resolve_target(&mut stanza, origin, now) else {
+            return;
+        };
+        self.route_to(stanza, origin, target, now);
+    }
+
+    pub(crate) fn route_to(&mut self, stanza: Element, origin: Origin, target: Target, now: Instant) {
+        match &target {
+            Target::Remote => {
+                if origin == Origin::External {
+                    // Never bounce outside traffic back outside: no loops.
+                    return;
+                }
+                self.out.push_back(Output::Route { stanza });
+            }
+            Target::Host(_) => self.to_host(stanza, origin, now),
+            Target::OwnAccount(user) | Target::Bare(user) => {
+                let user = user.clone();
+                self.submit(user, Work::Deliver { stanza, origin, target }, now);
+            }
+            Target::Full(full) => {
+                let user = full.to_bare();
+                self.submit(user, Work::Deliver { stanza, origin, target }, now);
+            }
+        }
+    }
+
+    /// Stanzas for the server itself (Prosody's `*/host` handlers).
+    fn to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
+        match StanzaKind::of(&stanza) {
+            Some(StanzaKind::Iq) => self.server_iq(stanza, origin, now),
+            Some(StanzaKind::Presence) => self.presence_to_host(stanza, origin, now),
+            Some(StanzaKind::Message) | None => {
+                if let Some(session) = self.extension_claims_message(&stanza) {
+                    let _ = session;
+                    self.emit_stanza_event(origin, stanza);
+                    return;
+                }
+                match stanza.attr("type") {
+                    Some("error") | Some("headline") => {}
+                    _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
+                }
+            }
+        }
+    }
+
+    /// Sends the error reply for `original` to its sender, wherever it is.
+    pub(crate) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
+        if let Some(reply) = xml::error_reply(original, &error) {
+            if reply.attr("to").is_some() {
+                self.route(reply, Origin::External, now);
+            }
+        }
+    }
+
+    /// Queues work for a user, or runs it at once when nothing is queued.
+    pub(crate) fn submit(&mut self, user: BareJid, work: Work, now: Instant) {
+        if let Some(queue) = self.queues.get_mut(&user) {
+            if queue.backlog.len() >= self.config.max_parked_per_user {
+                if let Work::Deliver { stanza, .. } = work {
+                    self.bounce(
+                        &stanza,
+                        StanzaError::with_text(
+                            ErrorType::Wait,
+                            StanzaErrorCondition::ResourceConstraint,
+                            "Too many stanzas waiting for this user",
+                        ),
+                        now,
+                    );
+                }
+                return;
+            }
+            queue.backlog.push_back(work);
+            return;
+        }
+        self.run_queue(user, work, now);
+    }
+
+    /// Runs `work`, then the user's backlog, until something must wait.
+    fn run_queue(&mut self, user: BareJid, first: Work, now: Instant) {
+        let mut next = Some(first);
+        while let Some(work) = next.take() {
+            match self.run_work(&user, work, now) {
+                Flow::Done => {
+                    next = self.queues.get_mut(&user).and_then(|q| q.backlog.pop_front());
+                }
+                Flow::Wait(request, suspended) => {
+                    let queue = self.queues.entry(user.clone()).or_default();
+                    queue.waiting = Some(suspended);
+                    self.new_request(Pending::User(user), request);
+                    return;
+                }
+            }
+        }
+        self.queue_drained(user, now);
+    }
+
+    /// The answer for the user's suspended work: resume it, then the backlog.
+    pub(crate) fn resume_user(&mut self, user: BareJid, response: Response, now: Instant) {
+        let Some(work) = self.queues.get_mut(&user).and_then(|q| q.waiting.take()) else {
+            return;
+        };
+        match self.resume_work(&user, work, response, now) {
+            Flow::Done => {
+                let next = self.queues.get_mut(&user).and_then(|q| q.backlog.pop_front());
+                match next {
+                    Some(work) => self.run_queue(user, work, now),
+                    None => self.queue_drained(user, now),
+                }
+            }
+            Flow::Wait(request, suspended) => {
+                let queue = self.queues.entry(user.clone()).or_default();
+                queue.waiting = Some(suspended);
+                self.new_request(Pending::User(user), request);
+            }
+        }
+    }
+
+    /// Whether this work reads the user's roster.
+    fn needs_roster(work: &Work) -> bool {
+        match work {
+            Work::Outbound { .. } | Work::Unbound { .. } => true,
+            Work::Deliver { stanza, target, .. } => match StanzaKind::of(stanza) {
+                Some(StanzaKind::Presence) => {
+                    matches!(
+                        stanza.attr("type"),
+                        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe")
+                    )
+                }
+                Some(StanzaKind::Iq) => {
+                    !matches!(target, Target::Full(_))
+                        && xml::first_child(stanza).is_some_and(|c| {
+                            c.has_ns(xml::NS_ROSTER) || c.has_ns(xml::NS_DISCO_INFO) || c.has_ns(xml::NS_DISCO_ITEMS)
+                        })
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn run_work(&mut self, user: &BareJid, work: Work, now: Instant) -> Flow {
+        if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
+            return Flow::Wait(
+                Request::LoadRoster {
+                    username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    host: user.domain().as_str().to_owned(),
+                },
+                Work::RosterLoaded(Box::new(work)),
+            );
+        }
+        match work {
+            Work::Outbound { session, stanza } => {
+                self.run_outbound_presence(user, session, stanza, now);
+                Flow::Done
+            }
+            Work::Unbound {
+                full,
+                was_available,
+                directed,
+                status,
+            } => {
+                self.run_unavailable_on_unbind(user, &full, was_available, directed, status, now);
+                Flow::Done
+            }
+            Work::Deliver { stanza, origin, target } => self.deliver_local(user, stanza, origin, target, false, now),
+            Work::FlushOffline { session } => {
+                if !self.sessions.contains_key(&session) {
+                    return Flow::Done;
+                }
+                Flow::Wait(self.take_offline_request(user), Work::AfterTakeOffline { session })
+            }
+            // Suspended states are only ever resumed, never run.
+            Work::AfterExists { .. }
+            | Work::AfterStore { .. }
+            | Work::AfterTakeOffline { .. }
+            | Work::RosterLoaded(_) => Flow::Done,
+        }
+    }
+
+    fn resume_work(&mut self, user: &BareJid, work: Work, response: Response, now: Instant) -> Flow {
+        match work {
+            Work::AfterExists { stanza, origin, target } => match response {
+                Response::UserExists(true) => self.deliver_local(user, stanza, origin, target, true, now),
+                Response::UserExists(false) => {
+                    self.no_such_user(stanza, now);
+                    Flow::Done
+                }
+                _ => {
+                    self.storage_failed(&stanza, now);
+                    Flow::Done
+                }
+            },
+            Work::AfterStore { stanza } => {
+                match response {
+                    Response::Done => {}
+                    Response::UserExists(false) => self.no_such_user(stanza, now),
+                    _ => self.storage_failed(&stanza, now),
+                }
+                Flow::Done
+            }
+            Work::RosterLoaded(inner) => {
+                let cached = match response {
+                    Response::Roster(roster) => CachedRoster {
+                        roster,
+                        writes_in_flight: 0,
+                        broken: false,
+                    },
+                    // A roster that failed to load is used empty and never
+                    // written back, so storage is not overwritten.
+                    _ => CachedRoster {
+                        broken: true,
+                        ..CachedRoster::default()
+                    },
+                };
+                self.rosters.insert(user.clone(), cached);
+                self.run_work(user, *inner, now)
+            }
+            Work::AfterTakeOffline { session } => {
+                if let Response::Offline(messages) = response {
+                    self.deliver_offline(user, session, messages, now);
+                }
+                Flow::Done
+            }
+            other => self.run_work(user, other, now),
+        }
+    }
+
+    fn take_offline_request(&self, user: &BareJid) -> Request {
+        Request::TakeOffline {
+            username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            host: user.domain().as_str().to_owned(),
+        }
+    }
+
+    fn deliver_offline(&mut self, user: &BareJid, session: SessionId, messages: Vec<Element>, now: Instant) {
+        if self.sessions.contains_key(&session) {
+            for m in &messages {
+                self.transmit_element(session, m);
+            }
+        } else {
+            // The session went away meanwhile: keep the messages.
+            for stanza in messages {
+                self.submit(
+                    user.clone(),
+                    Work::Deliver {
+                        stanza,
+                        origin: Origin::External,
+                        target: Target::Bare(user.clone()),
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// RFC 6121 §8.5.1: the account does not exist.
+    fn no_such_user(&mut self, stanza: Element, now: Instant) {
+        match StanzaKind::of(&stanza) {
+            Some(StanzaKind::Message) => match stanza.attr("type") {
+                Some("headline") | Some("error") => {}
+                _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
+            },
+            Some(StanzaKind::Iq) => {
+                if !is_error_or_result(&stanza) {
+                    self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                }
+            }
+            // Presence to nobody is dropped.
+            Some(StanzaKind::Presence) | None => {}
+        }
+    }
+
+    fn storage_failed(&mut self, stanza: &Element, now: Instant) {
+        if !is_error_or_result(stanza) && stanza.name() != "presence" {
+            self.bounce(
+                stanza,
+                StanzaError::with_text(ErrorType::Wait, StanzaErrorCondition::InternalServerError, "Storage failed"),
+                now,
+            );
+        }
+    }
+
+    /// Whether `user` is known to exist without asking storage.
+    fn known_user(&self, user: &BareJid) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Delivery to a local account (RFC 6121 §8.5.2–§8.5.3).
+    fn deliver_local(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+        match StanzaKind::of(&stanza) {
+            Some(StanzaKind::Message) => self.deliver_message(user, stanza, origin, target, exists, now),
+            Some(StanzaKind::Iq) => self.deliver_iq(user, stanza, origin, target, exists, now),
+            Some(StanzaKind::Presence) => self.deliver_presence(user, stanza, origin, target, exists, now),
+            None => Flow::Done,
+        }
+    }
+
+    /// Suspends `stanza` until storage says whether `user` exists.
+    pub(crate) fn ask_exists_for(&self, user: &BareJid, stanza: Element, origin: Origin, target: Target) -> Flow {
+        Flow::Wait(
+            Request::UserExists {
+                username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                host: user.domain().as_str().to_owned(),
+            },
+            Work::AfterExists { stanza, origin, target },
+        )
+    }
+
+    fn deliver_message(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+        let ty = stanza.attr("type").unwrap_or("normal");
+        if let Target::Full(full) = &target {
+            if let Some(sid) = self.session_id_by_jid(full) {
+                self.transmit_element(sid, &stanza);
+                return Flow::Done;
+            }
+        }
+        if let Some(_claimed) = self.extension_claims_message(&stanza) {
+            self.emit_stanza_event(origin, stanza);
+            return Flow::Done;
+        }
+        match ty {
+            "error" => Flow::Done,
+            "groupchat" => {
+                self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                Flow::Done
+            }
+            "headline" => {
+                // Only to the bare JID itself, and only to non-negative
+                // available resources; otherwise silently dropped.
+                if matches!(target, Target::Bare(_)) {
+                    let targets: SmallVec<[SessionId; 4]> = self
+                        .resources_of(user)
+                        .filter(|s| s.presence.is_some() && s.priority.unwrap_or(0) >= 0)
+                        .map(|s| s.id)
+                        .collect();
+                    self.transmit_many(&targets, &stanza);
+                }
+                Flow::Done
+            }
+            _ => {
+                let tops = self.top_resources(user);
+                if !tops.is_empty() {
+                    self.transmit_many(&tops, &stanza);
+                    return Flow::Done;
+                }
+                if !self.config.offline_storage {
+                    if exists || self.known_user(user) {
+                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                        return Flow::Done;
+                    }
+                    return self.ask_exists_for(user, stanza, origin, target);
+                }
+                let mut stored = stanza;
+                let mut delay = Element::bare("delay", xml::NS_DELAY);
+                xml::set_attr(&mut delay, "from", user.domain().as_str());
+                xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
+                stored.append_child(delay);
+                Flow::Wait(
+                    Request::StoreOffline {
+                        username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                        host: user.domain().as_str().to_owned(),
+                        stanza: stored.clone(),
+                    },
+                    Work::AfterStore { stanza: strip_delay(stored) },
+                )
+            }
+        }
+    }
+
+    fn deliver_iq(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+        if let Target::Full(full) = &target {
+            match self.session_id_by_jid(full) {
+                Some(sid) => self.transmit_element(sid, &stanza),
+                None => {
+                    if !is_error_or_result(&stanza) {
+                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                    }
+                }
+            }
+            return Flow::Done;
+        }
+        // To a bare JID: the server answers on the account's behalf.
+        if is_error_or_result(&stanza) {
+            return Flow::Done;
+        }
+        if !exists && !self.known_user(user) && matches!(target, Target::Bare(_)) {
+            return self.ask_exists_for(user, stanza, origin, target);
+        }
+        self.account_iq(user, stanza, origin, target, now);
+        Flow::Done
+    }
+
+    /// The sessions of a local account.
+    pub(crate) fn resources_of<'a>(&'a self, user: &BareJid) -> impl Iterator<Item = &'a crate::session::Session> + 'a {
+        self.users
+            .get(user)
+            .into_iter()
+            .flat_map(|u| u.sessions.iter())
+            .filter_map(|id| self.sessions.get(id))
+    }
+
+    /// The bound session with this full JID.
+    pub(crate) fn session_id_by_jid(&self, full: &FullJid) -> Option<SessionId> {
+        let user = self.users.get(&full.to_bare())?;
+        user.sessions
+            .iter()
+            .copied()
+            .find(|id| self.sessions.get(id).and_then(|s| s.full_jid.as_ref()) == Some(full))
+    }
+
+    /// Available resources with the highest non-negative priority.
+    pub(crate) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
+        let mut best: Option<i8> = None;
+        let mut tops = SmallVec::new();
+        for s in self.resources_of(user) {
+            let (Some(_), Some(p)) = (&s.presence, s.priority) else {
+                continue;
+            };
+            if p < 0 {
+                continue;
+            }
+            match best {
+                Some(b) if p < b => {}
+                Some(b) if p == b => tops.push(s.id),
+                _ => {
+                    best = Some(p);
+                    tops.clear();
+                    tops.push(s.id);
+                }
+            }
+        }
+        tops
+    }
+
+    /// Serializes once and sends to one session.
+    pub(crate) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
+        let data = stream::element_bytes(stanza);
+        self.out.push_back(Output::Transmit { session, data });
+    }
+
+    /// Serializes once and shares the bytes between sessions.
+    pub(crate) fn transmit_many(&mut self, sessions: &[SessionId], stanza: &Element) {
+        if sessions.is_empty() {
+            return;
+        }
+        let data: Bytes = stream::element_bytes(stanza);
+        for &session in sessions {
+            self.out.push_back(Output::Transmit {
+                session,
+                data: data.clone(),
+            });
+        }
+    }
+
+    /// Flushes offline messages to a session that just became available
+    /// with a non-negative priority (XEP-0160).
+    pub(crate) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
+        if self.config.offline_storage {
+            self.submit(user.clone(), Work::FlushOffline { session }, now);
+        }
+    }
+
+    /// A stanza from outside this server (s2s, a component, another node,
+    /// or the embedder). It must carry valid `from` and `to`; it is delivered
+    /// to local sessions with the same rules as stanzas from clients.
+    /// Stanzas for domains not served here are dropped (no loops).
+    pub fn handle_routed(&mut self, stanza: Element, now: Instant) {
+        if !stanza.has_ns(NS_CLIENT) && !stanza.has_ns(xml::NS_SERVER) {
+            return;
+        }
+        if StanzaKind::of(&stanza).is_none() {
+            return;
+        }
+        match stanza.attr("from").map(Jid::new) {
+            Some(Ok(_)) => {}
+            _ => return,
+        }
+        let stanza = if stanza.has_ns(xml::NS_SERVER) {
+            rename_ns(stanza, xml::NS_SERVER, NS_CLIENT)
+        } else {
+            stanza
+        };
+        if stanza.name() == "presence" {
+            self.inbound_presence_external(stanza, now);
+            return;
+        }
+        self.route(stanza, Origin::External, now);
+    }
+}
+
+/// The stored copy without its `<delay/>` (for error replies).
+fn strip_delay(mut stanza: Element) -> Element {
+    stanza.remove_child("delay", xml::NS_DELAY);
+    stanza
+}
+
+/// Moves an element and its descendants from one namespace to another.
+fn rename_ns(el: Element, from: &str, to: &str) -> Element {
+    if !el.has_ns(from) {
+        return el;
+    }
+    let mut out = Element::bare(el.name(), to);
+    for ((ns, name), value) in el.attrs().iter() {
+        out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
+    }
+    let mut el = el;
+    for node in el.take_nodes() {
+        match node {
+            minidom::Node::Element(child) => {
+                out.append_child(rename_ns(child, from, to));
+            }
+            minidom::Node::Text(text) => out.append_text_node(text),
+        }
+    }
+    out
+}

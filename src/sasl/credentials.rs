@@ -1,0 +1,261 @@
+//! Stored credentials: SCRAM salted keys (RFC 5802 §3) and the primitives behind them.
+
+use core::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Hash function underlying a SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScramHash {
+    /// SHA-1 (`SCRAM-SHA-1`, RFC 5802).
+    Sha1,
+    /// SHA-256 (`SCRAM-SHA-256`, RFC 7677).
+    Sha256,
+}
+
+impl ScramHash {
+    /// Output length of the hash in bytes.
+    #[must_use]
+    pub fn output_len(self) -> usize {
+        match self {
+            ScramHash::Sha1 => 20,
+            ScramHash::Sha256 => 32,
+        }
+    }
+
+    /// `H(data)`.
+    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            ScramHash::Sha1 => Sha1::digest(data).to_vec(),
+            ScramHash::Sha256 => Sha256::digest(data).to_vec(),
+        }
+    }
+
+    /// `HMAC(key, data)`.
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the
+        // fallback is unreachable but keeps this function panic-free.
+        match self {
+            ScramHash::Sha1 => match Hmac::<Sha1>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(data);
+                    mac.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            },
+            ScramHash::Sha256 => match Hmac::<Sha256>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(data);
+                    mac.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            },
+        }
+    }
+
+    /// `Hi(password, salt, iterations)`, i.e. PBKDF2 with HMAC of this hash.
+    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        let mut out = vec![0u8; self.output_len()];
+        match self {
+            ScramHash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, iterations, &mut out),
+            ScramHash::Sha256 => {
+                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Applies SASLprep (RFC 4013) to a password, falling back to the raw text if it fails.
+fn prep_password(password: &str) -> std::borrow::Cow<'_, str> {
+    stringprep::saslprep(password).unwrap_or(std::borrow::Cow::Borrowed(password))
+}
+
+/// Constant-time equality of two byte strings (lengths are not secret).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// SCRAM salted keys for one hash (RFC 5802 §3): what a store keeps instead of a password.
+///
+/// `Debug` output redacts the keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramKeys {
+    /// Salt used to derive the salted password.
+    pub salt: Vec<u8>,
+    /// PBKDF2 iteration count.
+    pub iterations: u32,
+    /// `StoredKey = H(HMAC(SaltedPassword, "Client Key"))`.
+    pub stored_key: Vec<u8>,
+    /// `ServerKey = HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+impl fmt::Debug for ScramKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramKeys")
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .field("stored_key", &"<redacted>")
+            .field("server_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ScramKeys {
+    /// Derives the keys for `password` (SASLprepped; the raw text is used if SASLprep
+    /// fails). An iteration count of 0 is treated as 1.
+    #[must_use]
+    pub fn derive(hash: ScramHash, password: &str, salt: &[u8], iterations: u32) -> Self {
+        let iterations = iterations.max(1);
+        let password = prep_password(password);
+        let salted = hash.salted_password(password.as_bytes(), salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        let stored_key = hash.digest(&client_key);
+        let server_key = hash.hmac(&salted, b"Server Key");
+        ScramKeys {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key,
+            server_key,
+        }
+    }
+
+    /// Checks `password` against these keys in constant time.
+    #[must_use]
+    pub fn verify_password(&self, hash: ScramHash, password: &str) -> bool {
+        let candidate = ScramKeys::derive(hash, password, &self.salt, self.iterations);
+        let stored = ct_eq(&candidate.stored_key, &self.stored_key);
+        let server = ct_eq(&candidate.server_key, &self.server_key);
+        stored & server
+    }
+}
+
+/// Everything stored for an account. Never plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Keys for `SCRAM-SHA-1`, if stored.
+    pub sha1: Option<ScramKeys>,
+    /// Keys for `SCRAM-SHA-256`, if stored.
+    pub sha256: Option<ScramKeys>,
+    /// The account exists but may not log in.
+    pub disabled: bool,
+}
+
+impl Credentials {
+    /// Derives keys for both hashes from a password (an enabled account).
+    #[must_use]
+    pub fn from_password(password: &str, salt: &[u8], iterations: u32) -> Self {
+        Credentials {
+            sha1: Some(ScramKeys::derive(
+                ScramHash::Sha1,
+                password,
+                salt,
+                iterations,
+            )),
+            sha256: Some(ScramKeys::derive(
+                ScramHash::Sha256,
+                password,
+                salt,
+                iterations,
+            )),
+            disabled: false,
+        }
+    }
+
+    /// Keys stored for `hash`, if any.
+    #[must_use]
+    pub fn keys(&self, hash: ScramHash) -> Option<&ScramKeys> {
+        match hash {
+            ScramHash::Sha1 => self.sha1.as_ref(),
+            ScramHash::Sha256 => self.sha256.as_ref(),
+        }
+    }
+
+    /// Checks a plaintext password (as sent with PLAIN) against the SHA-256 keys if
+    /// present, else the SHA-1 keys. Ignores [`Credentials::disabled`].
+    #[must_use]
+    pub fn verify_password(&self, password: &str) -> bool {
+        if let Some(keys) = &self.sha256 {
+            keys.verify_password(ScramHash::Sha256, password)
+        } else if let Some(keys) = &self.sha1 {
+            keys.verify_password(ScramHash::Sha1, password)
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::prelude::*;
+
+    #[test]
+    fn rfc5802_keys() {
+        let salt = BASE64_STANDARD
+            .decode("QSXCR+Q6sek8bf92")
+            .unwrap_or_default();
+        let keys = ScramKeys::derive(ScramHash::Sha1, "pencil", &salt, 4096);
+        assert_eq!(keys.iterations, 4096);
+        assert_eq!(keys.stored_key.len(), 20);
+        assert_eq!(keys.server_key.len(), 20);
+        assert!(keys.verify_password(ScramHash::Sha1, "pencil"));
+        assert!(!keys.verify_password(ScramHash::Sha1, "pencil2"));
+        assert!(!keys.verify_password(ScramHash::Sha256, "pencil"));
+    }
+
+    #[test]
+    fn zero_iterations_is_one() {
+        let a = ScramKeys::derive(ScramHash::Sha256, "pw", b"salt", 0);
+        let b = ScramKeys::derive(ScramHash::Sha256, "pw", b"salt", 1);
+        assert_eq!(a, b);
+        assert_eq!(a.iterations, 1);
+    }
+
+    #[test]
+    fn saslprep_applied_to_password() {
+        // U+00AD SOFT HYPHEN is mapped to nothing by SASLprep.
+        let keys = ScramKeys::derive(ScramHash::Sha1, "pen\u{AD}cil", b"s", 2);
+        assert!(keys.verify_password(ScramHash::Sha1, "pencil"));
+        // A prohibited character (U+0007) makes SASLprep fail: raw text is used.
+        let raw = ScramKeys::derive(ScramHash::Sha1, "bell\u{7}", b"s", 2);
+        assert!(raw.verify_password(ScramHash::Sha1, "bell\u{7}"));
+        assert!(!raw.verify_password(ScramHash::Sha1, "bell"));
+    }
+
+    #[test]
+    fn credentials_verify_prefers_sha256() {
+        let mut creds = Credentials::from_password("secret", b"salty", 16);
+        assert!(creds.verify_password("secret"));
+        assert!(!creds.verify_password("Secret"));
+        // Only SHA-1 keys.
+        creds.sha256 = None;
+        assert!(creds.verify_password("secret"));
+        // SHA-256 keys for a different password take precedence.
+        creds.sha256 = Some(ScramKeys::derive(ScramHash::Sha256, "other", b"x", 1));
+        assert!(!creds.verify_password("secret"));
+        assert!(creds.verify_password("other"));
+        // No keys at all.
+        let empty = Credentials {
+            sha1: None,
+            sha256: None,
+            disabled: false,
+        };
+        assert!(!empty.verify_password(""));
+    }
+
+    #[test]
+    fn debug_redacts_keys() {
+        let creds = Credentials::from_password("secret", b"salty", 1);
+        let text = format!("{creds:?}");
+        assert!(text.contains("<redacted>"));
+        let keys = creds
+            .sha1
+            .unwrap_or_else(|| ScramKeys::derive(ScramHash::Sha1, "", b"", 1));
+        assert!(!text.contains(&format!("{:?}", keys.stored_key)));
+    }
+}

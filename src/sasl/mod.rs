@@ -1,0 +1,443 @@
+//! Server-side SASL (RFC 6120 §6) as a pure state machine: PLAIN, SCRAM-SHA-1 and
+//! SCRAM-SHA-256.
+//!
+//! The machine never touches storage. When it needs an account's [`Credentials`] it
+//! returns [`SaslStep::NeedCredentials`]; the caller looks them up (possibly
+//! asynchronously) and resumes with [`SaslExchange::provide_credentials`]. Payloads are
+//! raw bytes: base64 coding of `<auth/>`, `<challenge/>`, `<response/>` and
+//! `<success/>` text is the caller's job.
+
+mod credentials;
+mod plain;
+mod scram;
+
+use core::fmt;
+
+use base64::prelude::*;
+
+pub use credentials::{Credentials, ScramHash, ScramKeys};
+
+/// A SASL mechanism supported by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// `PLAIN` (RFC 4616).
+    Plain,
+    /// `SCRAM-SHA-1` (RFC 5802).
+    ScramSha1,
+    /// `SCRAM-SHA-256` (RFC 7677).
+    ScramSha256,
+}
+
+impl Mechanism {
+    /// All mechanisms, strongest first.
+    pub const ALL: [Mechanism; 3] = [
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
+    /// The IANA mechanism name, as used in `<mechanism/>` and `<auth mechanism=…>`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// Looks a mechanism up by its exact (case-sensitive) name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Self> {
+        Mechanism::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Whether the password crosses the wire in the clear (so TLS is required).
+    #[must_use]
+    pub fn is_plaintext(self) -> bool {
+        matches!(self, Mechanism::Plain)
+    }
+
+    /// The SCRAM hash, or `None` for PLAIN.
+    #[must_use]
+    pub fn scram_hash(self) -> Option<ScramHash> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha1 => Some(ScramHash::Sha1),
+            Mechanism::ScramSha256 => Some(ScramHash::Sha256),
+        }
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A SASL failure condition (RFC 6120 §6.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum SaslFailure {
+    /// `<aborted/>`: the client aborted the exchange.
+    #[error("aborted")]
+    Aborted,
+    /// `<account-disabled/>`.
+    #[error("account-disabled")]
+    AccountDisabled,
+    /// `<credentials-expired/>`.
+    #[error("credentials-expired")]
+    CredentialsExpired,
+    /// `<encryption-required/>`: the mechanism needs TLS.
+    #[error("encryption-required")]
+    EncryptionRequired,
+    /// `<incorrect-encoding/>`: bad base64.
+    #[error("incorrect-encoding")]
+    IncorrectEncoding,
+    /// `<invalid-authzid/>`.
+    #[error("invalid-authzid")]
+    InvalidAuthzid,
+    /// `<invalid-mechanism/>`.
+    #[error("invalid-mechanism")]
+    InvalidMechanism,
+    /// `<malformed-request/>`.
+    #[error("malformed-request")]
+    MalformedRequest,
+    /// `<mechanism-too-weak/>`.
+    #[error("mechanism-too-weak")]
+    MechanismTooWeak,
+    /// `<not-authorized/>`.
+    #[error("not-authorized")]
+    NotAuthorized,
+    /// `<temporary-auth-failure/>`.
+    #[error("temporary-auth-failure")]
+    TemporaryAuthFailure,
+}
+
+impl SaslFailure {
+    /// The RFC 6120 §6.5 element name, e.g. `"not-authorized"`.
+    #[must_use]
+    pub fn condition(self) -> &'static str {
+        match self {
+            SaslFailure::Aborted => "aborted",
+            SaslFailure::AccountDisabled => "account-disabled",
+            SaslFailure::CredentialsExpired => "credentials-expired",
+            SaslFailure::EncryptionRequired => "encryption-required",
+            SaslFailure::IncorrectEncoding => "incorrect-encoding",
+            SaslFailure::InvalidAuthzid => "invalid-authzid",
+            SaslFailure::InvalidMechanism => "invalid-mechanism",
+            SaslFailure::MalformedRequest => "malformed-request",
+            SaslFailure::MechanismTooWeak => "mechanism-too-weak",
+            SaslFailure::NotAuthorized => "not-authorized",
+            SaslFailure::TemporaryAuthFailure => "temporary-auth-failure",
+        }
+    }
+}
+
+/// What the caller must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    /// Send `<challenge/>` with these raw bytes (base64-encoded by the caller).
+    Challenge(Vec<u8>),
+    /// Look up the [`Credentials`] of this SASLprepped username, then call
+    /// [`SaslExchange::provide_credentials`].
+    NeedCredentials {
+        /// The SASLprepped authentication identity (not nodeprepped).
+        username: String,
+    },
+    /// Authentication succeeded; send `<success/>` with the additional data if any.
+    Success {
+        /// The SASLprepped authentication identity.
+        username: String,
+        /// SCRAM server-final message (`v=…`); `None` for PLAIN.
+        additional_data: Option<Vec<u8>>,
+    },
+    /// Authentication failed; send `<failure/>`. The exchange is finished.
+    Failure {
+        /// The failure condition.
+        failure: SaslFailure,
+        /// Optional human-readable `<text/>`.
+        text: Option<&'static str>,
+    },
+}
+
+/// `<text/>` for an out-of-order message (Prosody's wording).
+const TEXT_OUT_OF_ORDER: &str = "Out of order SASL element";
+/// `<text/>` for an unknown user or a wrong password/proof (identical, so as not to
+/// reveal which).
+const TEXT_NOT_AUTHORIZED: &str =
+    "Unable to authorize you with the authentication credentials you've sent.";
+/// `<text/>` for a missing initial response.
+const TEXT_NO_INITIAL_RESPONSE: &str = "Initial response required";
+/// `<text/>` for an unparseable message.
+const TEXT_MALFORMED: &str = "Invalid message";
+/// `<text/>` for a disallowed authorization identity.
+const TEXT_INVALID_AUTHZID: &str = "Authorization identity does not match the username";
+/// `<text/>` when the caller resumes an exchange that was not waiting for credentials.
+const TEXT_UNEXPECTED_CREDENTIALS: &str = "No credentials were requested";
+
+/// Where an exchange is.
+enum State {
+    /// PLAIN: message parsed, waiting for the account's credentials.
+    PlainNeedCredentials { username: String, password: String },
+    /// SCRAM: client-first parsed, waiting for the account's credentials.
+    ScramNeedCredentials(scram::ClientFirst),
+    /// SCRAM: server-first sent, waiting for client-final.
+    ScramAwaitClientFinal(scram::Pending),
+    /// Success or failure has been returned.
+    Finished,
+}
+
+impl State {
+    fn phase(&self) -> &'static str {
+        match self {
+            State::PlainNeedCredentials { .. } | State::ScramNeedCredentials(_) => {
+                "need-credentials"
+            }
+            State::ScramAwaitClientFinal(_) => "await-client-final",
+            State::Finished => "finished",
+        }
+    }
+}
+
+/// One server-side SASL exchange, from `<auth/>` to `<success/>` or `<failure/>`.
+///
+/// Once a [`SaslStep::Success`] or [`SaslStep::Failure`] is returned the exchange is
+/// finished; further calls fail. To let a client retry, start a new exchange.
+pub struct SaslExchange {
+    mechanism: Mechanism,
+    server_nonce: String,
+    domain: Option<String>,
+    state: State,
+}
+
+impl fmt::Debug for SaslExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslExchange")
+            .field("mechanism", &self.mechanism)
+            .field("domain", &self.domain)
+            .field("phase", &self.state.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SaslExchange {
+    /// Starts a mechanism with the client's initial response (`None` = no initial
+    /// response sent, `Some(b"")` = empty response `=`).
+    ///
+    /// `server_nonce` is random bytes supplied by the caller (16 or more are
+    /// recommended); it is base64-encoded into the SCRAM nonce. An authorization
+    /// identity is accepted only if empty or equal to the username; see
+    /// [`SaslExchange::start_for_domain`] to also accept the bare JID form.
+    #[must_use]
+    pub fn start(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        server_nonce: &[u8],
+    ) -> (Self, SaslStep) {
+        Self::start_inner(
+            mechanism,
+            initial_response,
+            BASE64_STANDARD.encode(server_nonce),
+            None,
+        )
+    }
+
+    /// Like [`SaslExchange::start`], but also accepts an authorization identity of the
+    /// form `username@domain` (the bare JID of the authenticating account; the domain
+    /// is compared ASCII-case-insensitively).
+    #[must_use]
+    pub fn start_for_domain(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        server_nonce: &[u8],
+        domain: &str,
+    ) -> (Self, SaslStep) {
+        Self::start_inner(
+            mechanism,
+            initial_response,
+            BASE64_STANDARD.encode(server_nonce),
+            Some(domain.to_owned()),
+        )
+    }
+
+    /// Like [`SaslExchange::start`] with the server nonce given as text (for test
+    /// vectors). Characters not allowed in a SCRAM nonce are dropped.
+    #[must_use]
+    #[doc(hidden)]
+    pub fn start_with_nonce_text(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        nonce_text: &str,
+    ) -> (Self, SaslStep) {
+        let nonce = nonce_text
+            .chars()
+            .filter(|&c| scram::is_nonce_char(c))
+            .collect();
+        Self::start_inner(mechanism, initial_response, nonce, None)
+    }
+
+    fn start_inner(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        server_nonce: String,
+        domain: Option<String>,
+    ) -> (Self, SaslStep) {
+        let mut exchange = SaslExchange {
+            mechanism,
+            server_nonce,
+            domain,
+            state: State::Finished,
+        };
+        let step = match initial_response {
+            // Prosody quirk: no empty challenge; both PLAIN and SCRAM need one.
+            None => fail(SaslFailure::MalformedRequest, TEXT_NO_INITIAL_RESPONSE),
+            Some(message) => exchange.first_message(message),
+        };
+        (exchange, step)
+    }
+
+    /// Handles the first client message of the mechanism.
+    fn first_message(&mut self, message: &[u8]) -> SaslStep {
+        match self.mechanism.scram_hash() {
+            None => match plain::parse(message) {
+                Err(failure) => fail(failure, TEXT_MALFORMED),
+                Ok(msg) => {
+                    if let Some(authzid) = &msg.authzid
+                        && !self.authzid_acceptable(authzid, &msg.authcid, &msg.username)
+                    {
+                        return fail(SaslFailure::InvalidAuthzid, TEXT_INVALID_AUTHZID);
+                    }
+                    let username = msg.username.clone();
+                    self.state = State::PlainNeedCredentials {
+                        username: msg.username,
+                        password: msg.password,
+                    };
+                    SaslStep::NeedCredentials { username }
+                }
+            },
+            Some(_) => match scram::parse_client_first(message) {
+                Err(failure) => fail(failure, TEXT_MALFORMED),
+                Ok(first) => {
+                    if let Some(authzid) = &first.authzid
+                        && !self.authzid_acceptable(authzid, &first.authcid, &first.username)
+                    {
+                        return fail(SaslFailure::InvalidAuthzid, TEXT_INVALID_AUTHZID);
+                    }
+                    let username = first.username.clone();
+                    self.state = State::ScramNeedCredentials(first);
+                    SaslStep::NeedCredentials { username }
+                }
+            },
+        }
+    }
+
+    /// Whether `authzid` names the authenticating account itself.
+    fn authzid_acceptable(&self, authzid: &str, authcid: &str, username: &str) -> bool {
+        if authzid == authcid || authzid == username {
+            return true;
+        }
+        match (&self.domain, authzid.split_once('@')) {
+            (Some(domain), Some((local, authz_domain))) => {
+                (local == authcid || local == username) && authz_domain.eq_ignore_ascii_case(domain)
+            }
+            _ => false,
+        }
+    }
+
+    /// Handles a `<response/>` (raw, already base64-decoded).
+    pub fn respond(&mut self, response: &[u8]) -> SaslStep {
+        match core::mem::replace(&mut self.state, State::Finished) {
+            State::ScramAwaitClientFinal(pending) => match pending.verify_client_final(response) {
+                Ok(server_final) => SaslStep::Success {
+                    username: pending.username,
+                    additional_data: Some(server_final),
+                },
+                Err(SaslFailure::NotAuthorized) => {
+                    fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED)
+                }
+                Err(failure) => fail(failure, TEXT_MALFORMED),
+            },
+            State::PlainNeedCredentials { .. }
+            | State::ScramNeedCredentials(_)
+            | State::Finished => fail(SaslFailure::MalformedRequest, TEXT_OUT_OF_ORDER),
+        }
+    }
+
+    /// Resumes after [`SaslStep::NeedCredentials`] with the account's stored
+    /// credentials.
+    ///
+    /// `None` (no such user) and missing keys for the mechanism's hash yield
+    /// `not-authorized`, indistinguishable from a wrong password; a disabled account
+    /// yields `account-disabled`. Calling this when no credentials were requested
+    /// finishes the exchange with `temporary-auth-failure`.
+    pub fn provide_credentials(&mut self, credentials: Option<&Credentials>) -> SaslStep {
+        let state = core::mem::replace(&mut self.state, State::Finished);
+        if !matches!(
+            state,
+            State::PlainNeedCredentials { .. } | State::ScramNeedCredentials(_)
+        ) {
+            return fail(
+                SaslFailure::TemporaryAuthFailure,
+                TEXT_UNEXPECTED_CREDENTIALS,
+            );
+        }
+        let Some(credentials) = credentials else {
+            return fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED);
+        };
+        if credentials.disabled {
+            return fail(SaslFailure::AccountDisabled, "Account disabled");
+        }
+        match state {
+            State::PlainNeedCredentials { username, password } => {
+                if credentials.verify_password(&password) {
+                    SaslStep::Success {
+                        username,
+                        additional_data: None,
+                    }
+                } else {
+                    fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED)
+                }
+            }
+            State::ScramNeedCredentials(first) => {
+                let keys = self
+                    .mechanism
+                    .scram_hash()
+                    .and_then(|hash| Some((hash, credentials.keys(hash)?)));
+                let Some((hash, keys)) = keys else {
+                    return fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED);
+                };
+                let pending = scram::Pending::new(hash, first, &self.server_nonce, keys);
+                let challenge = pending.server_first.clone().into_bytes();
+                self.state = State::ScramAwaitClientFinal(pending);
+                SaslStep::Challenge(challenge)
+            }
+            State::ScramAwaitClientFinal(_) | State::Finished => fail(
+                SaslFailure::TemporaryAuthFailure,
+                TEXT_UNEXPECTED_CREDENTIALS,
+            ),
+        }
+    }
+
+    /// The mechanism of this exchange.
+    #[must_use]
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// Whether a success or failure has been returned (no further steps possible).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Finished)
+    }
+}
+
+/// A failure step with a text.
+fn fail(failure: SaslFailure, text: &'static str) -> SaslStep {
+    SaslStep::Failure {
+        failure,
+        text: Some(text),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,26 @@
+//! The XML stream layer of an XMPP c2s connection (RFC 6120 §4, §11).
+//!
+//! * [`StreamReader`] turns the bytes a client sends into [`StreamEvent`]s:
+//!   the stream header, one [`minidom::Element`] per top-level element
+//!   (stanza or nonza) and the end of the stream. It enforces
+//!   [`XmlLimits`], rejects the XML that RFC 6120 §11 forbids and stops after
+//!   every top-level element so that the caller can restart the stream at
+//!   exactly the right byte (SASL success, STARTTLS).
+//! * [`write_element`], [`element_bytes`] and [`write_stream_header`]
+//!   serialise in the context of an open stream whose default namespace is
+//!   [`NS_CLIENT`] and whose `stream` prefix is bound to [`NS_STREAMS`].
+//!
+//! Everything here is sans-IO: no sockets, no clock, no panics on input.
+
+pub mod reader;
+pub mod writer;
+
+pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};
+pub use writer::{STREAM_CLOSE, element_bytes, write_element, write_stream_header};
+
+/// The namespace of the `<stream:stream>` root and of `<stream:features>`,
+/// `<stream:error>` and friends.
+pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+
+/// The default namespace of a client-to-server stream.
+pub const NS_CLIENT: &str = "jabber:client";
