@@ -56,9 +56,9 @@ impl SessionManager {
     }
 
     /// Whether an extension claims this message.
-    pub(crate) fn extension_claims_message(&self, stanza: &Element) -> Option<()> {
+    pub(crate) fn extension_claims_message(&self, stanza: &Element) -> bool {
         let ty = stanza.attr("type").unwrap_or("normal");
-        self.extensions.message_types.contains(ty).then_some(())
+        self.extensions.message_types.contains(ty)
     }
 
     fn extension_claims_iq(&self, stanza: &Element) -> bool {
@@ -188,11 +188,10 @@ impl SessionManager {
         if matches!(target, Target::OwnAccount(_)) {
             return true;
         }
-        if let Origin::Client(id) = origin {
-            if self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user) {
+        if let Origin::Client(id) = origin
+            && self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user) {
                 return true;
             }
-        }
         let Some(from) = iq.attr("from").and_then(|f| jid::Jid::new(f).ok()) else {
             return false;
         };

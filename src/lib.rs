@@ -71,6 +71,11 @@ pub use manager::{ConnectionInfo, Event, Output, SessionManager, TlsInfo};
 pub use session::{Session, SessionKind};
 pub use storage::{MemoryStore, Request, Response, Store, StoreError};
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use jid;
 pub use minidom;
 pub use minidom::Element;

@@ -27,6 +27,7 @@ use crate::stream::StreamReader;
 /// What the caller must do. Drain with [`SessionManager::poll_output`] after
 /// every `handle_*` call.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Output {
     /// Write these bytes to the session's socket. A stanza delivered to many
     /// sessions is serialized once: the same `Bytes` is shared.
@@ -366,11 +367,10 @@ impl SessionManager {
         self.maybe_evict_roster(&user);
         if let Some(blocked) = self.blocked_on_queue.remove(&user) {
             for id in blocked {
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    if s.blocked == Some(Blocked::Manager) {
+                if let Some(s) = self.sessions.get_mut(&id)
+                    && s.blocked == Some(Blocked::Manager) {
                         s.blocked = None;
                     }
-                }
                 self.drive(id, now);
             }
         }
@@ -475,8 +475,8 @@ impl SessionManager {
                 // Keep this client's stanzas in order: while its own
                 // account has work waiting for storage, read no further.
                 let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
-                if let Some(user) = user {
-                    if self.queues.contains_key(&user) {
+                if let Some(user) = user
+                    && self.queues.contains_key(&user) {
                         if let Some(s) = self.sessions.get_mut(&id) {
                             s.blocked = Some(Blocked::Manager);
                         }
@@ -485,7 +485,6 @@ impl SessionManager {
                             blocked.push(id);
                         }
                     }
-                }
             }
             Step::Credentials { username } => {
                 let host = self

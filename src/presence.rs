@@ -86,7 +86,7 @@ impl SessionManager {
                 let contact = stanza.attr("to").and_then(|to| Jid::new(to).ok()).map(|j| j.to_bare());
                 if let Some(contact) = contact {
                     let t = t.to_owned();
-                    self.outbound_subscription(user, &t, contact, now);
+                    self.outbound_subscription(user, &t, contact, stanza, now);
                 }
             }
             Some("probe") => self.route_to(stanza, Origin::Client(id), target, now),
@@ -232,7 +232,16 @@ impl SessionManager {
         for contact in contacts {
             let mut copy = stanza.clone();
             xml::set_attr(&mut copy, "to", contact.as_str());
-            self.route(copy, Origin::External, now);
+            // The contact's JID is already normalised: skip re-parsing it.
+            let target = if !self.config.serves(contact.domain().as_str()) {
+                Target::Remote
+            } else if contact.node().is_none() {
+                Target::Host(contact.domain().as_str().to_owned())
+            } else {
+                Target::Bare(contact)
+            };
+
+            self.route_to(copy, Origin::External, target, now);
         }
     }
 
@@ -460,7 +469,7 @@ impl SessionManager {
 
     /// Outbound subscription stanzas (RFC 6121 §3; Prosody §5.6, with the
     /// unchanged-item pushes left out). The user's roster is loaded.
-    fn outbound_subscription(&mut self, user: &BareJid, ty: &str, contact: BareJid, now: Instant) {
+    fn outbound_subscription(&mut self, user: &BareJid, ty: &str, contact: BareJid, stanza: Element, now: Instant) {
         if contact == *user {
             return;
         }
@@ -470,7 +479,11 @@ impl SessionManager {
         let item = roster.items.get(&contact).cloned();
         let pending = roster.pending_in.contains_key(&contact);
         let sub = item.as_ref().map(|i| i.subscription).unwrap_or_default();
-        let stanza = subscription_stanza(ty, user, &contact);
+        // RFC 6121 §3.1.2: routed from the user's bare JID to the contact's
+        // bare JID; the payload (status, nick, id) is kept.
+        let mut stanza = stanza;
+        xml::set_attr(&mut stanza, "from", user.as_str());
+        xml::set_attr(&mut stanza, "to", contact.as_str());
         match ty {
             "subscribe" => {
                 let mut item = item.unwrap_or_else(|| RosterItem::new(contact.clone()));
@@ -482,8 +495,8 @@ impl SessionManager {
                 self.route(stanza, Origin::External, now);
             }
             "unsubscribe" => {
-                if let Some(mut item) = item {
-                    if item.ask || item.subscription.user_sees_contact() {
+                if let Some(mut item) = item
+                    && (item.ask || item.subscription.user_sees_contact()) {
                         item.ask = false;
                         item.subscription = match item.subscription {
                             Subscription::Both | Subscription::From => Subscription::From,
@@ -492,7 +505,6 @@ impl SessionManager {
                         self.change_roster(user, RosterChange::SetItem(item));
                         self.push_roster_item(user, &contact);
                     }
-                }
                 self.route(stanza, Origin::External, now);
             }
             "subscribed" => {
@@ -523,8 +535,8 @@ impl SessionManager {
                     self.change_roster(user, RosterChange::RemovePending(contact.clone()));
                 }
                 let mut changed = false;
-                if let Some(mut item) = item.clone() {
-                    if item.subscription.contact_sees_user() || item.approved {
+                if let Some(mut item) = item.clone()
+                    && (item.subscription.contact_sees_user() || item.approved) {
                         item.approved = false;
                         item.subscription = match item.subscription {
                             Subscription::Both | Subscription::To => Subscription::To,
@@ -534,7 +546,6 @@ impl SessionManager {
                         self.push_roster_item(user, &contact);
                         changed = true;
                     }
-                }
                 if pending || sub.contact_sees_user() {
                     self.route(stanza, Origin::External, now);
                 }

@@ -242,15 +242,24 @@ impl SessionManager {
     /// The roster is loaded (this runs inside the user's queue).
     pub(crate) fn roster_iq(&mut self, id: SessionId, user: &BareJid, iq: Element, now: Instant) {
         match iq.attr("type") {
-            Some("get") => self.roster_get(id, user, &iq, now),
+            Some("get") => self.roster_get(id, user, &iq),
             Some("set") => self.roster_set(id, user, &iq, now),
             _ => {}
         }
     }
 
-    fn roster_get(&mut self, id: SessionId, user: &BareJid, iq: &Element, now: Instant) {
+    /// Answers the requesting session directly (Prosody's `origin.send`),
+    /// so the reply always precedes the pushes the same request causes,
+    /// even when the request waited in the user's queue.
+    fn roster_reply(&mut self, id: SessionId, reply: &Element) {
+        if self.sessions.contains_key(&id) {
+            self.transmit_element(id, reply);
+        }
+    }
+
+    fn roster_get(&mut self, id: SessionId, user: &BareJid, iq: &Element) {
         let Some(roster) = self.roster(user) else {
-            self.bounce(iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError), now);
+            self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError));
             return;
         };
         let client_ver = xml::first_child(iq)
@@ -270,49 +279,43 @@ impl SessionManager {
         if let Some(session) = self.sessions.get_mut(&id) {
             session.interested = true;
         }
-        self.route(reply, Origin::External, now);
+        self.roster_reply(id, &reply);
     }
 
     fn roster_set(&mut self, id: SessionId, user: &BareJid, iq: &Element, now: Instant) {
         let bad = |text: &'static str| StanzaError::bad_request(text);
         let Some(query) = xml::first_child(iq) else {
-            return self.bounce(iq, bad("Missing query"), now);
+            return self.send_error_to_session(id, iq, bad("Missing query"));
         };
         let mut items = query.children();
         let (Some(item), None) = (items.next(), items.next()) else {
-            return self.bounce(iq, bad("A roster set must contain exactly one item"), now);
+            return self.send_error_to_session(id, iq, bad("A roster set must contain exactly one item"));
         };
         if !item.is("item", NS_ROSTER) {
-            return self.bounce(iq, bad("A roster set must contain exactly one item"), now);
+            return self.send_error_to_session(id, iq, bad("A roster set must contain exactly one item"));
         }
         let Some(jid_text) = item.attr("jid") else {
-            return self.bounce(iq, bad("The item has no 'jid'"), now);
+            return self.send_error_to_session(id, iq, bad("The item has no 'jid'"));
         };
         let contact = match Jid::new(jid_text) {
             Ok(j) if j.resource().is_none() => j.to_bare(),
-            _ => return self.bounce(iq, bad("The item's 'jid' is not a valid bare JID"), now),
+            _ => return self.send_error_to_session(id, iq, bad("The item's 'jid' is not a valid bare JID")),
         };
         if contact == *user {
-            return self.bounce(iq, StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::NotAllowed), now);
+            return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::NotAllowed));
         }
         let subscription = item.attr("subscription");
         if subscription == Some("remove") {
             if self.roster(user).is_some_and(|r| r.items.contains_key(&contact)) {
-                self.route(xml::iq_result(iq, None), Origin::External, now);
+                self.roster_reply(id, &xml::iq_result(iq, None));
                 self.remove_contact(id, user, &contact, now);
             } else {
-                self.bounce(iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::ItemNotFound), now);
+                self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::ItemNotFound));
             }
             return;
         }
-        // RFC 6121 §2.3.2: subscription values other than "remove" and
-        // any 'ask' from a client are ignored... except that a value that
-        // is not even a valid one is a bad request.
-        if let Some(s) = subscription {
-            if Subscription::from_name(s).is_none() {
-                return self.bounce(iq, bad("Invalid 'subscription' value"), now);
-            }
-        }
+        // RFC 6121 §2.1.2.5: in a roster set every 'subscription' value
+        // other than "remove" is ignored, as is any 'ask'.
         let mut groups = BTreeSet::new();
         for group in item.children() {
             if !group.is("group", NS_ROSTER) {
@@ -320,16 +323,16 @@ impl SessionManager {
             }
             let name = group.text();
             if name.is_empty() {
-                return self.bounce(iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::NotAcceptable), now);
+                return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::NotAcceptable));
             }
             if !groups.insert(name) {
                 // RFC 6121 §2.3.3: duplicate groups are a bad request.
-                return self.bounce(iq, bad("Duplicate group"), now);
+                return self.send_error_to_session(id, iq, bad("Duplicate group"));
             }
         }
         let name = item.attr("name").filter(|n| !n.is_empty()).map(str::to_owned);
         let Some(roster) = self.roster(user) else {
-            return self.bounce(iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError), now);
+            return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError));
         };
         let mut new_item = roster
             .items
@@ -338,7 +341,7 @@ impl SessionManager {
             .unwrap_or_else(|| RosterItem::new(contact.clone()));
         new_item.name = name;
         new_item.groups = groups;
-        self.route(xml::iq_result(iq, None), Origin::External, now);
+        self.roster_reply(id, &xml::iq_result(iq, None));
         self.change_roster(user, RosterChange::SetItem(new_item));
         self.push_roster_item(user, &contact);
     }

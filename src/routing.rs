@@ -81,7 +81,9 @@ pub(crate) enum Work {
     RosterLoaded(Box<Work>),
 }
 
-/// What running a piece of work led to.
+/// What running a piece of work led to. A short-lived return value, so
+/// its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Flow {
     Done,
     Wait(Request, Work),
@@ -236,13 +238,16 @@ impl SessionManager {
     pub(crate) fn route_to(&mut self, stanza: Element, origin: Origin, target: Target, now: Instant) {
         match &target {
             Target::Remote => {
-                if origin == Origin::External {
-                    // Never bounce outside traffic back outside: no loops.
+                // Outside traffic is never sent back outside (no loops), but
+                // what the server sends for its own users and domains
+                // (presence broadcasts, probes, subscription stanzas,
+                // replies) is.
+                if origin == Origin::External && !self.from_served(&stanza) {
                     return;
                 }
                 self.out.push_back(Output::Route { stanza });
             }
-            Target::Host(_) => self.to_host(stanza, origin, now),
+            Target::Host(_) => self.deliver_to_host(stanza, origin, now),
             Target::OwnAccount(user) | Target::Bare(user) => {
                 let user = user.clone();
                 self.submit(user, Work::Deliver { stanza, origin, target }, now);
@@ -254,14 +259,21 @@ impl SessionManager {
         }
     }
 
+    /// Whether the stanza's `from` is an address on a served domain.
+    fn from_served(&self, stanza: &Element) -> bool {
+        stanza
+            .attr("from")
+            .and_then(|f| Jid::new(f).ok())
+            .is_some_and(|j| self.config.serves(j.domain().as_str()))
+    }
+
     /// Stanzas for the server itself (Prosody's `*/host` handlers).
-    fn to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
+    fn deliver_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
         match StanzaKind::of(&stanza) {
             Some(StanzaKind::Iq) => self.server_iq(stanza, origin, now),
             Some(StanzaKind::Presence) => self.presence_to_host(stanza, origin, now),
             Some(StanzaKind::Message) | None => {
-                if let Some(session) = self.extension_claims_message(&stanza) {
-                    let _ = session;
+                if self.extension_claims_message(&stanza) {
                     self.emit_stanza_event(origin, stanza);
                     return;
                 }
@@ -275,11 +287,10 @@ impl SessionManager {
 
     /// Sends the error reply for `original` to its sender, wherever it is.
     pub(crate) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
-        if let Some(reply) = xml::error_reply(original, &error) {
-            if reply.attr("to").is_some() {
+        if let Some(reply) = xml::error_reply(original, &error)
+            && reply.attr("to").is_some() {
                 self.route(reply, Origin::External, now);
             }
-        }
     }
 
     /// Queues work for a user, or runs it at once when nothing is queued.
@@ -538,13 +549,12 @@ impl SessionManager {
 
     fn deliver_message(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
         let ty = stanza.attr("type").unwrap_or("normal");
-        if let Target::Full(full) = &target {
-            if let Some(sid) = self.session_id_by_jid(full) {
+        if let Target::Full(full) = &target
+            && let Some(sid) = self.session_id_by_jid(full) {
                 self.transmit_element(sid, &stanza);
                 return Flow::Done;
             }
-        }
-        if let Some(_claimed) = self.extension_claims_message(&stanza) {
+        if self.extension_claims_message(&stanza) {
             self.emit_stanza_event(origin, stanza);
             return Flow::Done;
         }
@@ -704,6 +714,12 @@ impl SessionManager {
         match stanza.attr("from").map(Jid::new) {
             Some(Ok(_)) => {}
             _ => return,
+        }
+        // Not for a domain served here: dropped, never routed back out.
+        if let Some(Ok(to)) = stanza.attr("to").map(Jid::new) {
+            if !self.config.serves(to.domain().as_str()) {
+                return;
+            }
         }
         let stanza = if stanza.has_ns(xml::NS_SERVER) {
             rename_ns(stanza, xml::NS_SERVER, NS_CLIENT)

@@ -338,15 +338,15 @@ impl TestServer {
             &format!("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{body}</bind></iq>"),
         );
         let got = self.take(id);
-        let jid = got
+        
+        got
             .iter()
             .find_map(|e| {
                 e.get_child("bind", crate::xml::NS_BIND)
                     .and_then(|b| b.get_child("jid", crate::xml::NS_BIND))
                     .map(|j| j.text())
             })
-            .unwrap_or_else(|| panic!("bind failed: {got:?}"));
-        jid
+            .unwrap_or_else(|| panic!("bind failed: {got:?}"))
     }
 
     /// Takes every element the client received since the last call.

@@ -67,15 +67,26 @@ fuzz_target!(|data: &[u8]| {
     let whole = run(input, std::iter::empty(), limits);
     let step = usize::from(seed >> 1) % 17 + 1;
     let sizes = (0..).map(move |i: usize| (i.wrapping_mul(7).wrapping_add(step)) % 23 + 1);
-    assert_eq!(run(input, sizes, limits), whole, "chunking changed the events");
-    assert_eq!(run(input, std::iter::repeat(1), limits), whole, "byte-wise feeding changed the events");
+    assert_eq!(
+        run(input, sizes, limits),
+        whole,
+        "chunking changed the events"
+    );
+    assert_eq!(
+        run(input, std::iter::repeat(1), limits),
+        whole,
+        "byte-wise feeding changed the events"
+    );
 
     for event in &whole {
         if let Ok(StreamEvent::Stanza(el)) = event {
             let mut reader = StreamReader::default();
             reader.push(HEADER);
             reader.push(&element_bytes(el));
-            assert!(matches!(reader.next_event(), Ok(Some(StreamEvent::Open(_)))));
+            assert!(matches!(
+                reader.next_event(),
+                Ok(Some(StreamEvent::Open(_)))
+            ));
             match reader.next_event() {
                 Ok(Some(StreamEvent::Stanza(back))) => assert_eq!(&back, el, "round trip"),
                 other => panic!("written stanza did not read back: {other:?}"),

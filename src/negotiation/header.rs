@@ -74,13 +74,11 @@ impl Session {
             .and_then(|to| jid::Jid::new(to).ok())
             .filter(|j| j.node().is_none() && j.resource().is_none())
             .map(|j| j.domain().as_str().to_owned());
-        if self.host.is_none() {
-            if let Some(host) = &requested {
-                if ctx.config.serves(host) {
+        if self.host.is_none()
+            && let Some(host) = &requested
+                && ctx.config.serves(host) {
                     self.host = Some(host.clone());
                 }
-            }
-        }
         if !header.name_ok {
             return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
         }
@@ -102,14 +100,13 @@ impl Session {
                 "A valid 'to' attribute is required on stream headers",
             ));
         };
-        if let Some(current) = &self.host {
-            if *current != host {
+        if let Some(current) = &self.host
+            && *current != host {
                 return Err(StreamError::with_text(
                     StreamErrorCondition::NotAuthorized,
                     "The 'to' attribute must remain the same across stream restarts",
                 ));
             }
-        }
         if !ctx.config.serves(&host) {
             return Err(StreamError::with_text(
                 StreamErrorCondition::HostUnknown,
@@ -164,7 +161,13 @@ impl Session {
         if xml::child_count(&features) == 0 && self.kind != SessionKind::Bound {
             return None;
         }
-        let limits = &config.limits;
+        // XEP-0478: advertise the limit this stream enforces, which is the
+        // smaller pre-authentication one until SASL succeeds.
+        let limits = if self.kind == SessionKind::Unauthenticated {
+            &config.unauthenticated_limits
+        } else {
+            &config.limits
+        };
         let mut advert = Element::bare("limits", xml::NS_STREAM_LIMITS);
         advert.append_child(xml::text_element(
             "max-bytes",

@@ -141,8 +141,14 @@ impl Session {
         if self.closed {
             return;
         }
+        if self.awaiting_tls {
+            // Mid-handshake: nothing we write could be read. Just close.
+            ctx.out.push_back(Output::Close { session: self.id });
+            self.closed = true;
+            return;
+        }
         let mut buf = BytesMut::with_capacity(256);
-        if self.notopen && !self.awaiting_tls {
+        if self.notopen {
             let id = if self.stream_id.is_empty() {
                 crate::random::random_id(ctx.rng, 16)
             } else {

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Interop check with a real client library (slixmpp).
+
+Two clients (romeo and juliet, password `password`) log in with SCRAM over
+plain TCP, send initial presence and fetch their rosters; romeo sends a chat
+message to juliet's bare JID and juliet answers the full JID it came from.
+Exit status 0 when both messages arrive with the expected sender, body and
+thread of events; 1 on any failure or timeout; 2 when slixmpp is missing.
+
+By default romeo authenticates with SCRAM-SHA-256 and juliet with
+SCRAM-SHA-1 (--mech forces one mechanism for both). The mechanism actually
+used is checked, so a silent fallback to PLAIN fails the run.
+
+Needs slixmpp >= 1.8 (tested with 1.17.0):
+    python3 -m venv /tmp/slix && /tmp/slix/bin/pip install slixmpp
+    /tmp/slix/bin/python tests/acceptance/slixmpp_login.py --port 5322
+"""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+try:
+    import slixmpp
+except ImportError:
+    print("slixmpp is not installed", file=sys.stderr)
+    sys.exit(2)
+
+
+def make_client(jid, password, mech, host, port):
+    client = slixmpp.ClientXMPP(jid, password)
+    # The example server speaks plain TCP only.
+    client.enable_starttls = False
+    client.enable_direct_tls = False
+    client.enable_plaintext = True
+    mechanisms = client.plugin["feature_mechanisms"]
+    mechanisms.unencrypted_scram = True
+    mechanisms.use_mech = mech  # nothing else, PLAIN included, may be picked
+    client.used_mech = None
+    client.ready = asyncio.get_running_loop().create_future()
+
+    def on_auth(_stanza):
+        client.used_mech = mechanisms.mech.name if mechanisms.mech else None
+
+    async def on_session(_event):
+        client.send_presence()
+        await client.get_roster()
+        if not client.ready.done():
+            client.ready.set_result(str(client.boundjid))
+
+    def on_failure(*_args):
+        if not client.ready.done():
+            client.ready.set_exception(RuntimeError(f"{jid}: authentication failed"))
+
+    def on_disconnect(*_args):
+        if not client.ready.done():
+            client.ready.set_exception(RuntimeError(f"{jid}: disconnected before session start"))
+
+    client.add_event_handler("auth_success", on_auth)
+    client.add_event_handler("session_start", on_session)
+    client.add_event_handler("failed_all_auth", on_failure)
+    client.add_event_handler("disconnected", on_disconnect)
+    client.connect(host=host, port=port)
+    return client
+
+
+async def run(args):
+    domain = args.domain
+    romeo_mech = args.mech or "SCRAM-SHA-256"
+    juliet_mech = args.mech or "SCRAM-SHA-1"
+    romeo = make_client(f"romeo@{domain}", "password", romeo_mech, args.host, args.port)
+    juliet = make_client(f"juliet@{domain}", "password", juliet_mech, args.host, args.port)
+    loop = asyncio.get_running_loop()
+    got_juliet = loop.create_future()
+    got_romeo = loop.create_future()
+
+    def juliet_message(msg):
+        if msg["type"] == "chat" and not got_juliet.done():
+            got_juliet.set_result((str(msg["from"]), msg["body"]))
+            msg.reply("Wherefore art thou?").send()
+
+    def romeo_message(msg):
+        if msg["type"] == "chat" and not got_romeo.done():
+            got_romeo.set_result((str(msg["from"]), msg["body"]))
+
+    juliet.add_event_handler("message", juliet_message)
+    romeo.add_event_handler("message", romeo_message)
+
+    romeo_jid, juliet_jid = await asyncio.wait_for(
+        asyncio.gather(romeo.ready, juliet.ready), args.timeout
+    )
+    for client, jid, mech in ((romeo, romeo_jid, romeo_mech), (juliet, juliet_jid, juliet_mech)):
+        if client.used_mech != mech:
+            raise RuntimeError(f"{jid} authenticated with {client.used_mech}, expected {mech}")
+        print(f"logged in: {jid} ({client.used_mech})")
+
+    romeo.send_message(mto=f"juliet@{domain}", mbody="Hello, Juliet", mtype="chat")
+    sender, body = await asyncio.wait_for(got_juliet, args.timeout)
+    if sender != romeo_jid or body != "Hello, Juliet":
+        raise RuntimeError(f"juliet got {body!r} from {sender}")
+    sender, body = await asyncio.wait_for(got_romeo, args.timeout)
+    if sender != juliet_jid or body != "Wherefore art thou?":
+        raise RuntimeError(f"romeo got {body!r} from {sender}")
+    print("chat exchanged both ways")
+
+    for client in (romeo, juliet):
+        client.disconnect()
+    await asyncio.sleep(0.1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5222)
+    parser.add_argument("--domain", default="localhost")
+    parser.add_argument("--mech", choices=["SCRAM-SHA-1", "SCRAM-SHA-256"], help="use this mechanism for both clients")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
+    parser.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log")
+    args = parser.parse_args()
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        parser.error("loopback only")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
+    try:
+        asyncio.run(run(args))
+    except (asyncio.TimeoutError, RuntimeError) as e:
+        print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1123 @@
+//! SASL (RFC 6120 §6) and STARTTLS (RFC 6120 §5) through the public API:
+//! PLAIN and SCRAM done as a real client would, every failure condition with
+//! its exact `<failure/>`, bounded attempts, late credentials.
+
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use xmpp_session::roster::Roster;
+use xmpp_session::sasl::Mechanism;
+use xmpp_session::testkit::TestServer;
+use xmpp_session::{
+    Config, ConnectionInfo, Element, Event, Output, Request, SessionId, SessionKind,
+    SessionManager, Store, StoreError,
+};
+
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+
+fn failure(condition: &str, text: Option<&str>) -> String {
+    let text = text
+        .map(|t| format!("<text>{t}</text>"))
+        .unwrap_or_default();
+    format!("<failure xmlns='{NS_SASL}'><{condition}/>{text}</failure>")
+}
+
+const NOT_AUTHORIZED_TEXT: &str =
+    "Unable to authorize you with the authentication credentials you've sent.";
+
+fn auth(mechanism: &str, payload: &str) -> String {
+    format!("<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{payload}</auth>")
+}
+
+fn plain_payload(user: &str, password: &str) -> String {
+    BASE64.encode(format!("\0{user}\0{password}"))
+}
+
+/// Forgets everything the client received so far (elements and bytes).
+fn drain(server: &mut TestServer, c: SessionId) {
+    server.take(c);
+    server.take_raw(c);
+}
+
+/// A connection whose stream is open, output drained.
+fn opened(server: &mut TestServer) -> SessionId {
+    let c = server.connect();
+    server.open_stream(c);
+    drain(server, c);
+    c
+}
+
+fn server_with_romeo() -> TestServer {
+    let mut server = TestServer::new();
+    server.add_user("romeo", "pass");
+    server
+}
+
+/// Our stream header as the server writes it.
+fn server_header(id: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='{NS_STREAMS}' \
+         xml:lang='en' id='{id}' from='localhost' version='1.0'>"
+    )
+}
+
+/// The stream id in a raw header.
+fn stream_id_of(raw: &str) -> String {
+    let start = raw.find(" id='").expect("no id in header") + 5;
+    let len = raw[start..].find('\'').expect("unterminated id");
+    raw[start..start + len].to_owned()
+}
+
+fn too_many_failures() -> String {
+    "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+     <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Too many failed authentication attempts</text>\
+     </stream:error></stream:stream>"
+        .to_owned()
+}
+
+// --- PLAIN -------------------------------------------------------------------
+
+#[test]
+fn plain_success() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+    let session = server.manager.session(c).unwrap();
+    assert_eq!(session.kind(), SessionKind::Authenticated);
+    assert_eq!(session.username(), Some("romeo"));
+    assert!(session.notopen());
+    let events = server.take_events();
+    assert!(
+        events.contains(&Event::Authenticated {
+            session: c,
+            username: "romeo".to_owned()
+        }),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn plain_with_own_authzid_succeeds() {
+    for authzid in ["romeo", "romeo@localhost"] {
+        let mut server = server_with_romeo();
+        let c = opened(&mut server);
+        server.send(
+            c,
+            &auth("PLAIN", &BASE64.encode(format!("{authzid}\0romeo\0pass"))),
+        );
+        assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+    }
+}
+
+#[test]
+fn plain_with_foreign_authzid_is_invalid_authzid() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("PLAIN", &BASE64.encode("juliet@localhost\0romeo\0pass")),
+    );
+    assert_eq!(
+        server.take_raw(c),
+        failure(
+            "invalid-authzid",
+            Some("Authorization identity does not match the username")
+        )
+    );
+}
+
+#[test]
+fn plain_username_is_prepared() {
+    // The account is keyed by its nodeprepped name.
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("Romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+    assert_eq!(server.manager.session(c).unwrap().username(), Some("romeo"));
+}
+
+#[test]
+fn wrong_password_is_not_authorized() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+    assert!(!server.is_closed(c));
+    assert_eq!(
+        server.manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+    // The client may retry at once.
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+}
+
+#[test]
+fn unknown_user_is_not_authorized() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("mercutio", "pass")));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+}
+
+#[test]
+fn plain_without_initial_response_is_malformed_request() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        failure("malformed-request", Some("Initial response required"))
+    );
+}
+
+#[test]
+fn bad_plain_format_is_malformed_request() {
+    for message in ["romeo", "\0romeo", "\0romeo\0", "\0\0pass", "a\0b\0c\0d"] {
+        let mut server = server_with_romeo();
+        let c = opened(&mut server);
+        server.send(c, &auth("PLAIN", &BASE64.encode(message)));
+        assert_eq!(
+            server.take_raw(c),
+            failure("malformed-request", Some("Invalid message")),
+            "{message:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_plain_response_is_malformed_request() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", "="));
+    assert_eq!(
+        server.take_raw(c),
+        failure("malformed-request", Some("Invalid message"))
+    );
+}
+
+#[test]
+fn unknown_mechanisms_are_invalid_mechanism() {
+    for mechanism in ["DIGEST-MD5", "X-FOO", "plain", "SCRAM-SHA-1-PLUS"] {
+        let mut server = server_with_romeo();
+        let c = opened(&mut server);
+        server.send(c, &auth(mechanism, &plain_payload("romeo", "pass")));
+        assert_eq!(
+            server.take_raw(c),
+            failure("invalid-mechanism", None),
+            "{mechanism}"
+        );
+    }
+    // No mechanism attribute at all.
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &format!(
+            "<auth xmlns='{NS_SASL}'>{}</auth>",
+            plain_payload("romeo", "pass")
+        ),
+    );
+    assert_eq!(server.take_raw(c), failure("invalid-mechanism", None));
+}
+
+#[test]
+fn disabled_mechanism_is_invalid_mechanism() {
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .allow_plain_without_tls(true)
+            .mechanisms(&[Mechanism::ScramSha256])
+            .build(),
+    );
+    server.add_user("romeo", "pass");
+    let c = server.connect();
+    server.open_stream(c);
+    let raw = server.take_raw(c);
+    let id = stream_id_of(&raw);
+    assert_eq!(
+        raw,
+        format!(
+            "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism></mechanisms>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             </limits></stream:features>",
+            server_header(&id)
+        )
+    );
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), failure("invalid-mechanism", None));
+}
+
+#[test]
+fn bad_base64_is_incorrect_encoding() {
+    for payload in ["!!!", "AHJvbWVvAHBhc3M", "A=B="] {
+        let mut server = server_with_romeo();
+        let c = opened(&mut server);
+        server.send(c, &auth("PLAIN", payload));
+        assert_eq!(
+            server.take_raw(c),
+            failure("incorrect-encoding", None),
+            "{payload}"
+        );
+    }
+}
+
+#[test]
+fn bad_base64_in_response_is_incorrect_encoding() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("SCRAM-SHA-1", &BASE64.encode("n,,n=romeo,r=abcdef")),
+    );
+    let got = server.take(c);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].is("challenge", NS_SASL));
+    drain(&mut server, c);
+    server.send(c, &format!("<response xmlns='{NS_SASL}'>***</response>"));
+    assert_eq!(server.take_raw(c), failure("incorrect-encoding", None));
+}
+
+#[test]
+fn abort_is_aborted() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("SCRAM-SHA-256", &BASE64.encode("n,,n=romeo,r=abcdef")),
+    );
+    drain(&mut server, c);
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    // The exchange is gone: a response now is out of order.
+    server.send(c, &format!("<response xmlns='{NS_SASL}'>AAAA</response>"));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some("Out of order SASL element"))
+    );
+    // Abort without an exchange is answered the same way.
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    assert!(!server.is_closed(c));
+}
+
+#[test]
+fn response_without_exchange_is_out_of_order() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &format!("<response xmlns='{NS_SASL}'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some("Out of order SASL element"))
+    );
+    // After a finished exchange too (the third failure also ends the stream).
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+    drain(&mut server, c);
+    server.send(c, &format!("<response xmlns='{NS_SASL}'>=</response>"));
+    assert_eq!(
+        server.take_raw(c),
+        format!(
+            "{}{}",
+            failure("not-authorized", Some("Out of order SASL element")),
+            too_many_failures()
+        )
+    );
+}
+
+#[test]
+fn unknown_sasl_element_is_unsupported_stanza_type() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &format!("<success xmlns='{NS_SASL}'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        "<stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\
+         </stream:stream>"
+    );
+    assert!(server.is_closed(c));
+}
+
+// --- encryption ----------------------------------------------------------------
+
+#[test]
+fn require_tls_refuses_auth_before_starttls() {
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").require_tls(true).build());
+    server.add_user("romeo", "pass");
+    let c = server.connect_with(ConnectionInfo::starttls());
+    server.open_stream(c);
+    let raw = server.take_raw(c);
+    let id = stream_id_of(&raw);
+    assert_eq!(
+        raw,
+        format!(
+            "{}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             </limits></stream:features>",
+            server_header(&id)
+        )
+    );
+    server.send(
+        c,
+        &auth("SCRAM-SHA-1", &BASE64.encode("n,,n=romeo,r=abcdef")),
+    );
+    assert_eq!(server.take_raw(c), failure("encryption-required", None));
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), failure("encryption-required", None));
+    assert_eq!(
+        server.manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+}
+
+#[test]
+fn plain_is_not_offered_or_accepted_without_tls() {
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").require_tls(false).build());
+    server.add_user("romeo", "pass");
+    let c = server.connect();
+    server.open_stream(c);
+    let raw = server.take_raw(c);
+    let id = stream_id_of(&raw);
+    assert_eq!(
+        raw,
+        format!(
+            "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism>\
+             <mechanism>SCRAM-SHA-1</mechanism></mechanisms>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             </limits></stream:features>",
+            server_header(&id)
+        )
+    );
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), failure("encryption-required", None));
+}
+
+#[test]
+fn plain_is_offered_on_direct_tls() {
+    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    server.add_user("romeo", "pass");
+    let c = server.connect_with(ConnectionInfo::direct_tls());
+    server.open_stream(c);
+    server.expect(
+        c,
+        &["<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
+           <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
+           <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
+           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+           </limits></stream:features>"],
+    );
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    server.expect(c, &["<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"]);
+    assert!(server.manager.session(c).unwrap().is_secure());
+}
+
+// --- STARTTLS ------------------------------------------------------------------
+
+#[test]
+fn starttls_then_authenticate() {
+    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    server.add_user("romeo", "pass");
+    let c = server.connect_with(ConnectionInfo::starttls());
+    server.open_stream(c);
+    drain(&mut server, c);
+    assert!(!server.manager.session(c).unwrap().is_secure());
+
+    // Plaintext injected after <starttls/> in the same read is discarded.
+    server.send(
+        c,
+        &format!(
+            "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>{}",
+            auth("PLAIN", &plain_payload("romeo", "pass"))
+        ),
+    );
+    assert_eq!(
+        server.take_raw(c),
+        "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    assert!(server.started_tls(c));
+    assert!(server.manager.session(c).unwrap().notopen());
+    // Bytes before the handshake finished (the TLS handshake itself) are not parsed.
+    server.send_bytes(c, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert_eq!(server.take_raw(c), "");
+    assert!(!server.is_closed(c));
+
+    server.tls_established(c);
+    assert!(server.manager.session(c).unwrap().is_secure());
+    assert_eq!(server.take_raw(c), "");
+    server.open_stream(c);
+    let raw = server.take_raw(c);
+    let id = stream_id_of(&raw);
+    assert_eq!(
+        raw,
+        format!(
+            "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism>\
+             <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             </limits></stream:features>",
+            server_header(&id)
+        )
+    );
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+}
+
+#[test]
+fn starttls_offered_without_required_when_optional() {
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").require_tls(false).build());
+    let c = server.connect_with(ConnectionInfo::starttls());
+    server.open_stream(c);
+    server.expect(
+        c,
+        &["<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
+           <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\
+           <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
+           <mechanism>SCRAM-SHA-1</mechanism></mechanisms>\
+           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+           </limits></stream:features>"],
+    );
+}
+
+#[test]
+fn starttls_not_offered_is_failure_and_close() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(
+        server.take_raw(c),
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"
+    );
+    assert!(server.is_closed(c));
+    assert!(!server.started_tls(c));
+    assert!(server.manager.session(c).is_none());
+}
+
+#[test]
+fn starttls_twice_is_failure_and_close() {
+    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let c = server.connect_with(ConnectionInfo::starttls());
+    server.open_stream(c);
+    server.send(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    server.tls_established(c);
+    server.open_stream(c);
+    drain(&mut server, c);
+    server.send(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(
+        server.take_raw(c),
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"
+    );
+    assert!(server.is_closed(c));
+}
+
+#[test]
+fn starttls_after_authentication_is_failure_and_close() {
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .allow_plain_without_tls(true)
+            .build(),
+    );
+    server.add_user("romeo", "pass");
+    let c = server.connect_with(ConnectionInfo::starttls());
+    server.authenticate_plain(c, "romeo", "pass");
+    drain(&mut server, c);
+    server.send(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(
+        server.take_raw(c),
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"
+    );
+    assert!(server.is_closed(c));
+}
+
+#[test]
+fn required_tls_without_starttls_has_no_features() {
+    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let c = server.connect();
+    server.open_stream(c);
+    let raw = server.take_raw(c);
+    let id = stream_id_of(&raw);
+    assert_eq!(
+        raw,
+        format!(
+            "{}<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>No stream features to proceed with</text>\
+             </stream:error></stream:stream>",
+            server_header(&id)
+        )
+    );
+    assert!(server.is_closed(c));
+}
+
+// --- bounded attempts --------------------------------------------------------
+
+#[test]
+fn third_failure_closes_the_stream() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    for _ in 0..2 {
+        server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+        assert_eq!(
+            server.take_raw(c),
+            failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+        );
+        assert!(!server.is_closed(c));
+    }
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+    assert_eq!(
+        server.take_raw(c),
+        format!(
+            "{}{}",
+            failure("not-authorized", Some(NOT_AUTHORIZED_TEXT)),
+            too_many_failures()
+        )
+    );
+    assert!(server.is_closed(c));
+    assert!(server.manager.session(c).is_none());
+}
+
+#[test]
+fn every_kind_of_failure_counts() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("X-FOO", ""));
+    assert_eq!(server.take_raw(c), failure("invalid-mechanism", None));
+    server.send(c, &format!("<response xmlns='{NS_SASL}'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some("Out of order SASL element"))
+    );
+    server.send(c, &auth("PLAIN", "!"));
+    assert_eq!(
+        server.take_raw(c),
+        format!(
+            "{}{}",
+            failure("incorrect-encoding", None),
+            too_many_failures()
+        )
+    );
+    assert!(server.is_closed(c));
+}
+
+#[test]
+fn aborts_do_not_count() {
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .allow_plain_without_tls(true)
+            .max_auth_failures(1)
+            .build(),
+    );
+    server.add_user("romeo", "pass");
+    let c = opened(&mut server);
+    for _ in 0..5 {
+        server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+        assert_eq!(server.take_raw(c), failure("aborted", None));
+    }
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+}
+
+#[test]
+fn configured_failure_limit() {
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .allow_plain_without_tls(true)
+            .max_auth_failures(1)
+            .build(),
+    );
+    server.add_user("romeo", "pass");
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+    assert_eq!(
+        server.take_raw(c),
+        format!(
+            "{}{}",
+            failure("not-authorized", Some(NOT_AUTHORIZED_TEXT)),
+            too_many_failures()
+        )
+    );
+    assert!(server.is_closed(c));
+}
+
+// --- storage answering late or failing ---------------------------------------
+
+#[test]
+fn credentials_answered_late_still_work_and_later_input_waits() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.hold_requests(true);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), "");
+    assert_eq!(
+        server.held_requests(),
+        vec![Request::Credentials {
+            username: "romeo".to_owned(),
+            host: "localhost".to_owned()
+        }]
+    );
+    // The client pipelines its restart: it must not be read before <success/>.
+    server.open_stream(c);
+    assert_eq!(server.take_raw(c), "");
+    assert!(!server.is_closed(c));
+    assert_eq!(
+        server.manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+
+    server.hold_requests(false);
+    server.answer_all_held();
+    let raw = server.take_raw(c);
+    let success = format!("<success xmlns='{NS_SASL}'/>");
+    assert!(raw.starts_with(&success), "{raw}");
+    let rest = &raw[success.len()..];
+    let id = stream_id_of(rest);
+    assert_eq!(
+        rest,
+        format!(
+            "{}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
+             <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
+             <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes><idle-seconds>840</idle-seconds>\
+             </limits></stream:features>",
+            server_header(&id)
+        )
+    );
+    assert_eq!(
+        server.manager.session(c).unwrap().kind(),
+        SessionKind::Authenticated
+    );
+}
+
+#[test]
+fn late_credentials_for_a_gone_session_are_ignored() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.hold_requests(true);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    server.disconnect(c);
+    server.answer_all_held();
+    assert_eq!(server.take_raw(c), "");
+    assert!(server.manager.session(c).is_none());
+}
+
+/// A store whose credential lookups fail.
+struct BrokenStore;
+
+impl Store for BrokenStore {
+    fn credentials(
+        &mut self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<xmpp_session::sasl::Credentials>, StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+    fn user_exists(&mut self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+    fn store_offline(&mut self, _: &str, _: &str, _: &Element) -> Result<bool, StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+    fn take_offline(&mut self, _: &str, _: &str) -> Result<Vec<Element>, StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+    fn load_roster(&mut self, _: &str, _: &str) -> Result<Roster, StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+    fn change_roster(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: u64,
+        _: &xmpp_session::roster::RosterChange,
+    ) -> Result<(), StoreError> {
+        Err(StoreError("database unreachable".to_owned()))
+    }
+}
+
+/// Feeds `input` and returns what was written to `id`, answering requests
+/// from `store`.
+fn exchange(
+    manager: &mut SessionManager,
+    store: &mut dyn Store,
+    id: SessionId,
+    input: &str,
+    now: Instant,
+) -> String {
+    manager.handle_input(id, input.as_bytes(), now);
+    let mut written = Vec::new();
+    while let Some(output) = manager.poll_output_with(store, now) {
+        if let Output::Transmit { session, data } = output {
+            assert_eq!(session, id);
+            written.extend_from_slice(&data);
+        }
+    }
+    String::from_utf8(written).unwrap()
+}
+
+#[test]
+fn failing_store_is_temporary_auth_failure() {
+    let config = Config::builder("localhost")
+        .require_tls(false)
+        .allow_plain_without_tls(true)
+        .build();
+    let mut manager = SessionManager::new(config);
+    let now = Instant::now();
+    let c = manager.connect(ConnectionInfo::plain(), now);
+    exchange(
+        &mut manager,
+        &mut BrokenStore,
+        c,
+        &TestServer::stream_header(),
+        now,
+    );
+    for mechanism in ["PLAIN", "SCRAM-SHA-1"] {
+        let payload = if mechanism == "PLAIN" {
+            plain_payload("romeo", "pass")
+        } else {
+            BASE64.encode("n,,n=romeo,r=abcdef")
+        };
+        assert_eq!(
+            exchange(
+                &mut manager,
+                &mut BrokenStore,
+                c,
+                &auth(mechanism, &payload),
+                now
+            ),
+            failure("temporary-auth-failure", None)
+        );
+    }
+    assert_eq!(
+        manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+}
+
+#[test]
+fn wrong_answer_to_credentials_is_temporary_auth_failure() {
+    let config = Config::builder("localhost")
+        .require_tls(false)
+        .allow_plain_without_tls(true)
+        .build();
+    let mut manager = SessionManager::new(config);
+    let now = Instant::now();
+    let c = manager.connect(ConnectionInfo::plain(), now);
+    manager.handle_input(c, TestServer::stream_header().as_bytes(), now);
+    manager.handle_input(
+        c,
+        auth("PLAIN", &plain_payload("romeo", "pass")).as_bytes(),
+        now,
+    );
+    let mut request = None;
+    while let Some(output) = manager.poll_output() {
+        if let Output::Request { id, request: r } = output {
+            request = Some((id, r));
+        }
+    }
+    let (id, r) = request.expect("a credentials request");
+    assert_eq!(
+        r,
+        Request::Credentials {
+            username: "romeo".to_owned(),
+            host: "localhost".to_owned()
+        }
+    );
+    manager.complete(id, xmpp_session::Response::Done, now);
+    let mut written = Vec::new();
+    while let Some(output) = manager.poll_output() {
+        if let Output::Transmit { data, .. } = output {
+            written.extend_from_slice(&data);
+        }
+    }
+    assert_eq!(
+        String::from_utf8(written).unwrap(),
+        failure("temporary-auth-failure", None)
+    );
+    // Completing the same request again does nothing.
+    manager.complete(id, xmpp_session::Response::Done, now);
+    assert_eq!(manager.poll_output(), None);
+}
+
+// --- SCRAM ---------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Hash {
+    Sha1,
+    Sha256,
+}
+
+impl Hash {
+    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha1 => {
+                let mut mac = Hmac::<Sha1>::new_from_slice(key).unwrap();
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Hash::Sha256 => {
+                let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha1 => Sha1::digest(data).to_vec(),
+            Hash::Sha256 => Sha256::digest(data).to_vec(),
+        }
+    }
+
+    fn salted_password(self, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+        match self {
+            Hash::Sha1 => {
+                let mut out = vec![0; 20];
+                pbkdf2::pbkdf2_hmac::<Sha1>(password.as_bytes(), salt, iterations, &mut out);
+                out
+            }
+            Hash::Sha256 => {
+                let mut out = vec![0; 32];
+                pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
+                out
+            }
+        }
+    }
+}
+
+/// Text of the single SASL element the client received, which must be `name`.
+fn sasl_text(server: &mut TestServer, c: SessionId, name: &str) -> String {
+    let got = server.take(c);
+    server.take_raw(c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].is(name, NS_SASL), "{got:?}");
+    got[0].text()
+}
+
+/// A SCRAM client-final message and the server signature the server must
+/// send back, computed from the server-first message.
+fn client_final(
+    hash: Hash,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> (String, Vec<u8>) {
+    let mut salt = None;
+    let mut iterations = None;
+    let mut nonce = None;
+    for attr in server_first.split(',') {
+        match attr.split_at(2) {
+            ("r=", v) => nonce = Some(v.to_owned()),
+            ("s=", v) => salt = Some(BASE64.decode(v).unwrap()),
+            ("i=", v) => iterations = Some(v.parse::<u32>().unwrap()),
+            other => panic!("unexpected attribute {other:?}"),
+        }
+    }
+    let salted = hash.salted_password(password, &salt.unwrap(), iterations.unwrap());
+    let client_key = hash.hmac(&salted, b"Client Key");
+    let stored_key = hash.digest(&client_key);
+    let without_proof = format!("c={},r={}", BASE64.encode("n,,"), nonce.unwrap());
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let client_signature = hash.hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&client_signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
+    let server_key = hash.hmac(&salted, b"Server Key");
+    let server_signature = hash.hmac(&server_key, auth_message.as_bytes());
+    (
+        format!("{without_proof},p={}", BASE64.encode(proof)),
+        server_signature,
+    )
+}
+
+fn scram_login(
+    hash: Hash,
+    mechanism: &str,
+    password: &str,
+) -> (TestServer, SessionId, Result<Vec<u8>, String>) {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    let client_nonce = "fyko+d2lbbFgONRv9qkxdawL";
+    let client_first_bare = format!("n=romeo,r={client_nonce}");
+    server.send(
+        c,
+        &auth(mechanism, &BASE64.encode(format!("n,,{client_first_bare}"))),
+    );
+    let server_first = String::from_utf8(
+        BASE64
+            .decode(sasl_text(&mut server, c, "challenge"))
+            .unwrap(),
+    )
+    .unwrap();
+    // The server's nonce extends ours.
+    let nonce = server_first
+        .strip_prefix("r=")
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert!(
+        nonce.starts_with(client_nonce) && nonce.len() > client_nonce.len(),
+        "{server_first}"
+    );
+    assert!(server_first.ends_with(",i=64"), "{server_first}");
+    let (final_message, server_signature) =
+        client_final(hash, password, &client_first_bare, &server_first);
+    server.send(
+        c,
+        &format!(
+            "<response xmlns='{NS_SASL}'>{}</response>",
+            BASE64.encode(final_message)
+        ),
+    );
+    let got = server.take(c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let result = if got[0].is("success", NS_SASL) {
+        let additional = BASE64.decode(got[0].text()).unwrap();
+        assert_eq!(
+            String::from_utf8(additional).unwrap(),
+            format!("v={}", BASE64.encode(&server_signature))
+        );
+        Ok(server_signature)
+    } else {
+        let mut raw = String::new();
+        for el in &got {
+            raw.push_str(&String::from(el));
+        }
+        Err(raw)
+    };
+    (server, c, result)
+}
+
+#[test]
+fn scram_sha1_full_exchange() {
+    let (server, c, result) = scram_login(Hash::Sha1, "SCRAM-SHA-1", "pass");
+    assert_eq!(result.unwrap().len(), 20);
+    let session = server.manager.session(c).unwrap();
+    assert_eq!(session.kind(), SessionKind::Authenticated);
+    assert_eq!(session.username(), Some("romeo"));
+}
+
+#[test]
+fn scram_sha256_full_exchange() {
+    let (mut server, c, result) = scram_login(Hash::Sha256, "SCRAM-SHA-256", "pass");
+    assert_eq!(result.unwrap().len(), 32);
+    assert_eq!(
+        server.manager.session(c).unwrap().kind(),
+        SessionKind::Authenticated
+    );
+    // The session goes on to bind like any other.
+    server.take_raw(c);
+    server.open_stream(c);
+    server.take(c);
+    assert_eq!(server.bind(c, Some("orchard")), "romeo@localhost/orchard");
+}
+
+#[test]
+fn scram_wrong_password_is_not_authorized() {
+    for (hash, mechanism) in [(Hash::Sha1, "SCRAM-SHA-1"), (Hash::Sha256, "SCRAM-SHA-256")] {
+        let (mut server, c, result) = scram_login(hash, mechanism, "wrong");
+        let _ = result.unwrap_err();
+        assert_eq!(
+            server.take_raw(c),
+            failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+        );
+        assert_eq!(
+            server.manager.session(c).unwrap().kind(),
+            SessionKind::Unauthenticated
+        );
+    }
+}
+
+#[test]
+fn scram_unknown_user_is_not_authorized_without_a_challenge() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("SCRAM-SHA-256", &BASE64.encode("n,,n=mercutio,r=abcdef")),
+    );
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+}
+
+#[test]
+fn scram_bad_messages_are_malformed_request() {
+    // A bad client-first message.
+    for first in [
+        "",
+        "x,,n=romeo,r=abc",
+        "n,,r=abc",
+        "p=tls-unique,,n=romeo,r=abc",
+        "n,,n=romeo",
+    ] {
+        let mut server = server_with_romeo();
+        let c = opened(&mut server);
+        let payload = if first.is_empty() {
+            "=".to_owned()
+        } else {
+            BASE64.encode(first)
+        };
+        server.send(c, &auth("SCRAM-SHA-1", &payload));
+        assert_eq!(
+            server.take_raw(c),
+            failure("malformed-request", Some("Invalid message")),
+            "{first:?}"
+        );
+    }
+    // A client-final message with a nonce that is not the combined one.
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("SCRAM-SHA-1", &BASE64.encode("n,,n=romeo,r=abcdef")),
+    );
+    let _ = sasl_text(&mut server, c, "challenge");
+    let final_message = format!(
+        "c={},r=abcdef,p={}",
+        BASE64.encode("n,,"),
+        BASE64.encode([0u8; 20])
+    );
+    server.send(
+        c,
+        &format!(
+            "<response xmlns='{NS_SASL}'>{}</response>",
+            BASE64.encode(final_message)
+        ),
+    );
+    assert_eq!(
+        server.take_raw(c),
+        failure("malformed-request", Some("Invalid message"))
+    );
+}
+
+#[test]
+fn new_auth_restarts_the_exchange() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(
+        c,
+        &auth("SCRAM-SHA-1", &BASE64.encode("n,,n=romeo,r=abcdef")),
+    );
+    let _ = sasl_text(&mut server, c, "challenge");
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
+}
