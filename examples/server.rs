@@ -157,6 +157,7 @@ impl Core {
                         eprintln!("{event:?}");
                     }
                 }
+                _ => {}
             }
         }
         for (session, chunks) in self.outbox.drain() {

@@ -341,10 +341,15 @@ impl SessionManager {
                 self.after_step(session_id, step, now);
                 self.drive(session_id, now);
             }
-            Pending::User(user) => self.resume_user(user, response, now),
+            Pending::User(user) => self.resume_user(user, id, response, now),
             Pending::RosterWrite(user) => {
-                if let Some(cached) = self.rosters.get_mut(&user) {
+                // The next queued write for this user goes out only now.
+                let next = self.rosters.get_mut(&user).and_then(|cached| {
                     cached.writes_in_flight = cached.writes_in_flight.saturating_sub(1);
+                    cached.queued_writes.pop_front()
+                });
+                if let Some(request) = next {
+                    self.new_request(Pending::RosterWrite(user.clone()), request);
                 }
                 self.maybe_evict_roster(&user);
             }
@@ -474,9 +479,11 @@ impl SessionManager {
                 self.handle_client_stanza(id, el, now);
                 // Keep this client's stanzas in order: while its own
                 // account has work waiting for storage, read no further.
-                let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
-                if let Some(user) = user
-                    && self.queues.contains_key(&user) {
+                if !self.queues.is_empty() {
+                    let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
+                    if let Some(user) = user
+                        && self.queues.contains_key(&user)
+                    {
                         if let Some(s) = self.sessions.get_mut(&id) {
                             s.blocked = Some(Blocked::Manager);
                         }
@@ -485,6 +492,7 @@ impl SessionManager {
                             blocked.push(id);
                         }
                     }
+                }
             }
             Step::Credentials { username } => {
                 let host = self

@@ -169,8 +169,13 @@ impl Roster {
 #[derive(Debug, Default)]
 pub(crate) struct CachedRoster {
     pub roster: Roster,
-    /// Writes sent to storage and not yet acknowledged.
+    /// Writes not yet acknowledged: the one sent to storage plus those
+    /// queued behind it.
     pub writes_in_flight: u32,
+    /// Writes waiting for the one in flight to be acknowledged. Storage sees
+    /// one write per user at a time, in version order, so a store that
+    /// answers out of order cannot apply them out of order.
+    pub queued_writes: std::collections::VecDeque<Request>,
     /// Loading failed: used empty, never written back.
     pub broken: bool,
 }
@@ -198,14 +203,19 @@ impl SessionManager {
         if cached.broken {
             return;
         }
-        cached.writes_in_flight = cached.writes_in_flight.saturating_add(1);
         let request = Request::RosterChanged {
             username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
             host: user.domain().as_str().to_owned(),
             version,
             change,
         };
-        self.new_request(crate::manager::Pending::RosterWrite(user.clone()), request);
+        let idle = cached.writes_in_flight == 0;
+        cached.writes_in_flight = cached.writes_in_flight.saturating_add(1);
+        if idle {
+            self.new_request(crate::manager::Pending::RosterWrite(user.clone()), request);
+        } else {
+            cached.queued_writes.push_back(request);
+        }
     }
 
     /// Sends a roster push for `contact` to every interested resource.

@@ -15,7 +15,7 @@ use minidom::Element;
 use smallvec::SmallVec;
 
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
-use crate::ids::SessionId;
+use crate::ids::{RequestId, SessionId};
 use crate::manager::{Output, Pending, SessionManager};
 use crate::roster::CachedRoster;
 use crate::storage::{Request, Response};
@@ -92,8 +92,8 @@ pub(crate) enum Flow {
 /// Work queued for one user while a request is in flight.
 #[derive(Debug, Default)]
 pub(crate) struct UserQueue {
-    /// The suspended work whose request is outstanding.
-    pub waiting: Option<Work>,
+    /// Suspended work whose requests are outstanding (normally one).
+    pub waiting: SmallVec<[(RequestId, Work); 1]>,
     /// Work that arrived meanwhile, in order.
     pub backlog: VecDeque<Work>,
 }
@@ -318,41 +318,54 @@ impl SessionManager {
 
     /// Runs `work`, then the user's backlog, until something must wait.
     fn run_queue(&mut self, user: BareJid, first: Work, now: Instant) {
-        let mut next = Some(first);
-        while let Some(work) = next.take() {
+        match self.run_work(&user, first, now) {
+            // Fast path: nothing was queued for this user before or since.
+            Flow::Done if !self.queues.contains_key(&user) => {}
+            Flow::Done => self.continue_queue(user, now),
+            Flow::Wait(request, suspended) => self.park(user, request, suspended),
+        }
+    }
+
+    /// Suspends work until `request` is answered.
+    fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
+        let id = self.new_request(Pending::User(user.clone()), request);
+        self.queues.entry(user).or_default().waiting.push((id, suspended));
+    }
+
+    /// Runs the backlog while nothing is outstanding; forgets an empty queue.
+    fn continue_queue(&mut self, user: BareJid, now: Instant) {
+        loop {
+            let next = match self.queues.get_mut(&user) {
+                None => return,
+                Some(q) if !q.waiting.is_empty() => return,
+                Some(q) => q.backlog.pop_front(),
+            };
+            let Some(work) = next else {
+                self.queue_drained(user, now);
+                return;
+            };
             match self.run_work(&user, work, now) {
-                Flow::Done => {
-                    next = self.queues.get_mut(&user).and_then(|q| q.backlog.pop_front());
-                }
+                Flow::Done => {}
                 Flow::Wait(request, suspended) => {
-                    let queue = self.queues.entry(user.clone()).or_default();
-                    queue.waiting = Some(suspended);
-                    self.new_request(Pending::User(user), request);
+                    self.park(user, request, suspended);
                     return;
                 }
             }
         }
-        self.queue_drained(user, now);
     }
 
-    /// The answer for the user's suspended work: resume it, then the backlog.
-    pub(crate) fn resume_user(&mut self, user: BareJid, response: Response, now: Instant) {
-        let Some(work) = self.queues.get_mut(&user).and_then(|q| q.waiting.take()) else {
+    /// The answer for suspended work: resume it, then the backlog.
+    pub(crate) fn resume_user(&mut self, user: BareJid, request: RequestId, response: Response, now: Instant) {
+        let work = self.queues.get_mut(&user).and_then(|q| {
+            let at = q.waiting.iter().position(|(id, _)| *id == request)?;
+            Some(q.waiting.remove(at).1)
+        });
+        let Some(work) = work else {
             return;
         };
         match self.resume_work(&user, work, response, now) {
-            Flow::Done => {
-                let next = self.queues.get_mut(&user).and_then(|q| q.backlog.pop_front());
-                match next {
-                    Some(work) => self.run_queue(user, work, now),
-                    None => self.queue_drained(user, now),
-                }
-            }
-            Flow::Wait(request, suspended) => {
-                let queue = self.queues.entry(user.clone()).or_default();
-                queue.waiting = Some(suspended);
-                self.new_request(Pending::User(user), request);
-            }
+            Flow::Done => self.continue_queue(user, now),
+            Flow::Wait(next, suspended) => self.park(user, next, suspended),
         }
     }
 
@@ -443,8 +456,7 @@ impl SessionManager {
                 let cached = match response {
                     Response::Roster(roster) => CachedRoster {
                         roster,
-                        writes_in_flight: 0,
-                        broken: false,
+                        ..CachedRoster::default()
                     },
                     // A roster that failed to load is used empty and never
                     // written back, so storage is not overwritten.

@@ -1335,3 +1335,444 @@ fn stanzas_from_outside_for_other_domains_are_not_routed_back_out() {
     s.pump();
     expect_no_route(&mut s);
 }
+
+// ---------------------------------------------------------------- odd requests
+
+#[test]
+fn subscription_stanzas_to_oneself_are_a_bad_request() {
+    let mut s = server(&["alice"]);
+    let a = online(&mut s, "alice", "a");
+    s.send(a, "<presence type='subscribe' to='alice@localhost' id='x'/>");
+    s.send(a, "<presence type='subscribed' id='y'/>");
+    let err = |id: &str| {
+        format!(
+            "<presence type='error' id='{id}' to='alice@localhost/a'><error type='modify'>\
+             <bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Invalid presence type</text></error></presence>"
+        )
+    };
+    expect(&mut s, a, &[&err("x"), &err("y")]);
+    expect_stored(&s, "alice", &[]);
+}
+
+#[test]
+fn a_request_to_a_user_that_does_not_exist_is_dropped() {
+    let mut s = server(&["alice"]);
+    let a = online(&mut s, "alice", "a");
+    s.send(a, "<presence type='subscribe' to='nobody@localhost'/>");
+    expect(&mut s, a, &[&push(1, "nobody", "none+ask")]);
+    assert_eq!(s.store.stored_roster("localhost", "nobody"), None);
+    expect_no_route(&mut s);
+}
+
+// ---------------------------------------------------------------- the roster cache
+
+/// Held requests in a compact form: `load bob`, `exists bob`,
+/// `write bob v2`, `offline+ alice`, `offline- alice`.
+fn held(s: &TestServer) -> Vec<String> {
+    s.held_requests()
+        .iter()
+        .map(|r| match r {
+            Request::LoadRoster { username, .. } => format!("load {username}"),
+            Request::UserExists { username, .. } => format!("exists {username}"),
+            Request::RosterChanged {
+                username, version, ..
+            } => format!("write {username} v{version}"),
+            Request::StoreOffline { username, .. } => format!("offline+ {username}"),
+            Request::TakeOffline { username, .. } => format!("offline- {username}"),
+            Request::Credentials { username, .. } => format!("credentials {username}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
+    let mut s = server(&["alice", "bob"]);
+    let a = online(&mut s, "alice", "a");
+    s.hold_requests(true);
+    s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["write alice v1", "load bob"]);
+    // alice's push does not wait for her write.
+    expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "exists bob"]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "write bob v1"]);
+    s.answer_all_held();
+    expect_stored(&s, "bob", &["pending:alice@localhost"]);
+
+    // bob's roster was dropped: the next request for him loads it again
+    // (and sees what storage says now).
+    store_item(&mut s, "bob", "carol@localhost", "both");
+    s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["load bob"]);
+    s.answer_all_held();
+    assert!(s.held_requests().is_empty(), "already pending: nothing to write");
+    expect_nothing(&mut s, a);
+
+    // bob logs in later and finds the request and what storage holds.
+    s.hold_requests(false);
+    let (b, result) = login_interested(&mut s, "bob", "b");
+    assert_eq!(items_of(&result), ["carol@localhost=both"]);
+    s.send(b, "<presence/>");
+    expect(
+        &mut s,
+        b,
+        &[
+            // carol has no account, so nobody answers bob's probe.
+            "<presence from='bob@localhost/b'/>",
+            &sub("subscribe", "alice", "bob"),
+        ],
+    );
+}
+
+#[test]
+fn an_online_users_roster_stays_loaded_while_it_has_sessions() {
+    let mut s = server(&["alice", "bob"]);
+    let a = online(&mut s, "alice", "a");
+    let b = online(&mut s, "bob", "b");
+    drain(&mut s, &[a, b]);
+    s.hold_requests(true);
+    s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    // Only writes: both rosters are in memory.
+    assert_eq!(held(&s), ["write alice v1", "write bob v1"]);
+    expect(&mut s, b, &[&sub("subscribe", "alice", "bob")]);
+    // Unacknowledged writes hold nothing up; storage gets one write per
+    // user at a time, in order.
+    s.send(b, "<presence type='subscribed' to='alice@localhost'/>");
+    expect(&mut s, b, &[&push(3, "alice", "from")]);
+    assert_eq!(held(&s), ["write alice v1", "write bob v1"]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "write bob v2"]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "write bob v3"]);
+    s.answer_held(&[0]);
+    assert_eq!(held(&s), ["write bob v3", "write alice v2"]);
+    s.answer_all_held();
+    expect_stored(&s, "alice", &["bob@localhost=to"]);
+    expect_stored(&s, "bob", &["alice@localhost=from"]);
+    // Once bob is gone his roster is dropped.
+    s.disconnect(b);
+    s.answer_all_held();
+    s.send(a, "<presence type='probe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["load bob"]);
+}
+
+#[test]
+fn writes_answered_out_of_order_still_leave_the_right_roster() {
+    let mut s = server(&["alice", "bob"]);
+    let a = online(&mut s, "alice", "a");
+    s.hold_requests(true);
+    // Three changes to the same item of an offline contact's roster.
+    s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    s.answer_all_held();
+    s.send(a, "<presence type='unsubscribe' to='bob@localhost'/>");
+    s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    s.send(a, "<presence type='unsubscribe' to='bob@localhost'/>");
+    // Answer everything newest first.
+    while !s.held_requests().is_empty() {
+        let n = s.held_requests().len();
+        s.answer_held(&(0..n).rev().collect::<Vec<_>>());
+    }
+    expect_stored(&s, "alice", &["bob@localhost=none"]);
+    expect_stored(&s, "bob", &[]);
+    assert_eq!(stored_version(&s, "alice"), 4);
+    // A fresh load agrees with what alice's clients were told.
+    s.disconnect(a);
+    s.hold_requests(false);
+    let (_, result) = login_interested(&mut s, "alice", "a2");
+    assert_eq!(items_of(&result), ["bob@localhost=none"]);
+    assert_eq!(result.get_child("query", "jabber:iq:roster").unwrap().attr("ver"), Some("4"));
+}
+
+// ---------------------------------------------------------------- an adversarial store
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Log `user` in with `resource`; the session is called "user/resource".
+    Login(&'static str, &'static str),
+    /// The session sends XML.
+    Send(&'static str, &'static str),
+    /// The session's socket drops.
+    Disconnect(&'static str),
+}
+
+use Step::{Disconnect, Login, Send};
+
+/// Three users meet, subscribe, chat, come and go.
+const SCENARIO: &[Step] = &[
+    Login("alice", "a"),
+    Login("bob", "b"),
+    Send("alice/a", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send("alice/a", "<presence/>"),
+    Send("alice/a", "<presence type='subscribe' to='bob@localhost'/>"),
+    Send("alice/a", "<presence type='subscribe' to='carol@localhost'/>"),
+    Send("bob/b", "<presence><priority>1</priority></presence>"),
+    Send("bob/b", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send("bob/b", "<presence type='subscribed' to='alice@localhost'/>"),
+    Send("bob/b", "<presence type='subscribe' to='alice@localhost'/>"),
+    Send("bob/b", "<message to='alice@localhost' type='chat'><body>hi alice</body></message>"),
+    Send("alice/a", "<presence type='subscribed' to='bob@localhost'/>"),
+    Send("alice/a", "<message to='carol@localhost' type='chat'><body>hi carol</body></message>"),
+    Send("alice/a", "<iq type='set' id='n1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>"),
+    Login("carol", "c"),
+    Send("carol/c", "<presence/>"),
+    Send("carol/c", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send("carol/c", "<presence type='subscribed' to='alice@localhost'/>"),
+    Send("carol/c", "<presence type='subscribe' to='bob@localhost'/>"),
+    Send("carol/c", "<presence type='subscribe' to='alice@localhost'/>"),
+    Send("bob/b", "<presence><show>away</show><priority>1</priority></presence>"),
+    Disconnect("bob/b"),
+    Send("alice/a", "<presence type='subscribed' to='carol@localhost'/>"),
+    Send("carol/c", "<message to='bob@localhost' type='chat'><body>hi bob</body></message>"),
+    Login("bob", "b2"),
+    Send("bob/b2", "<iq type='get' id='r2' ><query xmlns='jabber:iq:roster' ver='3'/></iq>"),
+    Send("bob/b2", "<presence/>"),
+    Send("bob/b2", "<presence type='unsubscribed' to='carol@localhost'/>"),
+    Send("alice/a", "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query></iq>"),
+    Send("alice/a", "<presence to='bob@localhost/b2'/>"),
+    Send("alice/a", "<presence type='unavailable'/>"),
+    Send("carol/c", "<message to='alice@localhost' type='chat'><body>you there?</body></message>"),
+    Login("alice", "a2"),
+    Send("alice/a2", "<iq type='get' id='r3'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send("alice/a2", "<presence><priority>2</priority></presence>"),
+    Send("carol/c", "<presence type='unsubscribe' to='alice@localhost'/>"),
+    Disconnect("alice/a"),
+    Disconnect("carol/c"),
+    Send("alice/a2", "<presence type='unavailable'/>"),
+];
+
+/// Everything observable at the end of a run.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    transcripts: Vec<(String, Vec<Element>)>,
+    rosters: Vec<(&'static str, Vec<String>, u64)>,
+    offline: Vec<(&'static str, Vec<Element>)>,
+}
+
+fn user_of(request: &Request) -> String {
+    match request {
+        Request::LoadRoster { username, .. }
+        | Request::UserExists { username, .. }
+        | Request::RosterChanged { username, .. }
+        | Request::StoreOffline { username, .. }
+        | Request::TakeOffline { username, .. }
+        | Request::Credentials { username, .. } => username.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The user acting in a step.
+fn actor(step: &Step) -> &'static str {
+    match *step {
+        Login(user, _) => user,
+        Send(label, _) | Disconnect(label) => label.split('/').next().unwrap(),
+    }
+}
+
+/// Runs the scenario. Without `pick` storage answers at once. With it,
+/// requests are held; after each step (unless `keep(step)` says to let
+/// them pile up) `pick` chooses which held requests to answer next and in
+/// which order, until none are left. Logins and disconnects are sync
+/// points: what is held is answered first.
+///
+/// Requests only pile up while the same user keeps acting. Inputs of two
+/// users that both wait on storage have no defined order between them
+/// (RFC 6120 §10.1 orders stanzas per sender only): alice removing bob
+/// while bob's first presence waits for his roster may well overtake it,
+/// and then alice rightly never sees that presence.
+fn run_scenario(
+    mut pick: Option<&mut dyn FnMut(&[Request]) -> Vec<usize>>,
+    keep: &dyn Fn(usize) -> bool,
+) -> Observed {
+    let mut s = server(&["alice", "bob", "carol"]);
+    let mut ids: Vec<(String, SessionId)> = Vec::new();
+    let mut transcripts: Vec<(String, Vec<Element>)> = Vec::new();
+    let collect = |s: &mut TestServer, ids: &[(String, SessionId)], transcripts: &mut Vec<(String, Vec<Element>)>| {
+        for (label, id) in ids {
+            let got = received(s, *id);
+            match transcripts.iter_mut().find(|(l, _)| l == label) {
+                Some((_, t)) => t.extend(got),
+                None => transcripts.push((label.clone(), got)),
+            }
+        }
+    };
+    let mut drain_held = |s: &mut TestServer, pick: &mut Option<&mut dyn FnMut(&[Request]) -> Vec<usize>>| {
+        if let Some(pick) = pick.as_mut() {
+            let mut rounds = 0;
+            while !s.held_requests().is_empty() {
+                let order = pick(&s.held_requests());
+                assert!(!order.is_empty());
+                s.answer_held(&order);
+                rounds += 1;
+                assert!(rounds < 10_000, "storage never settles");
+            }
+        }
+    };
+    s.hold_requests(pick.is_some());
+    for (i, step) in SCENARIO.iter().enumerate() {
+        match *step {
+            Login(user, resource) => {
+                drain_held(&mut s, &mut pick);
+                s.hold_requests(false);
+                let id = s.login(user, resource);
+                s.hold_requests(pick.is_some());
+                ids.push((format!("{user}/{resource}"), id));
+            }
+            Send(label, xml) => {
+                let id = ids.iter().find(|(l, _)| l == label).unwrap().1;
+                s.send(id, xml);
+            }
+            Disconnect(label) => {
+                drain_held(&mut s, &mut pick);
+                let id = ids.iter().find(|(l, _)| l == label).unwrap().1;
+                s.disconnect(id);
+            }
+        }
+        let same_actor_next = SCENARIO.get(i + 1).is_some_and(|next| actor(next) == actor(step));
+        if !(keep(i) && same_actor_next) {
+            drain_held(&mut s, &mut pick);
+        }
+        collect(&mut s, &ids, &mut transcripts);
+    }
+    drain_held(&mut s, &mut pick);
+    collect(&mut s, &ids, &mut transcripts);
+    assert!(s.take_routed().is_empty());
+    let users = ["alice", "bob", "carol"];
+    Observed {
+        transcripts,
+        rosters: users
+            .iter()
+            .map(|u| (*u, stored(&s, u), stored_version(&s, u)))
+            .collect(),
+        offline: users
+            .iter()
+            .map(|u| (*u, s.store.offline_messages("localhost", u).to_vec()))
+            .collect(),
+    }
+}
+
+fn at_once() -> Observed {
+    run_scenario(None, &|_| false)
+}
+
+#[track_caller]
+fn assert_same(reference: &Observed, got: &Observed, how: &str) {
+    for ((label, want), (label2, have)) in reference.transcripts.iter().zip(&got.transcripts) {
+        assert_eq!(label, label2);
+        if want != have {
+            let show = |v: &[Element]| {
+                v.iter()
+                    .map(|e| format!("  {}", String::from_utf8_lossy(&xmpp_session::stream::element_bytes(e))))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!("{how}: {label} received:\n{}\nbut with storage answering at once:\n{}", show(have), show(want));
+        }
+    }
+    assert_eq!(reference.transcripts.len(), got.transcripts.len(), "{how}");
+    assert_eq!(reference.rosters, got.rosters, "{how}: stored rosters");
+    assert_eq!(reference.offline, got.offline, "{how}: offline messages");
+}
+
+#[test]
+fn the_scenario_itself_does_what_it_should() {
+    let r = at_once();
+    // alice and carol end mutual until carol unsubscribes; alice removed
+    // bob; bob denied carol.
+    assert_eq!(
+        r.rosters,
+        [
+            ("alice", vec!["carol@localhost=to".to_owned()], 13),
+            ("bob", vec!["alice@localhost=none".to_owned()], 9),
+            ("carol", vec!["alice@localhost=from".to_owned(), "bob@localhost=none".to_owned()], 8),
+        ]
+    );
+    // carol's message reached bob after he came back; carol's last one
+    // waited for alice's next resource.
+    assert_eq!(r.offline.iter().map(|(_, m)| m.len()).sum::<usize>(), 0);
+    let bob2 = &r.transcripts.iter().find(|(l, _)| l == "bob/b2").unwrap().1;
+    assert!(bob2.iter().any(|e| e.name() == "message"));
+    let alice2 = &r.transcripts.iter().find(|(l, _)| l == "alice/a2").unwrap().1;
+    assert!(alice2.iter().any(|e| e.name() == "message"));
+}
+
+#[test]
+fn a_store_answering_late_in_any_fixed_order_changes_nothing() {
+    let reference = at_once();
+    type Picker = Box<dyn FnMut(&[Request]) -> Vec<usize>>;
+    let strategies: Vec<(&str, Picker)> = vec![
+        ("fifo one at a time", Box::new(|_: &[Request]| vec![0])),
+        ("lifo one at a time", Box::new(|h: &[Request]| vec![h.len() - 1])),
+        ("all, newest first", Box::new(|h: &[Request]| (0..h.len()).rev().collect())),
+        ("all, oldest first", Box::new(|h: &[Request]| (0..h.len()).collect())),
+        (
+            "odd positions first",
+            Box::new(|h: &[Request]| (0..h.len()).filter(|i| i % 2 == 1).chain((0..h.len()).filter(|i| i % 2 == 0)).collect()),
+        ),
+    ];
+    for (name, mut pick) in strategies {
+        for keep_every in [0usize, 2, 3, 5] {
+            let keep = move |i: usize| keep_every != 0 && i % keep_every != 0;
+            let got = run_scenario(Some(&mut *pick), &keep);
+            assert_same(&reference, &got, &format!("{name}, piling up with period {keep_every}"));
+        }
+    }
+}
+
+#[test]
+fn a_store_that_favours_one_user_over_another_changes_nothing() {
+    let reference = at_once();
+    let users = ["alice", "bob", "carol"];
+    let perms: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    for perm in perms {
+        for newest_first in [false, true] {
+            // Answer only the favourite user's requests while any are
+            // held, then the next user's, and so on.
+            let mut pick = |h: &[Request]| {
+                for &u in &perm {
+                    let mine: Vec<usize> = (0..h.len()).filter(|&i| user_of(&h[i]) == users[u]).collect();
+                    if !mine.is_empty() {
+                        return if newest_first { mine.into_iter().rev().collect() } else { mine };
+                    }
+                }
+                (0..h.len()).collect()
+            };
+            for keep_every in [0usize, 4] {
+                let keep = move |i: usize| keep_every != 0 && i % keep_every != 0;
+                let got = run_scenario(Some(&mut pick), &keep);
+                assert_same(
+                    &reference,
+                    &got,
+                    &format!("favouring {:?}, newest first {newest_first}, period {keep_every}", perm.map(|u| users[u])),
+                );
+            }
+        }
+    }
+}
+
+mod random_orders {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_answer_order_gives_the_same_transcripts_and_rosters(
+            choices in proptest::collection::vec(any::<u32>(), 1..400),
+            keep in proptest::collection::vec(any::<bool>(), SCENARIO.len()),
+        ) {
+            let reference = at_once();
+            let mut n = 0usize;
+            let mut pick = |h: &[Request]| {
+                let c = choices[n % choices.len()] as usize;
+                n += 1;
+                vec![c % h.len()]
+            };
+            let keep = |i: usize| keep[i];
+            let got = run_scenario(Some(&mut pick), &keep);
+            assert_same(&reference, &got, "random order");
+        }
+    }
+}
