@@ -35,13 +35,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
+use xmpp_session::random::{OsRandom, RandomSource};
+use xmpp_session::sasl::Credentials;
 use xmpp_session::{Config, ConnectionInfo, Event, MemoryStore, Output, SessionId, SessionManager};
 
 /// Accounts created when no `--user`/`--users-file` is given (password
 /// `password`): the ones the acceptance scripts and load tests log in with.
 const DEMO_USERS: &[&str] = &[
-    "user", "user2", "romeo", "juliet", "nurse", "mercutio", "tybalt", "benvolio", "admin", "alice", "bob",
-    "discoverer", "blocker", "blockee",
+    "user",
+    "user2",
+    "romeo",
+    "juliet",
+    "nurse",
+    "mercutio",
+    "tybalt",
+    "benvolio",
+    "admin",
+    "alice",
+    "bob",
+    "discoverer",
+    "blocker",
+    "blockee",
 ];
 
 /// Inputs processed per batch before outputs are flushed.
@@ -116,7 +130,9 @@ impl Core {
         if let Err(e) = stream.set_nodelay(true) {
             eprintln!("{peer}: TCP_NODELAY: {e}");
         }
-        let id = self.manager.connect(ConnectionInfo::plain(), Instant::now());
+        let id = self
+            .manager
+            .connect(ConnectionInfo::plain(), Instant::now());
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(id, write, rx, self.to_core.clone()));
@@ -141,15 +157,22 @@ impl Core {
         let now = Instant::now();
         while let Some(output) = self.manager.poll_output_with(&mut self.store, now) {
             match output {
-                Output::Transmit { session, data } => self.outbox.entry(session).or_default().push(data),
-                Output::Close { session } | Output::Event(Event::Closed { session }) => self.finish(session),
+                Output::Transmit { session, data } => {
+                    self.outbox.entry(session).or_default().push(data)
+                }
+                Output::Close { session } | Output::Event(Event::Closed { session }) => {
+                    self.finish(session)
+                }
                 Output::StartTls { session } => {
                     // Never offered on a plain connection; refuse if it ever happens.
                     eprintln!("{session:?}: STARTTLS is not supported by this example");
                     self.finish(session);
                 }
                 Output::Route { stanza } => {
-                    eprintln!("dropping stanza for a remote domain: to={:?}", stanza.attr("to"));
+                    eprintln!(
+                        "dropping stanza for a remote domain: to={:?}",
+                        stanza.attr("to")
+                    );
                 }
                 Output::Request { .. } => {} // answered by poll_output_with
                 Output::Event(event) => {
@@ -202,7 +225,11 @@ async fn reader(id: SessionId, mut read: OwnedReadHalf, core: mpsc::Sender<ToCor
         match read.read_buf(&mut buf).await {
             Ok(0) => break,
             Ok(_) => {
-                if core.send(ToCore::Input(id, buf.split().freeze())).await.is_err() {
+                if core
+                    .send(ToCore::Input(id, buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
                     return; // the core has stopped
                 }
             }
@@ -261,14 +288,27 @@ fn load_accounts(args: &Args) -> Result<Vec<(String, String)>, String> {
             }
         }
     }
+    Ok(accounts)
+}
+
+/// The store with the given accounts, or with the demo accounts if none.
+fn make_store(domain: &str, accounts: &[(String, String)]) -> MemoryStore {
+    let mut store = MemoryStore::new();
+    for (name, password) in accounts {
+        store.add_user(domain, name, password);
+    }
     if accounts.is_empty() {
-        accounts = DEMO_USERS.iter().map(|u| ((*u).to_owned(), "password".to_owned())).collect();
+        // One key derivation shared by all demo accounts keeps start-up fast.
+        let mut salt = [0u8; 16];
+        OsRandom.fill(&mut salt);
+        let credentials = Credentials::from_password("password", &salt, 4096);
         println!("demo accounts (password 'password'):");
-        for (name, _) in &accounts {
-            println!("  {name}@{}", args.domain);
+        for name in DEMO_USERS {
+            store.add_credentials(domain, name, credentials.clone());
+            println!("  {name}@{domain}");
         }
     }
-    Ok(accounts)
+    store
 }
 
 #[tokio::main]
@@ -281,10 +321,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let mut store = MemoryStore::new();
-    for (name, password) in &accounts {
-        store.add_user(&args.domain, name, password);
-    }
+    let store = make_store(&args.domain, &accounts);
     let config = Config::builder(args.domain.clone())
         .require_tls(false)
         .allow_plain_without_tls(true)
@@ -317,7 +354,10 @@ async fn main() {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        let deadline = core.manager.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = core
+            .manager
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => core.accept(stream, peer),

@@ -68,6 +68,14 @@ pub struct Config {
     pub software_os: Option<String>,
     /// Iterations used when deriving SCRAM keys from passwords. Default 4096.
     pub scram_iterations: u32,
+    /// Roster items plus pending inbound requests per account; a roster set
+    /// beyond it gets `resource-constraint`, further inbound requests are
+    /// dropped. Default 10000.
+    pub max_roster_items: usize,
+    /// Directed-presence recipients remembered per session; beyond it,
+    /// directed presence is still delivered but no longer tracked for the
+    /// unavailable on logout. Default 1000.
+    pub max_directed_presence: usize,
 }
 
 impl Config {
@@ -95,6 +103,8 @@ impl Config {
                 software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
                 software_os: None,
                 scram_iterations: 4096,
+                max_roster_items: 10_000,
+                max_directed_presence: 1000,
             },
         }
     }
@@ -188,6 +198,16 @@ impl ConfigBuilder {
     /// See [`Config::scram_iterations`].
     pub fn scram_iterations(mut self, n: u32) -> Self {
         self.config.scram_iterations = n;
+        self
+    }
+    /// See [`Config::max_roster_items`].
+    pub fn max_roster_items(mut self, n: usize) -> Self {
+        self.config.max_roster_items = n;
+        self
+    }
+    /// See [`Config::max_directed_presence`].
+    pub fn max_directed_presence(mut self, n: usize) -> Self {
+        self.config.max_directed_presence = n;
         self
     }
     /// The finished configuration.

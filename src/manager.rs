@@ -269,11 +269,20 @@ impl SessionManager {
     }
 
     /// The socket closed or failed. The session is cleaned up as if closed.
+    ///
+    /// Stanzas the client sent before the socket dropped are still processed
+    /// first; when some wait on storage, cleanup follows once they are done.
     pub fn handle_disconnect(&mut self, id: SessionId, now: Instant) {
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.closed = true;
-            self.remove_session(id, None, now);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.disconnected = true;
+        if session.kind == SessionKind::Bound && !session.closed {
+            self.drive(id, now);
+            return;
         }
+        session.closed = true;
+        self.remove_session(id, None, now);
     }
 
     /// A deadline from [`SessionManager::poll_timeout`] passed.
@@ -466,6 +475,11 @@ impl SessionManager {
             };
             let step = session.step(&mut ctx);
             if matches!(step, Step::Idle) {
+                // A dropped connection is cleaned up once its input is done.
+                if session.disconnected && session.blocked.is_none() {
+                    session.closed = true;
+                    self.remove_session(id, None, now);
+                }
                 return;
             }
             self.after_step(id, step, now);

@@ -108,9 +108,10 @@ impl SessionManager {
         }
         let to = to.to_owned();
         let available = stanza.attr("type").is_none();
+        let cap = self.config.max_directed_presence;
         if let Some(session) = self.sessions.get_mut(&id) {
             if available {
-                if !session.directed.contains(&to) {
+                if !session.directed.contains(&to) && session.directed.len() < cap {
                     session.directed.push(to);
                 }
             } else {
@@ -387,7 +388,9 @@ impl SessionManager {
                     self.send_presence_of_resources(user, &contact, now);
                     return;
                 }
-                if roster.pending_in.contains_key(&contact) {
+                if roster.pending_in.contains_key(&contact)
+                    || roster.items.len().saturating_add(roster.pending_in.len()) >= self.config.max_roster_items
+                {
                     return;
                 }
                 let mut request = stanza;

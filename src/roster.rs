@@ -344,11 +344,17 @@ impl SessionManager {
         let Some(roster) = self.roster(user) else {
             return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError));
         };
-        let mut new_item = roster
-            .items
-            .get(&contact)
-            .cloned()
-            .unwrap_or_else(|| RosterItem::new(contact.clone()));
+        let existing = roster.items.get(&contact).cloned();
+        if existing.is_none()
+            && roster.items.len().saturating_add(roster.pending_in.len()) >= self.config.max_roster_items
+        {
+            return self.send_error_to_session(
+                id,
+                iq,
+                StanzaError::with_text(ErrorType::Wait, StanzaErrorCondition::ResourceConstraint, "The roster is full"),
+            );
+        }
+        let mut new_item = existing.unwrap_or_else(|| RosterItem::new(contact.clone()));
         new_item.name = name;
         new_item.groups = groups;
         self.roster_reply(id, &xml::iq_result(iq, None));

@@ -242,7 +242,7 @@ impl SessionManager {
                 // what the server sends for its own users and domains
                 // (presence broadcasts, probes, subscription stanzas,
                 // replies) is.
-                if origin == Origin::External && !self.from_served(&stanza) {
+                if origin == Origin::External && !self.sender_is_local(&stanza) {
                     return;
                 }
                 self.out.push_back(Output::Route { stanza });
@@ -260,7 +260,7 @@ impl SessionManager {
     }
 
     /// Whether the stanza's `from` is an address on a served domain.
-    fn from_served(&self, stanza: &Element) -> bool {
+    fn sender_is_local(&self, stanza: &Element) -> bool {
         stanza
             .attr("from")
             .and_then(|f| Jid::new(f).ok())
@@ -570,6 +570,13 @@ impl SessionManager {
             self.emit_stanza_event(origin, stanza);
             return Flow::Done;
         }
+        // RFC 6121 §8.5.3.2.1: to a full JID with no such resource, only
+        // chat falls back to the bare JID; normal (and unknown types, RFC
+        // 6121 §5.2.2) and groupchat are refused, headline is ignored.
+        if matches!(target, Target::Full(_)) && !matches!(ty, "chat" | "error" | "headline") {
+            self.bounce(&stanza, StanzaError::service_unavailable(), now);
+            return Flow::Done;
+        }
         match ty {
             "error" => Flow::Done,
             "groupchat" => {
@@ -577,9 +584,10 @@ impl SessionManager {
                 Flow::Done
             }
             "headline" => {
-                // Only to the bare JID itself, and only to non-negative
-                // available resources; otherwise silently dropped.
-                if matches!(target, Target::Bare(_)) {
+                // To a bare JID (including the sender's own, RFC 6120
+                // §10.3.1), only to non-negative available resources;
+                // otherwise (an unconnected full JID) silently dropped.
+                if matches!(target, Target::Bare(_) | Target::OwnAccount(_)) {
                     let targets: SmallVec<[SessionId; 4]> = self
                         .resources_of(user)
                         .filter(|s| s.presence.is_some() && s.priority.unwrap_or(0) >= 0)
@@ -728,10 +736,10 @@ impl SessionManager {
             _ => return,
         }
         // Not for a domain served here: dropped, never routed back out.
-        if let Some(Ok(to)) = stanza.attr("to").map(Jid::new) {
-            if !self.config.serves(to.domain().as_str()) {
-                return;
-            }
+        if let Some(Ok(to)) = stanza.attr("to").map(Jid::new)
+            && !self.config.serves(to.domain().as_str())
+        {
+            return;
         }
         let stanza = if stanza.has_ns(xml::NS_SERVER) {
             rename_ns(stanza, xml::NS_SERVER, NS_CLIENT)

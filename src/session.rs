@@ -52,6 +52,8 @@ pub struct Session {
     pub(crate) auth_failures: u32,
     pub(crate) blocked: Option<Blocked>,
     pub(crate) closed: bool,
+    /// The transport is gone; cleanup waits for parked input.
+    pub(crate) disconnected: bool,
     pub(crate) auth_deadline: Option<Instant>,
     pub(crate) connected_at: Instant,
     pub(crate) directed: Vec<String>,
@@ -87,6 +89,7 @@ impl Session {
             auth_failures: 0,
             blocked: None,
             closed: false,
+            disconnected: false,
             auth_deadline,
             connected_at: now,
             directed: Vec::new(),

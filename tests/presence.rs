@@ -47,10 +47,6 @@ fn unavailable(from: &str, to: &str) -> String {
     format!("<presence type='unavailable' from='{from}' to='{to}'/>")
 }
 
-fn as_strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[track_caller]
 fn expect_ctx(s: &mut TestServer, id: SessionId, want: &[String], ctx: &str) {
     let got = received(s, id);
@@ -58,7 +54,12 @@ fn expect_ctx(s: &mut TestServer, id: SessionId, want: &[String], ctx: &str) {
     if got != want_el {
         let show = |v: &[Element]| {
             v.iter()
-                .map(|e| format!("  {}", String::from_utf8_lossy(&xmpp_session::stream::element_bytes(e))))
+                .map(|e| {
+                    format!(
+                        "  {}",
+                        String::from_utf8_lossy(&xmpp_session::stream::element_bytes(e))
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -101,7 +102,11 @@ fn mirror(state: &str, pending: bool) -> (String, bool) {
     };
     let ask = parts.any(|p| p == "ask");
     let bob_asks = pending && matches!(sub, "none" | "from");
-    let state = if bob_asks { format!("{sub}+ask") } else { sub.to_owned() };
+    let state = if bob_asks {
+        format!("{sub}+ask")
+    } else {
+        sub.to_owned()
+    };
     (state, ask)
 }
 
@@ -115,7 +120,11 @@ fn label(state: &str, pending: bool) -> String {
 
 /// Stores both rosters; logs both in (interested, available) unless
 /// `bob_online` is false; drains everything.
-fn setup(state: &str, pending: bool, bob_online: bool) -> (TestServer, SessionId, Option<SessionId>) {
+fn setup(
+    state: &str,
+    pending: bool,
+    bob_online: bool,
+) -> (TestServer, SessionId, Option<SessionId>) {
     let mut s = server(&["alice", "bob"]);
     store_item(&mut s, "alice", "bob@localhost", state);
     if pending {
@@ -143,7 +152,12 @@ struct Outcome {
     bob_stored: Vec<&'static str>,
 }
 
-fn o(alice: Vec<String>, bob: Vec<String>, alice_stored: Vec<&'static str>, bob_stored: Vec<&'static str>) -> Outcome {
+fn o(
+    alice: Vec<String>,
+    bob: Vec<String>,
+    alice_stored: Vec<&'static str>,
+    bob_stored: Vec<&'static str>,
+) -> Outcome {
     Outcome {
         alice,
         bob,
@@ -166,9 +180,20 @@ fn run_row(event: &str, outcome: impl Fn(&str, bool) -> Outcome) {
         s.send(a, &format!("<presence type='{event}' to='bob@localhost'/>"));
         expect_ctx(&mut s, a, &want.alice, &ctx);
         expect_ctx(&mut s, b, &want.bob, &ctx);
-        assert!(s.take_routed().is_empty(), "{ctx}: nothing leaves the server");
-        assert_eq!(stored(&s, "alice"), want.alice_stored, "{ctx}: alice's stored roster");
-        assert_eq!(stored(&s, "bob"), want.bob_stored, "{ctx}: bob's stored roster");
+        assert!(
+            s.take_routed().is_empty(),
+            "{ctx}: nothing leaves the server"
+        );
+        assert_eq!(
+            stored(&s, "alice"),
+            want.alice_stored,
+            "{ctx}: alice's stored roster"
+        );
+        assert_eq!(
+            stored(&s, "bob"),
+            want.bob_stored,
+            "{ctx}: bob's stored roster"
+        );
 
         // Offline: bob's stored roster ends the same; alice sees the same
         // minus what bob's resources would have sent.
@@ -182,17 +207,40 @@ fn run_row(event: &str, outcome: impl Fn(&str, bool) -> Outcome) {
             .cloned()
             .collect();
         expect_ctx(&mut s, a, &alice_offline, &ctx);
-        assert!(s.take_routed().is_empty(), "{ctx}: nothing leaves the server");
-        assert_eq!(stored(&s, "alice"), want.alice_stored, "{ctx}: alice's stored roster");
-        assert_eq!(stored(&s, "bob"), want.bob_stored, "{ctx}: bob's stored roster");
+        assert!(
+            s.take_routed().is_empty(),
+            "{ctx}: nothing leaves the server"
+        );
+        assert_eq!(
+            stored(&s, "alice"),
+            want.alice_stored,
+            "{ctx}: alice's stored roster"
+        );
+        assert_eq!(
+            stored(&s, "bob"),
+            want.bob_stored,
+            "{ctx}: bob's stored roster"
+        );
 
         // bob logs in: his roster and initial presence follow from what
         // was stored while he was away.
         let (b, result) = login_interested(&mut s, "bob", "b");
-        let bob_item = want.bob_stored.iter().find(|x| x.starts_with("alice@")).unwrap();
+        let bob_item = want
+            .bob_stored
+            .iter()
+            .find(|x| x.starts_with("alice@"))
+            .unwrap();
         let bob_sub = bob_item.trim_start_matches("alice@localhost=");
-        assert_eq!(items_of(&result), [bob_item.to_string()], "{ctx}: bob's roster result");
-        let alice_item = want.alice_stored.iter().find(|x| x.starts_with("bob@")).unwrap();
+        assert_eq!(
+            items_of(&result),
+            [bob_item.to_string()],
+            "{ctx}: bob's roster result"
+        );
+        let alice_item = want
+            .alice_stored
+            .iter()
+            .find(|x| x.starts_with("bob@"))
+            .unwrap();
         let alice_sub = alice_item.trim_start_matches("bob@localhost=");
         let sees = |s: &str| s.starts_with("to") || s.starts_with("both");
         let shares = |s: &str| s.starts_with("from") || s.starts_with("both");
@@ -247,7 +295,12 @@ fn state_table_subscribe() {
             ),
             // Already subscribed: bob's server answers `subscribed` (alice
             // has no ask, so it changes nothing) and sends bob's presence.
-            ("to", false) => o(bob_avail(), vec![], vec!["bob@localhost=to"], vec!["alice@localhost=from"]),
+            ("to", false) => o(
+                bob_avail(),
+                vec![],
+                vec!["bob@localhost=to"],
+                vec!["alice@localhost=from"],
+            ),
             ("to", true) => o(
                 bob_avail(),
                 vec![],
@@ -266,7 +319,12 @@ fn state_table_subscribe() {
                 vec!["bob@localhost=from+ask"],
                 vec!["alice@localhost=to", "pending:alice@localhost"],
             ),
-            ("both", false) => o(bob_avail(), vec![], vec!["bob@localhost=both"], vec!["alice@localhost=both"]),
+            ("both", false) => o(
+                bob_avail(),
+                vec![],
+                vec!["bob@localhost=both"],
+                vec!["alice@localhost=both"],
+            ),
             ("from", true) => o(
                 vec![push(3, "bob", "from+ask")],
                 vec![sub("subscribe", "alice", "bob")],
@@ -296,7 +354,12 @@ fn state_table_unsubscribe() {
         let bob_gone = || unavailable("bob@localhost/b", "alice@localhost");
         match (state, pending) {
             // Nothing to cancel: routed, and ignored by bob's server.
-            ("none", false) => o(vec![], vec![], vec!["bob@localhost=none"], vec!["alice@localhost=none"]),
+            ("none", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=none"],
+                vec!["alice@localhost=none"],
+            ),
             ("none", true) => o(
                 vec![],
                 vec![],
@@ -327,11 +390,19 @@ fn state_table_unsubscribe() {
             ),
             ("to", true) => o(
                 vec![push(3, "bob", "none"), bob_gone()],
-                vec![sub("unsubscribe", "alice", "bob"), push(2, "alice", "none+ask")],
+                vec![
+                    sub("unsubscribe", "alice", "bob"),
+                    push(2, "alice", "none+ask"),
+                ],
                 vec!["bob@localhost=none", "pending:bob@localhost"],
                 vec!["alice@localhost=none+ask"],
             ),
-            ("from", false) => o(vec![], vec![], vec!["bob@localhost=from"], vec!["alice@localhost=to"]),
+            ("from", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=from"],
+                vec!["alice@localhost=to"],
+            ),
             ("from+ask", false) => o(
                 vec![push(2, "bob", "from")],
                 vec![sub("unsubscribe", "alice", "bob")],
@@ -384,7 +455,11 @@ fn state_table_subscribed() {
             // bob is told, pushed, and gets alice's presence.
             ("none", true) => o(
                 vec![push(4, "bob", "from")],
-                vec![sub("subscribed", "alice", "bob"), push(2, "alice", "to"), alice_avail()],
+                vec![
+                    sub("subscribed", "alice", "bob"),
+                    push(2, "alice", "to"),
+                    alice_avail(),
+                ],
                 vec!["bob@localhost=from"],
                 vec!["alice@localhost=to"],
             ),
@@ -396,7 +471,11 @@ fn state_table_subscribed() {
             ),
             ("none+ask", true) => o(
                 vec![push(4, "bob", "from+ask")],
-                vec![sub("subscribed", "alice", "bob"), push(3, "alice", "to"), alice_avail()],
+                vec![
+                    sub("subscribed", "alice", "bob"),
+                    push(3, "alice", "to"),
+                    alice_avail(),
+                ],
                 vec!["bob@localhost=from+ask"],
                 vec!["alice@localhost=to", "pending:alice@localhost"],
             ),
@@ -408,19 +487,33 @@ fn state_table_subscribed() {
             ),
             ("to", true) => o(
                 vec![push(4, "bob", "both")],
-                vec![sub("subscribed", "alice", "bob"), push(2, "alice", "both"), alice_avail()],
+                vec![
+                    sub("subscribed", "alice", "bob"),
+                    push(2, "alice", "both"),
+                    alice_avail(),
+                ],
                 vec!["bob@localhost=both"],
                 vec!["alice@localhost=both"],
             ),
             // bob is already subscribed: nothing happens.
-            ("from", false) => o(vec![], vec![], vec!["bob@localhost=from"], vec!["alice@localhost=to"]),
+            ("from", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=from"],
+                vec!["alice@localhost=to"],
+            ),
             ("from+ask", false) => o(
                 vec![],
                 vec![],
                 vec!["bob@localhost=from+ask"],
                 vec!["alice@localhost=to", "pending:alice@localhost"],
             ),
-            ("both", false) => o(vec![], vec![], vec!["bob@localhost=both"], vec!["alice@localhost=both"]),
+            ("both", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=both"],
+                vec!["alice@localhost=both"],
+            ),
             // A stale request: consumed; the subscription stays what it is
             // (from does not become both: alice never asked for bob's
             // presence); bob's server ignores the unsolicited `subscribed`
@@ -454,12 +547,20 @@ fn state_table_unsubscribed() {
         let alice_gone = || unavailable("alice@localhost/a", "bob@localhost");
         match (state, pending) {
             // A denial of nothing is swallowed.
-            ("none", false) => o(vec![], vec![], vec!["bob@localhost=none"], vec!["alice@localhost=none"]),
+            ("none", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=none"],
+                vec!["alice@localhost=none"],
+            ),
             // Denying bob's request: only the pending request goes on
             // alice's side; bob's ask is cleared.
             ("none", true) => o(
                 vec![],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "none")],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "none"),
+                ],
                 vec!["bob@localhost=none"],
                 vec!["alice@localhost=none"],
             ),
@@ -471,14 +572,25 @@ fn state_table_unsubscribed() {
             ),
             ("none+ask", true) => o(
                 vec![],
-                vec![sub("unsubscribed", "alice", "bob"), push(3, "alice", "none")],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(3, "alice", "none"),
+                ],
                 vec!["bob@localhost=none+ask"],
                 vec!["alice@localhost=none", "pending:alice@localhost"],
             ),
-            ("to", false) => o(vec![], vec![], vec!["bob@localhost=to"], vec!["alice@localhost=from"]),
+            ("to", false) => o(
+                vec![],
+                vec![],
+                vec!["bob@localhost=to"],
+                vec!["alice@localhost=from"],
+            ),
             ("to", true) => o(
                 vec![],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "from")],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "from"),
+                ],
                 vec!["bob@localhost=to"],
                 vec!["alice@localhost=from"],
             ),
@@ -486,37 +598,61 @@ fn state_table_unsubscribed() {
             // and alice's resources send him unavailable.
             ("from", false) => o(
                 vec![push(2, "bob", "none")],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "none"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "none"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=none"],
                 vec!["alice@localhost=none"],
             ),
             ("from+ask", false) => o(
                 vec![push(2, "bob", "none+ask")],
-                vec![sub("unsubscribed", "alice", "bob"), push(3, "alice", "none"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(3, "alice", "none"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=none+ask"],
                 vec!["alice@localhost=none", "pending:alice@localhost"],
             ),
             ("both", false) => o(
                 vec![push(2, "bob", "to")],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "from"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "from"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=to"],
                 vec!["alice@localhost=from"],
             ),
             ("from", true) => o(
                 vec![push(4, "bob", "none")],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "none"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "none"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=none"],
                 vec!["alice@localhost=none"],
             ),
             ("from+ask", true) => o(
                 vec![push(4, "bob", "none+ask")],
-                vec![sub("unsubscribed", "alice", "bob"), push(3, "alice", "none"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(3, "alice", "none"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=none+ask"],
                 vec!["alice@localhost=none", "pending:alice@localhost"],
             ),
             ("both", true) => o(
                 vec![push(4, "bob", "to")],
-                vec![sub("unsubscribed", "alice", "bob"), push(2, "alice", "from"), alice_gone()],
+                vec![
+                    sub("unsubscribed", "alice", "bob"),
+                    push(2, "alice", "from"),
+                    alice_gone(),
+                ],
                 vec!["bob@localhost=to"],
                 vec!["alice@localhost=from"],
             ),
@@ -578,7 +714,11 @@ fn mutual_subscription_from_scratch_ends_in_both_and_presence_flows() {
 
     // Presence now flows both ways.
     s.send(a, "<presence><show>away</show></presence>");
-    expect(&mut s, a, &["<presence from='alice@localhost/a'><show>away</show></presence>"]);
+    expect(
+        &mut s,
+        a,
+        &["<presence from='alice@localhost/a'><show>away</show></presence>"],
+    );
     expect(
         &mut s,
         b,
@@ -596,8 +736,16 @@ fn mutual_subscription_from_scratch_ends_in_both_and_presence_flows() {
             &stored_presence("bob@localhost/b", "bob@localhost/b2"),
         ],
     );
-    expect(&mut s, a, &["<presence from='bob@localhost/b2' to='alice@localhost'/>"]);
-    expect(&mut s, b, &["<presence from='bob@localhost/b2' to='bob@localhost/b'/>"]);
+    expect(
+        &mut s,
+        a,
+        &["<presence from='bob@localhost/b2' to='alice@localhost'/>"],
+    );
+    expect(
+        &mut s,
+        b,
+        &["<presence from='bob@localhost/b2' to='bob@localhost/b'/>"],
+    );
 }
 
 #[test]
@@ -647,7 +795,10 @@ fn a_request_to_an_offline_user_is_stored_and_delivered_at_each_initial_presence
     expect(
         &mut s,
         b1,
-        &["<presence from='bob@localhost/b1'/>", &sub("subscribe", "alice", "bob")],
+        &[
+            "<presence from='bob@localhost/b1'/>",
+            &sub("subscribe", "alice", "bob"),
+        ],
     );
 
     // Asking again while it is pending is not delivered again.
@@ -668,10 +819,18 @@ fn a_request_to_an_offline_user_is_stored_and_delivered_at_each_initial_presence
             &sub("subscribe", "alice", "bob"),
         ],
     );
-    expect(&mut s, b1, &["<presence from='bob@localhost/b2' to='bob@localhost/b1'/>"]);
+    expect(
+        &mut s,
+        b1,
+        &["<presence from='bob@localhost/b2' to='bob@localhost/b1'/>"],
+    );
     // A presence update is not initial: no re-delivery.
     s.send(b2, "<presence><show>chat</show></presence>");
-    expect(&mut s, b2, &["<presence from='bob@localhost/b2'><show>chat</show></presence>"]);
+    expect(
+        &mut s,
+        b2,
+        &["<presence from='bob@localhost/b2'><show>chat</show></presence>"],
+    );
     expect(
         &mut s,
         b1,
@@ -808,7 +967,11 @@ fn unsubscribed_cancels_a_pre_approval() {
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
     expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
     expect(&mut s, b, &[&sub("subscribe", "alice", "bob")]);
-    expect_stored(&s, "bob", &["alice@localhost=none", "pending:alice@localhost"]);
+    expect_stored(
+        &s,
+        "bob",
+        &["alice@localhost=none", "pending:alice@localhost"],
+    );
 }
 
 // ---------------------------------------------------------------- broadcast and probes
@@ -840,7 +1003,10 @@ fn contacts() -> (TestServer, [SessionId; 4]) {
 fn initial_presence_goes_to_from_and_both_contacts_and_probes_to_and_both() {
     let (mut s, [b, c, d, e]) = contacts();
     let (a, _) = login_interested(&mut s, "alice", "a");
-    s.send(a, "<presence><show>away</show><priority>5</priority></presence>");
+    s.send(
+        a,
+        "<presence><show>away</show><priority>5</priority></presence>",
+    );
     expect(
         &mut s,
         a,
@@ -851,7 +1017,9 @@ fn initial_presence_goes_to_from_and_both_contacts_and_probes_to_and_both() {
         ],
     );
     let copy = |to: &str| {
-        format!("<presence from='alice@localhost/a' to='{to}'><show>away</show><priority>5</priority></presence>")
+        format!(
+            "<presence from='alice@localhost/a' to='{to}'><show>away</show><priority>5</priority></presence>"
+        )
     };
     expect(&mut s, b, &[&copy("bob@localhost")]);
     expect(&mut s, c, &[&copy("carol@localhost")]);
@@ -868,9 +1036,21 @@ fn presence_updates_are_broadcast_without_probes() {
     let a = online(&mut s, "alice", "a");
     drain(&mut s, &[b, c, d, e]);
     s.send(a, "<presence><show>dnd</show></presence>");
-    expect(&mut s, a, &["<presence from='alice@localhost/a'><show>dnd</show></presence>"]);
-    expect(&mut s, b, &["<presence from='alice@localhost/a' to='bob@localhost'><show>dnd</show></presence>"]);
-    expect(&mut s, c, &["<presence from='alice@localhost/a' to='carol@localhost'><show>dnd</show></presence>"]);
+    expect(
+        &mut s,
+        a,
+        &["<presence from='alice@localhost/a'><show>dnd</show></presence>"],
+    );
+    expect(
+        &mut s,
+        b,
+        &["<presence from='alice@localhost/a' to='bob@localhost'><show>dnd</show></presence>"],
+    );
+    expect(
+        &mut s,
+        c,
+        &["<presence from='alice@localhost/a' to='carol@localhost'><show>dnd</show></presence>"],
+    );
     expect_nothing(&mut s, d);
     expect_nothing(&mut s, e);
     // A probe now returns the update, stamped when it was stored.
@@ -879,8 +1059,10 @@ fn presence_updates_are_broadcast_without_probes() {
     expect(
         &mut s,
         b,
-        &["<presence from='alice@localhost/a' to='bob@localhost/b'><show>dnd</show>\
-           <delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-11-26T08:00:00Z'/></presence>"],
+        &[
+            "<presence from='alice@localhost/a' to='bob@localhost/b'><show>dnd</show>\
+           <delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-11-26T08:00:00Z'/></presence>",
+        ],
     );
     expect_nothing(&mut s, a);
 }
@@ -890,7 +1072,10 @@ fn unavailable_is_broadcast_and_the_next_available_is_initial_again() {
     let (mut s, [b, c, d, e]) = contacts();
     let a = online(&mut s, "alice", "a");
     drain(&mut s, &[b, c, d, e]);
-    s.send(a, "<presence type='unavailable'><status>bye</status></presence>");
+    s.send(
+        a,
+        "<presence type='unavailable'><status>bye</status></presence>",
+    );
     expect(
         &mut s,
         a,
@@ -899,12 +1084,16 @@ fn unavailable_is_broadcast_and_the_next_available_is_initial_again() {
     expect(
         &mut s,
         b,
-        &["<presence type='unavailable' from='alice@localhost/a' to='bob@localhost'><status>bye</status></presence>"],
+        &[
+            "<presence type='unavailable' from='alice@localhost/a' to='bob@localhost'><status>bye</status></presence>",
+        ],
     );
     expect(
         &mut s,
         c,
-        &["<presence type='unavailable' from='alice@localhost/a' to='carol@localhost'><status>bye</status></presence>"],
+        &[
+            "<presence type='unavailable' from='alice@localhost/a' to='carol@localhost'><status>bye</status></presence>",
+        ],
     );
     expect_nothing(&mut s, d);
     expect_nothing(&mut s, e);
@@ -912,7 +1101,11 @@ fn unavailable_is_broadcast_and_the_next_available_is_initial_again() {
     assert_eq!(s.manager.session(a).unwrap().priority(), None);
     // Probing alice now: unavailable from her bare JID.
     s.send(b, "<presence type='probe' to='alice@localhost'/>");
-    expect(&mut s, b, &[&unavailable("alice@localhost", "bob@localhost/b")]);
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost", "bob@localhost/b")],
+    );
     // Available again: initial, so the probes go out again.
     s.send(a, "<presence/>");
     expect(
@@ -924,8 +1117,46 @@ fn unavailable_is_broadcast_and_the_next_available_is_initial_again() {
             &stored_presence("dave@localhost/d", "alice@localhost/a"),
         ],
     );
-    expect(&mut s, b, &["<presence from='alice@localhost/a' to='bob@localhost'/>"]);
-    expect(&mut s, c, &["<presence from='alice@localhost/a' to='carol@localhost'/>"]);
+    expect(
+        &mut s,
+        b,
+        &["<presence from='alice@localhost/a' to='bob@localhost'/>"],
+    );
+    expect(
+        &mut s,
+        c,
+        &["<presence from='alice@localhost/a' to='carol@localhost'/>"],
+    );
+}
+
+#[test]
+fn unavailable_from_a_resource_that_was_never_available_is_still_broadcast() {
+    // As Prosody (reference §5.2 step 8): no check that it was available.
+    let (mut s, [b, c, d, e]) = contacts();
+    let a = s.login("alice", "a");
+    s.send(a, "<presence type='unavailable'/>");
+    expect(
+        &mut s,
+        a,
+        &["<presence type='unavailable' from='alice@localhost/a'/>"],
+    );
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
+    expect(
+        &mut s,
+        c,
+        &[&unavailable("alice@localhost/a", "carol@localhost")],
+    );
+    expect_nothing(&mut s, d);
+    expect_nothing(&mut s, e);
+    // It did not make the session available: disconnecting says nothing.
+    s.disconnect(a);
+    for id in [b, c, d, e] {
+        expect_nothing(&mut s, id);
+    }
 }
 
 #[test]
@@ -1023,16 +1254,24 @@ fn sibling_resources_see_each_other() {
     expect(
         &mut s,
         a1,
-        &["<presence from='alice@localhost/a2' to='alice@localhost/a1'><priority>3</priority></presence>"],
+        &[
+            "<presence from='alice@localhost/a2' to='alice@localhost/a1'><priority>3</priority></presence>",
+        ],
     );
     // A connected, unavailable sibling gets nothing.
     let a3 = s.login("alice", "a3");
     s.send(a1, "<presence><show>away</show></presence>");
-    expect(&mut s, a1, &["<presence from='alice@localhost/a1'><show>away</show></presence>"]);
+    expect(
+        &mut s,
+        a1,
+        &["<presence from='alice@localhost/a1'><show>away</show></presence>"],
+    );
     expect(
         &mut s,
         a2,
-        &["<presence from='alice@localhost/a1' to='alice@localhost/a2'><show>away</show></presence>"],
+        &[
+            "<presence from='alice@localhost/a1' to='alice@localhost/a2'><show>away</show></presence>",
+        ],
     );
     expect_nothing(&mut s, a3);
     expect_no_route(&mut s);
@@ -1050,27 +1289,50 @@ fn priority_is_parsed_clamped_and_negative_resources_are_not_top_resources() {
     assert_eq!(s.manager.session(a1).unwrap().priority(), Some(-1));
     assert_eq!(s.manager.session(a2).unwrap().priority(), Some(127));
     for (text, want) in [("+4", 4), ("x", 0), ("", 0), (" 9 ", 9), ("-300", -128)] {
-        s.send(a2, &format!("<presence><priority>{text}</priority></presence>"));
-        assert_eq!(s.manager.session(a2).unwrap().priority(), Some(want), "{text:?}");
+        s.send(
+            a2,
+            &format!("<presence><priority>{text}</priority></presence>"),
+        );
+        assert_eq!(
+            s.manager.session(a2).unwrap().priority(),
+            Some(want),
+            "{text:?}"
+        );
     }
     s.send(a2, "<presence><priority>0</priority></presence>");
     drain(&mut s, &[a1, a2, b]);
     // Messages to the bare JID go to non-negative resources only.
-    s.send(b, "<message to='alice@localhost' type='chat'><body>1</body></message>");
+    s.send(
+        b,
+        "<message to='alice@localhost' type='chat'><body>1</body></message>",
+    );
     expect_nothing(&mut s, a1);
     expect(
         &mut s,
         a2,
-        &["<message to='alice@localhost' type='chat' from='bob@localhost/b'><body>1</body></message>"],
+        &[
+            "<message to='alice@localhost' type='chat' from='bob@localhost/b'><body>1</body></message>",
+        ],
     );
     // Presence still reaches the negative one.
     s.send(b, "<presence to='alice@localhost'/>");
-    expect(&mut s, a1, &["<presence from='bob@localhost/b' to='alice@localhost'/>"]);
-    expect(&mut s, a2, &["<presence from='bob@localhost/b' to='alice@localhost'/>"]);
+    expect(
+        &mut s,
+        a1,
+        &["<presence from='bob@localhost/b' to='alice@localhost'/>"],
+    );
+    expect(
+        &mut s,
+        a2,
+        &["<presence from='bob@localhost/b' to='alice@localhost'/>"],
+    );
     // With only a negative resource left, a chat message is stored offline.
     s.send(a2, "<presence type='unavailable'/>");
     drain(&mut s, &[a1, a2]);
-    s.send(b, "<message to='alice@localhost' type='chat'><body>2</body></message>");
+    s.send(
+        b,
+        "<message to='alice@localhost' type='chat'><body>2</body></message>",
+    );
     expect_nothing(&mut s, a1);
     expect_nothing(&mut s, a2);
     assert_eq!(s.store.offline_messages("localhost", "alice").len(), 1);
@@ -1083,7 +1345,10 @@ fn directed_presence_to_a_non_contact_is_undone_by_unavailable() {
     let (mut s, [b, c, d, e]) = contacts();
     let a = online(&mut s, "alice", "a");
     drain(&mut s, &[b, c, d, e]);
-    s.send(a, "<presence to='erin@localhost'><show>chat</show></presence>");
+    s.send(
+        a,
+        "<presence to='erin@localhost'><show>chat</show></presence>",
+    );
     s.send(a, "<presence to='dave@localhost/d'/>");
     expect_nothing(&mut s, a);
     expect(
@@ -1091,13 +1356,37 @@ fn directed_presence_to_a_non_contact_is_undone_by_unavailable() {
         e,
         &["<presence from='alice@localhost/a' to='erin@localhost'><show>chat</show></presence>"],
     );
-    expect(&mut s, d, &["<presence from='alice@localhost/a' to='dave@localhost/d'/>"]);
+    expect(
+        &mut s,
+        d,
+        &["<presence from='alice@localhost/a' to='dave@localhost/d'/>"],
+    );
     s.send(a, "<presence type='unavailable'/>");
-    expect(&mut s, a, &["<presence type='unavailable' from='alice@localhost/a'/>"]);
-    expect(&mut s, b, &[&unavailable("alice@localhost/a", "bob@localhost")]);
-    expect(&mut s, c, &[&unavailable("alice@localhost/a", "carol@localhost")]);
-    expect(&mut s, e, &[&unavailable("alice@localhost/a", "erin@localhost")]);
-    expect(&mut s, d, &[&unavailable("alice@localhost/a", "dave@localhost/d")]);
+    expect(
+        &mut s,
+        a,
+        &["<presence type='unavailable' from='alice@localhost/a'/>"],
+    );
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
+    expect(
+        &mut s,
+        c,
+        &[&unavailable("alice@localhost/a", "carol@localhost")],
+    );
+    expect(
+        &mut s,
+        e,
+        &[&unavailable("alice@localhost/a", "erin@localhost")],
+    );
+    expect(
+        &mut s,
+        d,
+        &[&unavailable("alice@localhost/a", "dave@localhost/d")],
+    );
     // Forgotten once sent.
     s.send(a, "<presence/>");
     s.send(a, "<presence type='unavailable'/>");
@@ -1113,10 +1402,21 @@ fn directed_unavailable_removes_the_target() {
     drain(&mut s, &[b, c, d, e]);
     s.send(a, "<presence to='erin@localhost'/>");
     s.send(a, "<presence type='unavailable' to='erin@localhost'/>");
-    expect(&mut s, e, &["<presence from='alice@localhost/a' to='erin@localhost'/>", &unavailable("alice@localhost/a", "erin@localhost")]);
+    expect(
+        &mut s,
+        e,
+        &[
+            "<presence from='alice@localhost/a' to='erin@localhost'/>",
+            &unavailable("alice@localhost/a", "erin@localhost"),
+        ],
+    );
     s.disconnect(a);
     expect_nothing(&mut s, e);
-    expect(&mut s, b, &[&unavailable("alice@localhost/a", "bob@localhost")]);
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
 }
 
 #[test]
@@ -1124,14 +1424,33 @@ fn directed_presence_to_a_from_or_both_contact_is_not_tracked() {
     let (mut s, [b, c, d, e]) = contacts();
     let a = online(&mut s, "alice", "a");
     drain(&mut s, &[b, c, d, e]);
-    s.send(a, "<presence to='bob@localhost'><show>away</show></presence>");
+    s.send(
+        a,
+        "<presence to='bob@localhost'><show>away</show></presence>",
+    );
     s.send(a, "<presence to='carol@localhost'/>");
-    expect(&mut s, b, &["<presence from='alice@localhost/a' to='bob@localhost'><show>away</show></presence>"]);
-    expect(&mut s, c, &["<presence from='alice@localhost/a' to='carol@localhost'/>"]);
+    expect(
+        &mut s,
+        b,
+        &["<presence from='alice@localhost/a' to='bob@localhost'><show>away</show></presence>"],
+    );
+    expect(
+        &mut s,
+        c,
+        &["<presence from='alice@localhost/a' to='carol@localhost'/>"],
+    );
     s.disconnect(a);
     // Exactly one unavailable each, from the broadcast.
-    expect(&mut s, b, &[&unavailable("alice@localhost/a", "bob@localhost")]);
-    expect(&mut s, c, &[&unavailable("alice@localhost/a", "carol@localhost")]);
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
+    expect(
+        &mut s,
+        c,
+        &[&unavailable("alice@localhost/a", "carol@localhost")],
+    );
     expect_nothing(&mut s, d);
     expect_nothing(&mut s, e);
 }
@@ -1141,9 +1460,17 @@ fn directed_presence_before_initial_presence_is_undone_on_disconnect() {
     let (mut s, [b, c, d, e]) = contacts();
     let a = s.login("alice", "a");
     s.send(a, "<presence to='erin@localhost'/>");
-    expect(&mut s, e, &["<presence from='alice@localhost/a' to='erin@localhost'/>"]);
+    expect(
+        &mut s,
+        e,
+        &["<presence from='alice@localhost/a' to='erin@localhost'/>"],
+    );
     s.disconnect(a);
-    expect(&mut s, e, &[&unavailable("alice@localhost/a", "erin@localhost")]);
+    expect(
+        &mut s,
+        e,
+        &[&unavailable("alice@localhost/a", "erin@localhost")],
+    );
     // alice was never available: her contacts hear nothing.
     expect_nothing(&mut s, b);
     expect_nothing(&mut s, c);
@@ -1161,16 +1488,32 @@ fn disconnect_of_an_available_resource_sends_unavailable_to_contacts_and_sibling
     let a3 = s.login("alice", "a3"); // connected only
     drain(&mut s, &[a, a2, b, c, d, e]);
     s.disconnect(a);
-    expect(&mut s, b, &[&unavailable("alice@localhost/a", "bob@localhost")]);
-    expect(&mut s, c, &[&unavailable("alice@localhost/a", "carol@localhost")]);
-    expect(&mut s, a2, &[&unavailable("alice@localhost/a", "alice@localhost/a2")]);
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
+    expect(
+        &mut s,
+        c,
+        &[&unavailable("alice@localhost/a", "carol@localhost")],
+    );
+    expect(
+        &mut s,
+        a2,
+        &[&unavailable("alice@localhost/a", "alice@localhost/a2")],
+    );
     expect_nothing(&mut s, a3);
     expect_nothing(&mut s, d);
     expect_nothing(&mut s, e);
     expect_no_route(&mut s);
     // A probe no longer sees the gone resource.
     s.send(b, "<presence type='probe' to='alice@localhost'/>");
-    expect(&mut s, b, &[&stored_presence("alice@localhost/a2", "bob@localhost/b")]);
+    expect(
+        &mut s,
+        b,
+        &[&stored_presence("alice@localhost/a2", "bob@localhost/b")],
+    );
 }
 
 #[test]
@@ -1179,8 +1522,16 @@ fn a_clean_stream_close_sends_plain_unavailable() {
     let a = online(&mut s, "alice", "a");
     drain(&mut s, &[b, c, d, e]);
     s.send(a, "</stream:stream>");
-    expect(&mut s, b, &[&unavailable("alice@localhost/a", "bob@localhost")]);
-    expect(&mut s, c, &[&unavailable("alice@localhost/a", "carol@localhost")]);
+    expect(
+        &mut s,
+        b,
+        &[&unavailable("alice@localhost/a", "bob@localhost")],
+    );
+    expect(
+        &mut s,
+        c,
+        &[&unavailable("alice@localhost/a", "carol@localhost")],
+    );
 }
 
 #[test]
@@ -1224,7 +1575,11 @@ fn presence_to_the_server_domain() {
     let mut s = server(&["alice"]);
     let a = online(&mut s, "alice", "a");
     s.send(a, "<presence type='probe' to='localhost' id='p1'/>");
-    expect(&mut s, a, &["<presence from='localhost' to='alice@localhost' id='p1'/>"]);
+    expect(
+        &mut s,
+        a,
+        &["<presence from='localhost' to='alice@localhost' id='p1'/>"],
+    );
     s.send(a, "<presence type='subscribe' to='localhost'/>");
     expect(
         &mut s,
@@ -1285,7 +1640,11 @@ fn subscription_and_presence_for_remote_contacts_are_routed_out() {
     .collect();
     assert_eq!(routed, want);
     s.send(a, "<presence type='subscribe' to='juliet@remote.example'/>");
-    expect(&mut s, a, &[&push(2, "juliet@remote.example", "none+ask").replace("@localhost", "")]);
+    expect(
+        &mut s,
+        a,
+        &[&push(2, "juliet@remote.example", "none+ask").replace("@localhost", "")],
+    );
     assert_eq!(
         s.take_routed(),
         [parse_stanza(
@@ -1295,7 +1654,9 @@ fn subscription_and_presence_for_remote_contacts_are_routed_out() {
     // The remote server answers; alice's server delivers and pushes.
     let now = s.now();
     s.manager.handle_routed(
-        parse_stanza("<presence type='subscribed' from='juliet@remote.example' to='alice@localhost'/>"),
+        parse_stanza(
+            "<presence type='subscribed' from='juliet@remote.example' to='alice@localhost'/>",
+        ),
         now,
     );
     s.pump();
@@ -1315,9 +1676,36 @@ fn subscription_and_presence_for_remote_contacts_are_routed_out() {
     s.pump();
     assert_eq!(
         s.take_routed(),
-        [parse_stanza(&stored_presence("alice@localhost/a", "romeo@remote.example/x"))]
+        [parse_stanza(&stored_presence(
+            "alice@localhost/a",
+            "romeo@remote.example/x"
+        ))]
     );
     expect_nothing(&mut s, a);
+    // Removing the remote contact cancels both ways through s2s.
+    s.send(
+        a,
+        "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'>         <item jid='romeo@remote.example' subscription='remove'/></query></iq>",
+    );
+    expect(
+        &mut s,
+        a,
+        &[
+            "<iq type='result' id='rm' to='alice@localhost/a'/>",
+            &push(4, "romeo@remote.example", "none")
+                .replace("@localhost", "")
+                .replace("subscription='none'", "subscription='remove'"),
+        ],
+    );
+    let want: Vec<Element> = [
+        "<presence type='unsubscribed' from='alice@localhost' to='romeo@remote.example'/>",
+        "<presence type='unavailable' from='alice@localhost/a' to='romeo@remote.example'/>",
+        "<presence type='unsubscribe' from='alice@localhost' to='romeo@remote.example'/>",
+    ]
+    .iter()
+    .map(|x| parse_stanza(x))
+    .collect();
+    assert_eq!(s.take_routed(), want);
 }
 
 #[test]
@@ -1342,7 +1730,10 @@ fn stanzas_from_outside_for_other_domains_are_not_routed_back_out() {
 fn subscription_stanzas_to_oneself_are_a_bad_request() {
     let mut s = server(&["alice"]);
     let a = online(&mut s, "alice", "a");
-    s.send(a, "<presence type='subscribe' to='alice@localhost' id='x'/>");
+    s.send(
+        a,
+        "<presence type='subscribe' to='alice@localhost' id='x'/>",
+    );
     s.send(a, "<presence type='subscribed' id='y'/>");
     let err = |id: &str| {
         format!(
@@ -1408,7 +1799,10 @@ fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
     assert_eq!(held(&s), ["load bob"]);
     s.answer_all_held();
-    assert!(s.held_requests().is_empty(), "already pending: nothing to write");
+    assert!(
+        s.held_requests().is_empty(),
+        "already pending: nothing to write"
+    );
     expect_nothing(&mut s, a);
 
     // bob logs in later and finds the request and what storage holds.
@@ -1483,7 +1877,13 @@ fn writes_answered_out_of_order_still_leave_the_right_roster() {
     s.hold_requests(false);
     let (_, result) = login_interested(&mut s, "alice", "a2");
     assert_eq!(items_of(&result), ["bob@localhost=none"]);
-    assert_eq!(result.get_child("query", "jabber:iq:roster").unwrap().attr("ver"), Some("4"));
+    assert_eq!(
+        result
+            .get_child("query", "jabber:iq:roster")
+            .unwrap()
+            .attr("ver"),
+        Some("4")
+    );
 }
 
 // ---------------------------------------------------------------- an adversarial store
@@ -1504,40 +1904,100 @@ use Step::{Disconnect, Login, Send};
 const SCENARIO: &[Step] = &[
     Login("alice", "a"),
     Login("bob", "b"),
-    Send("alice/a", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send(
+        "alice/a",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+    ),
     Send("alice/a", "<presence/>"),
     Send("alice/a", "<presence type='subscribe' to='bob@localhost'/>"),
-    Send("alice/a", "<presence type='subscribe' to='carol@localhost'/>"),
+    Send(
+        "alice/a",
+        "<presence type='subscribe' to='carol@localhost'/>",
+    ),
     Send("bob/b", "<presence><priority>1</priority></presence>"),
-    Send("bob/b", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
-    Send("bob/b", "<presence type='subscribed' to='alice@localhost'/>"),
+    Send(
+        "bob/b",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+    ),
+    Send(
+        "bob/b",
+        "<presence type='subscribed' to='alice@localhost'/>",
+    ),
     Send("bob/b", "<presence type='subscribe' to='alice@localhost'/>"),
-    Send("bob/b", "<message to='alice@localhost' type='chat'><body>hi alice</body></message>"),
-    Send("alice/a", "<presence type='subscribed' to='bob@localhost'/>"),
-    Send("alice/a", "<message to='carol@localhost' type='chat'><body>hi carol</body></message>"),
-    Send("alice/a", "<iq type='set' id='n1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>"),
+    Send(
+        "bob/b",
+        "<message to='alice@localhost' type='chat'><body>hi alice</body></message>",
+    ),
+    Send(
+        "alice/a",
+        "<presence type='subscribed' to='bob@localhost'/>",
+    ),
+    Send(
+        "alice/a",
+        "<message to='carol@localhost' type='chat'><body>hi carol</body></message>",
+    ),
+    Send(
+        "alice/a",
+        "<iq type='set' id='n1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>",
+    ),
     Login("carol", "c"),
     Send("carol/c", "<presence/>"),
-    Send("carol/c", "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>"),
-    Send("carol/c", "<presence type='subscribed' to='alice@localhost'/>"),
+    Send(
+        "carol/c",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+    ),
+    Send(
+        "carol/c",
+        "<presence type='subscribed' to='alice@localhost'/>",
+    ),
     Send("carol/c", "<presence type='subscribe' to='bob@localhost'/>"),
-    Send("carol/c", "<presence type='subscribe' to='alice@localhost'/>"),
-    Send("bob/b", "<presence><show>away</show><priority>1</priority></presence>"),
+    Send(
+        "carol/c",
+        "<presence type='subscribe' to='alice@localhost'/>",
+    ),
+    Send(
+        "bob/b",
+        "<presence><show>away</show><priority>1</priority></presence>",
+    ),
     Disconnect("bob/b"),
-    Send("alice/a", "<presence type='subscribed' to='carol@localhost'/>"),
-    Send("carol/c", "<message to='bob@localhost' type='chat'><body>hi bob</body></message>"),
+    Send(
+        "alice/a",
+        "<presence type='subscribed' to='carol@localhost'/>",
+    ),
+    Send(
+        "carol/c",
+        "<message to='bob@localhost' type='chat'><body>hi bob</body></message>",
+    ),
     Login("bob", "b2"),
-    Send("bob/b2", "<iq type='get' id='r2' ><query xmlns='jabber:iq:roster' ver='3'/></iq>"),
+    Send(
+        "bob/b2",
+        "<iq type='get' id='r2' ><query xmlns='jabber:iq:roster' ver='3'/></iq>",
+    ),
     Send("bob/b2", "<presence/>"),
-    Send("bob/b2", "<presence type='unsubscribed' to='carol@localhost'/>"),
-    Send("alice/a", "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query></iq>"),
+    Send(
+        "bob/b2",
+        "<presence type='unsubscribed' to='carol@localhost'/>",
+    ),
+    Send(
+        "alice/a",
+        "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query></iq>",
+    ),
     Send("alice/a", "<presence to='bob@localhost/b2'/>"),
     Send("alice/a", "<presence type='unavailable'/>"),
-    Send("carol/c", "<message to='alice@localhost' type='chat'><body>you there?</body></message>"),
+    Send(
+        "carol/c",
+        "<message to='alice@localhost' type='chat'><body>you there?</body></message>",
+    ),
     Login("alice", "a2"),
-    Send("alice/a2", "<iq type='get' id='r3'><query xmlns='jabber:iq:roster'/></iq>"),
+    Send(
+        "alice/a2",
+        "<iq type='get' id='r3'><query xmlns='jabber:iq:roster'/></iq>",
+    ),
     Send("alice/a2", "<presence><priority>2</priority></presence>"),
-    Send("carol/c", "<presence type='unsubscribe' to='alice@localhost'/>"),
+    Send(
+        "carol/c",
+        "<presence type='unsubscribe' to='alice@localhost'/>",
+    ),
     Disconnect("alice/a"),
     Disconnect("carol/c"),
     Send("alice/a2", "<presence type='unavailable'/>"),
@@ -1563,6 +2023,9 @@ fn user_of(request: &Request) -> String {
     }
 }
 
+/// Chooses which held requests to answer next, in order.
+type Pick<'a> = Option<&'a mut dyn FnMut(&[Request]) -> Vec<usize>>;
+
 /// The user acting in a step.
 fn actor(step: &Step) -> &'static str {
     match *step {
@@ -1575,21 +2038,22 @@ fn actor(step: &Step) -> &'static str {
 /// requests are held; after each step (unless `keep(step)` says to let
 /// them pile up) `pick` chooses which held requests to answer next and in
 /// which order, until none are left. Logins and disconnects are sync
-/// points: what is held is answered first.
+/// points: what is held is answered first (input a client sent after a
+/// stanza that waits on storage is still unread when its socket drops, and
+/// is lost with the session).
 ///
 /// Requests only pile up while the same user keeps acting. Inputs of two
 /// users that both wait on storage have no defined order between them
 /// (RFC 6120 §10.1 orders stanzas per sender only): alice removing bob
 /// while bob's first presence waits for his roster may well overtake it,
 /// and then alice rightly never sees that presence.
-fn run_scenario(
-    mut pick: Option<&mut dyn FnMut(&[Request]) -> Vec<usize>>,
-    keep: &dyn Fn(usize) -> bool,
-) -> Observed {
+fn run_scenario(mut pick: Pick<'_>, keep: &dyn Fn(usize) -> bool) -> Observed {
     let mut s = server(&["alice", "bob", "carol"]);
     let mut ids: Vec<(String, SessionId)> = Vec::new();
     let mut transcripts: Vec<(String, Vec<Element>)> = Vec::new();
-    let collect = |s: &mut TestServer, ids: &[(String, SessionId)], transcripts: &mut Vec<(String, Vec<Element>)>| {
+    let collect = |s: &mut TestServer,
+                   ids: &[(String, SessionId)],
+                   transcripts: &mut Vec<(String, Vec<Element>)>| {
         for (label, id) in ids {
             let got = received(s, *id);
             match transcripts.iter_mut().find(|(l, _)| l == label) {
@@ -1598,7 +2062,7 @@ fn run_scenario(
             }
         }
     };
-    let mut drain_held = |s: &mut TestServer, pick: &mut Option<&mut dyn FnMut(&[Request]) -> Vec<usize>>| {
+    let drain_held = |s: &mut TestServer, pick: &mut Pick<'_>| {
         if let Some(pick) = pick.as_mut() {
             let mut rounds = 0;
             while !s.held_requests().is_empty() {
@@ -1630,7 +2094,9 @@ fn run_scenario(
                 s.disconnect(id);
             }
         }
-        let same_actor_next = SCENARIO.get(i + 1).is_some_and(|next| actor(next) == actor(step));
+        let same_actor_next = SCENARIO
+            .get(i + 1)
+            .is_some_and(|next| actor(next) == actor(step));
         if !(keep(i) && same_actor_next) {
             drain_held(&mut s, &mut pick);
         }
@@ -1664,11 +2130,20 @@ fn assert_same(reference: &Observed, got: &Observed, how: &str) {
         if want != have {
             let show = |v: &[Element]| {
                 v.iter()
-                    .map(|e| format!("  {}", String::from_utf8_lossy(&xmpp_session::stream::element_bytes(e))))
+                    .map(|e| {
+                        format!(
+                            "  {}",
+                            String::from_utf8_lossy(&xmpp_session::stream::element_bytes(e))
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
-            panic!("{how}: {label} received:\n{}\nbut with storage answering at once:\n{}", show(have), show(want));
+            panic!(
+                "{how}: {label} received:\n{}\nbut with storage answering at once:\n{}",
+                show(have),
+                show(want)
+            );
         }
     }
     assert_eq!(reference.transcripts.len(), got.transcripts.len(), "{how}");
@@ -1686,7 +2161,14 @@ fn the_scenario_itself_does_what_it_should() {
         [
             ("alice", vec!["carol@localhost=to".to_owned()], 13),
             ("bob", vec!["alice@localhost=none".to_owned()], 9),
-            ("carol", vec!["alice@localhost=from".to_owned(), "bob@localhost=none".to_owned()], 8),
+            (
+                "carol",
+                vec![
+                    "alice@localhost=from".to_owned(),
+                    "bob@localhost=none".to_owned()
+                ],
+                8
+            ),
         ]
     );
     // carol's message reached bob after he came back; carol's last one
@@ -1694,7 +2176,12 @@ fn the_scenario_itself_does_what_it_should() {
     assert_eq!(r.offline.iter().map(|(_, m)| m.len()).sum::<usize>(), 0);
     let bob2 = &r.transcripts.iter().find(|(l, _)| l == "bob/b2").unwrap().1;
     assert!(bob2.iter().any(|e| e.name() == "message"));
-    let alice2 = &r.transcripts.iter().find(|(l, _)| l == "alice/a2").unwrap().1;
+    let alice2 = &r
+        .transcripts
+        .iter()
+        .find(|(l, _)| l == "alice/a2")
+        .unwrap()
+        .1;
     assert!(alice2.iter().any(|e| e.name() == "message"));
 }
 
@@ -1704,19 +2191,37 @@ fn a_store_answering_late_in_any_fixed_order_changes_nothing() {
     type Picker = Box<dyn FnMut(&[Request]) -> Vec<usize>>;
     let strategies: Vec<(&str, Picker)> = vec![
         ("fifo one at a time", Box::new(|_: &[Request]| vec![0])),
-        ("lifo one at a time", Box::new(|h: &[Request]| vec![h.len() - 1])),
-        ("all, newest first", Box::new(|h: &[Request]| (0..h.len()).rev().collect())),
-        ("all, oldest first", Box::new(|h: &[Request]| (0..h.len()).collect())),
+        (
+            "lifo one at a time",
+            Box::new(|h: &[Request]| vec![h.len() - 1]),
+        ),
+        (
+            "all, newest first",
+            Box::new(|h: &[Request]| (0..h.len()).rev().collect()),
+        ),
+        (
+            "all, oldest first",
+            Box::new(|h: &[Request]| (0..h.len()).collect()),
+        ),
         (
             "odd positions first",
-            Box::new(|h: &[Request]| (0..h.len()).filter(|i| i % 2 == 1).chain((0..h.len()).filter(|i| i % 2 == 0)).collect()),
+            Box::new(|h: &[Request]| {
+                (0..h.len())
+                    .filter(|i| i % 2 == 1)
+                    .chain((0..h.len()).filter(|i| i % 2 == 0))
+                    .collect()
+            }),
         ),
     ];
     for (name, mut pick) in strategies {
         for keep_every in [0usize, 2, 3, 5] {
-            let keep = move |i: usize| keep_every != 0 && i % keep_every != 0;
+            let keep = move |i: usize| keep_every != 0 && !i.is_multiple_of(keep_every);
             let got = run_scenario(Some(&mut *pick), &keep);
-            assert_same(&reference, &got, &format!("{name}, piling up with period {keep_every}"));
+            assert_same(
+                &reference,
+                &got,
+                &format!("{name}, piling up with period {keep_every}"),
+            );
         }
     }
 }
@@ -1725,27 +2230,43 @@ fn a_store_answering_late_in_any_fixed_order_changes_nothing() {
 fn a_store_that_favours_one_user_over_another_changes_nothing() {
     let reference = at_once();
     let users = ["alice", "bob", "carol"];
-    let perms: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    let perms: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
     for perm in perms {
         for newest_first in [false, true] {
             // Answer only the favourite user's requests while any are
             // held, then the next user's, and so on.
             let mut pick = |h: &[Request]| {
                 for &u in &perm {
-                    let mine: Vec<usize> = (0..h.len()).filter(|&i| user_of(&h[i]) == users[u]).collect();
+                    let mine: Vec<usize> = (0..h.len())
+                        .filter(|&i| user_of(&h[i]) == users[u])
+                        .collect();
                     if !mine.is_empty() {
-                        return if newest_first { mine.into_iter().rev().collect() } else { mine };
+                        return if newest_first {
+                            mine.into_iter().rev().collect()
+                        } else {
+                            mine
+                        };
                     }
                 }
                 (0..h.len()).collect()
             };
             for keep_every in [0usize, 4] {
-                let keep = move |i: usize| keep_every != 0 && i % keep_every != 0;
+                let keep = move |i: usize| keep_every != 0 && !i.is_multiple_of(keep_every);
                 let got = run_scenario(Some(&mut pick), &keep);
                 assert_same(
                     &reference,
                     &got,
-                    &format!("favouring {:?}, newest first {newest_first}, period {keep_every}", perm.map(|u| users[u])),
+                    &format!(
+                        "favouring {:?}, newest first {newest_first}, period {keep_every}",
+                        perm.map(|u| users[u])
+                    ),
                 );
             }
         }

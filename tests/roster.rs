@@ -39,11 +39,13 @@ fn get_returns_every_item_with_the_version_and_marks_the_session_interested() {
     expect(
         &mut s,
         a,
-        &["<iq type='result' id='g' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='4'>\
+        &[
+            "<iq type='result' id='g' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='4'>\
            <item jid='bob@localhost' subscription='both'/>\
            <item jid='carol@localhost' subscription='none' ask='subscribe'/>\
            <item jid='erin@localhost' subscription='none' approved='true'/>\
-           </query></iq>"],
+           </query></iq>",
+        ],
     );
     assert!(s.manager.session(a).unwrap().is_interested());
     expect_no_route(&mut s);
@@ -60,7 +62,9 @@ fn get_of_an_empty_roster_and_to_the_own_bare_jid() {
     expect(
         &mut s,
         a,
-        &["<iq type='result' id='g1' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='0'/></iq>"],
+        &[
+            "<iq type='result' id='g1' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='0'/></iq>",
+        ],
     );
     assert!(s.manager.session(a).unwrap().is_interested());
 }
@@ -77,8 +81,10 @@ fn get_with_items_in_the_request_ignores_them() {
     expect(
         &mut s,
         a,
-        &["<iq type='result' id='g' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='1'>\
-           <item jid='bob@localhost' subscription='to'/></query></iq>"],
+        &[
+            "<iq type='result' id='g' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='1'>\
+           <item jid='bob@localhost' subscription='to'/></query></iq>",
+        ],
     );
 }
 
@@ -94,7 +100,11 @@ fn get_with_the_current_version_is_an_empty_result() {
         a,
         "<iq type='get' id='v'><query xmlns='jabber:iq:roster' ver='2'/></iq>",
     );
-    expect(&mut s, a, &["<iq type='result' id='v' to='alice@localhost/a'/>"]);
+    expect(
+        &mut s,
+        a,
+        &["<iq type='result' id='v' to='alice@localhost/a'/>"],
+    );
     // Still interested: pushes follow.
     assert!(s.manager.session(a).unwrap().is_interested());
     s.send(a, &set("s", "<item jid='dave@localhost'/>"));
@@ -131,7 +141,13 @@ fn get_with_a_stale_or_unknown_version_returns_the_full_roster() {
 fn every_change_increments_the_version_and_pushes_carry_it() {
     let mut s = server(&["alice"]);
     let (a, result) = login_interested(&mut s, "alice", "a");
-    assert_eq!(result.get_child("query", "jabber:iq:roster").unwrap().attr("ver"), Some("0"));
+    assert_eq!(
+        result
+            .get_child("query", "jabber:iq:roster")
+            .unwrap()
+            .attr("ver"),
+        Some("0")
+    );
     s.send(a, &set("1", "<item jid='bob@localhost'/>"));
     expect(
         &mut s,
@@ -156,10 +172,15 @@ fn every_change_increments_the_version_and_pushes_carry_it() {
     expect(
         &mut s,
         a,
-        &["<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='3'>\
-           <item jid='carol@localhost' subscription='none' ask='subscribe'/></query></iq>"],
+        &[
+            "<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='3'>\
+           <item jid='carol@localhost' subscription='none' ask='subscribe'/></query></iq>",
+        ],
     );
-    s.send(a, &set("3", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("3", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -170,14 +191,26 @@ fn every_change_increments_the_version_and_pushes_carry_it() {
         ],
     );
     assert_eq!(stored_version(&s, "alice"), 4);
-    s.send(a, "<iq type='get' id='v4'><query xmlns='jabber:iq:roster' ver='4'/></iq>");
-    expect(&mut s, a, &["<iq type='result' id='v4' to='alice@localhost/a'/>"]);
-    s.send(a, "<iq type='get' id='v3'><query xmlns='jabber:iq:roster' ver='3'/></iq>");
+    s.send(
+        a,
+        "<iq type='get' id='v4'><query xmlns='jabber:iq:roster' ver='4'/></iq>",
+    );
     expect(
         &mut s,
         a,
-        &["<iq type='result' id='v3' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='4'>\
-           <item jid='carol@localhost' subscription='none' ask='subscribe'/></query></iq>"],
+        &["<iq type='result' id='v4' to='alice@localhost/a'/>"],
+    );
+    s.send(
+        a,
+        "<iq type='get' id='v3'><query xmlns='jabber:iq:roster' ver='3'/></iq>",
+    );
+    expect(
+        &mut s,
+        a,
+        &[
+            "<iq type='result' id='v3' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='4'>\
+           <item jid='carol@localhost' subscription='none' ask='subscribe'/></query></iq>",
+        ],
     );
 }
 
@@ -189,8 +222,15 @@ fn the_version_survives_logout_and_a_fresh_load() {
     s.send(a, &set("2", "<item jid='carol@localhost'/>"));
     s.disconnect(a);
     let a2 = s.login("alice", "a2");
-    s.send(a2, "<iq type='get' id='v'><query xmlns='jabber:iq:roster' ver='2'/></iq>");
-    expect(&mut s, a2, &["<iq type='result' id='v' to='alice@localhost/a2'/>"]);
+    s.send(
+        a2,
+        "<iq type='get' id='v'><query xmlns='jabber:iq:roster' ver='2'/></iq>",
+    );
+    expect(
+        &mut s,
+        a2,
+        &["<iq type='result' id='v' to='alice@localhost/a2'/>"],
+    );
     s.send(a2, &set("3", "<item jid='dave@localhost'/>"));
     expect(
         &mut s,
@@ -214,10 +254,20 @@ fn set_answers_the_requester_then_pushes_to_every_interested_resource_only() {
     s.take(b);
     let (c, _) = login_interested(&mut s, "alice", "c");
     let bob = online(&mut s, "bob", "x");
-    s.send(a, &set("s1", "<item jid='bob@localhost' name='Bob'><group>Friends</group></item>"));
+    s.send(
+        a,
+        &set(
+            "s1",
+            "<item jid='bob@localhost' name='Bob'><group>Friends</group></item>",
+        ),
+    );
     let push = "<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='1'>\
                 <item jid='bob@localhost' subscription='none' name='Bob'><group>Friends</group></item></query></iq>";
-    expect(&mut s, a, &["<iq type='result' id='s1' to='alice@localhost/a'/>", push]);
+    expect(
+        &mut s,
+        a,
+        &["<iq type='result' id='s1' to='alice@localhost/a'/>", push],
+    );
     expect(&mut s, c, &[push]);
     expect_nothing(&mut s, b);
     expect_nothing(&mut s, bob);
@@ -226,7 +276,11 @@ fn set_answers_the_requester_then_pushes_to_every_interested_resource_only() {
     s.send(b, &set("s2", "<item jid='bob@localhost'/>"));
     let push = "<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='2'>\
                 <item jid='bob@localhost' subscription='none'/></query></iq>";
-    expect(&mut s, b, &["<iq type='result' id='s2' to='alice@localhost/b'/>"]);
+    expect(
+        &mut s,
+        b,
+        &["<iq type='result' id='s2' to='alice@localhost/b'/>"],
+    );
     expect(&mut s, a, &[push]);
     expect(&mut s, c, &[push]);
     expect_nothing(&mut s, bob);
@@ -272,7 +326,13 @@ fn name_and_groups_are_stored_replaced_and_cleared() {
         ["bob@localhost=none name=\"Bob\" groups={\"Friends\", \"Work\"}"]
     );
     // An update replaces name and groups; an empty name means none.
-    s.send(a, &set("2", "<item jid='bob@localhost' name=''><group>Family</group></item>"));
+    s.send(
+        a,
+        &set(
+            "2",
+            "<item jid='bob@localhost' name=''><group>Family</group></item>",
+        ),
+    );
     expect(
         &mut s,
         a,
@@ -302,7 +362,10 @@ fn client_subscription_and_ask_values_are_ignored() {
     let (a, _) = login_interested(&mut s, "alice", "a");
     s.send(
         a,
-        &set("1", "<item jid='carol@localhost' subscription='both' ask='subscribe'/>"),
+        &set(
+            "1",
+            "<item jid='carol@localhost' subscription='both' ask='subscribe'/>",
+        ),
     );
     expect(
         &mut s,
@@ -316,7 +379,10 @@ fn client_subscription_and_ask_values_are_ignored() {
     // RFC 6121 §2.1.2.5: every value but "remove" is ignored, even nonsense.
     s.send(
         a,
-        &set("2", "<item jid='bob@localhost' subscription='bogus' name='B'/>"),
+        &set(
+            "2",
+            "<item jid='bob@localhost' subscription='bogus' name='B'/>",
+        ),
     );
     expect(
         &mut s,
@@ -327,7 +393,10 @@ fn client_subscription_and_ask_values_are_ignored() {
              <item jid='bob@localhost' subscription='to' name='B'/></query></iq>",
         ],
     );
-    s.send(a, &set("3", "<item jid='bob@localhost' subscription='none'/>"));
+    s.send(
+        a,
+        &set("3", "<item jid='bob@localhost' subscription='none'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -371,7 +440,11 @@ fn expect_set_error(item_xml: &str, kind: &str, condition: &str, text: Option<&s
     let (a, _) = login_interested(&mut s, "alice", "a");
     let (c, _) = login_interested(&mut s, "alice", "c");
     s.send(a, &set("e", item_xml));
-    expect(&mut s, a, &[&error("e", "alice@localhost/a", kind, condition, text)]);
+    expect(
+        &mut s,
+        a,
+        &[&error("e", "alice@localhost/a", kind, condition, text)],
+    );
     expect_nothing(&mut s, c);
     expect_no_route(&mut s);
     expect_stored(&s, "alice", &["bob@localhost=both"]);
@@ -452,7 +525,12 @@ fn an_invalid_jid_is_a_bad_request() {
 
 #[test]
 fn the_own_jid_is_not_allowed() {
-    expect_set_error("<item jid='alice@localhost'/>", "cancel", "not-allowed", None);
+    expect_set_error(
+        "<item jid='alice@localhost'/>",
+        "cancel",
+        "not-allowed",
+        None,
+    );
     expect_set_error(
         "<item jid='alice@localhost' subscription='remove'/>",
         "cancel",
@@ -476,11 +554,20 @@ fn removing_a_contact_that_only_asked_is_item_not_found() {
     let mut s = server(&["alice"]);
     store_pending(&mut s, "alice", "carol@localhost");
     let (a, _) = login_interested(&mut s, "alice", "a");
-    s.send(a, &set("e", "<item jid='carol@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("e", "<item jid='carol@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
-        &[&error("e", "alice@localhost/a", "modify", "item-not-found", None)],
+        &[&error(
+            "e",
+            "alice@localhost/a",
+            "modify",
+            "item-not-found",
+            None,
+        )],
     );
     expect_stored(&s, "alice", &["pending:carol@localhost"]);
 }
@@ -533,7 +620,10 @@ fn removing_an_item_with_no_subscription_answers_and_pushes_remove() {
     s.send(a, "<presence/>");
     s.take(a);
     let bob = online(&mut s, "bob", "x");
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -549,7 +639,13 @@ fn removing_an_item_with_no_subscription_answers_and_pushes_remove() {
 
 /// Sets up alice and bob online, interested and available, with alice's
 /// item for bob in `alice_state` and bob's for alice in `bob_state`.
-fn pair(alice_state: &str, bob_state: &str) -> (xmpp_session::testkit::TestServer, [xmpp_session::SessionId; 2]) {
+fn pair(
+    alice_state: &str,
+    bob_state: &str,
+) -> (
+    xmpp_session::testkit::TestServer,
+    [xmpp_session::SessionId; 2],
+) {
     let mut s = server(&["alice", "bob"]);
     if alice_state != "-" {
         store_item(&mut s, "alice", "bob@localhost", alice_state);
@@ -566,7 +662,10 @@ fn pair(alice_state: &str, bob_state: &str) -> (xmpp_session::testkit::TestServe
 #[test]
 fn removing_a_mutual_contact_cancels_both_ways_from_the_remover() {
     let (mut s, [a, b]) = pair("both", "both");
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -599,7 +698,10 @@ fn removing_a_mutual_contact_cancels_both_ways_from_the_remover() {
 #[test]
 fn removing_a_to_contact_unsubscribes() {
     let (mut s, [a, b]) = pair("to", "from");
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -629,7 +731,10 @@ fn removing_a_to_contact_unsubscribes() {
 #[test]
 fn removing_a_from_contact_cancels_its_subscription() {
     let (mut s, [a, b]) = pair("from", "to");
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -664,7 +769,10 @@ fn removing_an_item_with_a_pending_request_both_ways_cancels_both() {
     let a = online(&mut s, "alice", "a");
     let b = online(&mut s, "bob", "b");
     drain(&mut s, &[a, b]);
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -698,7 +806,10 @@ fn removing_a_contact_while_offline_from_another_resource() {
     store_item(&mut s, "alice", "bob@localhost", "both");
     store_item(&mut s, "bob", "alice@localhost", "both");
     let a = online(&mut s, "alice", "a");
-    s.send(a, &set("r", "<item jid='bob@localhost' subscription='remove'/>"));
+    s.send(
+        a,
+        &set("r", "<item jid='bob@localhost' subscription='remove'/>"),
+    );
     expect(
         &mut s,
         a,
@@ -788,7 +899,10 @@ fn a_roster_set_behind_stored_work_is_answered_before_its_push() {
         let (c, _) = login_interested(&mut s, "alice", "c");
         let b = s.login("bob", "b");
         s.hold_requests(hold);
-        s.send(b, "<message to='alice@localhost' type='chat'><body>hi</body></message>");
+        s.send(
+            b,
+            "<message to='alice@localhost' type='chat'><body>hi</body></message>",
+        );
         s.send(a, &set("s", "<item jid='carol@localhost'/>"));
         s.answer_all_held();
         (received(&mut s, a), received(&mut s, c))
@@ -798,11 +912,17 @@ fn a_roster_set_behind_stored_work_is_answered_before_its_push() {
         "<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='1'>\
          <item jid='carol@localhost' subscription='none'/></query></iq>",
     ];
-    let want_c = ["<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='1'>\
-                   <item jid='carol@localhost' subscription='none'/></query></iq>"];
+    let want_c = [
+        "<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='1'>\
+                   <item jid='carol@localhost' subscription='none'/></query></iq>",
+    ];
     for hold in [false, true] {
         let (a, c) = run(hold);
-        let parse = |xs: &[&str]| -> Vec<_> { xs.iter().map(|x| xmpp_session::testkit::parse_stanza(x)).collect() };
+        let parse = |xs: &[&str]| -> Vec<_> {
+            xs.iter()
+                .map(|x| xmpp_session::testkit::parse_stanza(x))
+                .collect()
+        };
         assert_eq!(a, parse(&want_a), "hold={hold}");
         assert_eq!(c, parse(&want_c), "hold={hold}");
     }

@@ -1,8 +1,6 @@
 //! Helpers shared by the presence and roster transcript tests.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
 use xmpp_session::jid::BareJid;
 use xmpp_session::roster::{Roster, RosterChange, RosterItem, Subscription};
 use xmpp_session::stream::element_bytes;
@@ -19,11 +17,6 @@ pub fn server(users: &[&str]) -> TestServer {
         server.add_user(user, "pass");
     }
     server
-}
-
-/// `name@localhost`.
-pub fn bare(name: &str) -> BareJid {
-    BareJid::new(&format!("{name}@localhost")).unwrap()
 }
 
 /// Roster pushes carry a random id: rewrite it to `push` so expectations
@@ -107,7 +100,12 @@ pub fn store_item(server: &mut TestServer, user: &str, contact: &str, state: &st
         + 1;
     server
         .store
-        .change_roster(user, "localhost", version, &RosterChange::SetItem(item(contact, state)))
+        .change_roster(
+            user,
+            "localhost",
+            version,
+            &RosterChange::SetItem(item(contact, state)),
+        )
         .unwrap();
 }
 
@@ -184,9 +182,16 @@ pub fn stored_version(server: &TestServer, user: &str) -> u64 {
 
 /// Logs in and fetches the roster (so the session is interested); returns
 /// the session and the roster result it received.
-pub fn login_interested(server: &mut TestServer, user: &str, resource: &str) -> (SessionId, Element) {
+pub fn login_interested(
+    server: &mut TestServer,
+    user: &str,
+    resource: &str,
+) -> (SessionId, Element) {
     let id = server.login(user, resource);
-    server.send(id, "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>");
+    server.send(
+        id,
+        "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>",
+    );
     let mut got = received(server, id);
     assert_eq!(got.len(), 1, "roster get answered once: {got:?}");
     let result = got.remove(0);
@@ -234,13 +239,4 @@ pub fn items_of(iq: &Element) -> Vec<String> {
             s
         })
         .collect()
-}
-
-/// Counts stanzas per element name (for quick sanity checks).
-pub fn names(elements: &[Element]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for e in elements {
-        *out.entry(e.name().to_owned()).or_insert(0) += 1;
-    }
-    out
 }
