@@ -162,7 +162,8 @@ impl Scanner {
                     None => return self.wait(lt),
                 },
                 b'!' => {
-                    let (close, skip): (&[u8], usize) = if self.buf[lt..].starts_with(b"<![CDATA[") {
+                    let (close, skip): (&[u8], usize) = if self.buf[lt..].starts_with(b"<![CDATA[")
+                    {
                         (b"]]>", 3)
                     } else if self.buf[lt..].starts_with(b"<!--") {
                         (b"-->", 3)
@@ -247,11 +248,17 @@ fn tag_end(buf: &[u8], lt: usize) -> Option<usize> {
 }
 
 fn find_byte(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
-    buf.get(from..)?.iter().position(|&b| b == byte).map(|i| i + from)
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| i + from)
 }
 
 fn find(buf: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    buf.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+    buf.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
 }
 
 fn contains(buf: &[u8], needle: &str) -> bool {
@@ -289,7 +296,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
@@ -322,10 +333,11 @@ impl Conn {
             }
             self.scanner.compact();
             self.scanner.buf.reserve(8192);
-            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.scanner.buf))
-                .await
-                .map_err(|_| "timed out waiting for the server".to_owned())?
-                .map_err(|e| format!("read: {e}"))?;
+            let read =
+                tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.scanner.buf))
+                    .await
+                    .map_err(|_| "timed out waiting for the server".to_owned())?
+                    .map_err(|e| format!("read: {e}"))?;
             if read == 0 {
                 return Err("server closed the connection".into());
             }
@@ -336,12 +348,18 @@ impl Conn {
     async fn element(&mut self, limit: Duration) -> Result<Vec<u8>, String> {
         match self.item(limit).await? {
             (Kind::Element, elem) => Ok(elem),
-            (kind, data) => Err(format!("expected an element, got {kind:?}: {}", String::from_utf8_lossy(&data))),
+            (kind, data) => Err(format!(
+                "expected an element, got {kind:?}: {}",
+                String::from_utf8_lossy(&data)
+            )),
         }
     }
 
     async fn send(&mut self, data: &str) -> Result<(), String> {
-        self.stream.write_all(data.as_bytes()).await.map_err(|e| format!("write: {e}"))
+        self.stream
+            .write_all(data.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))
     }
 
     /// Opens a stream and returns the features element.
@@ -353,11 +371,19 @@ impl Conn {
         .await?;
         match self.item(limit).await? {
             (Kind::Open, _) => {}
-            (_, data) => return Err(format!("expected a stream header: {}", String::from_utf8_lossy(&data))),
+            (_, data) => {
+                return Err(format!(
+                    "expected a stream header: {}",
+                    String::from_utf8_lossy(&data)
+                ));
+            }
         }
         let features = self.element(limit).await?;
         if !features.starts_with(b"<stream:features") {
-            return Err(format!("expected features: {}", String::from_utf8_lossy(&features)));
+            return Err(format!(
+                "expected features: {}",
+                String::from_utf8_lossy(&features)
+            ));
         }
         Ok(features)
     }
@@ -365,13 +391,25 @@ impl Conn {
 
 /// A full login; returns the connection once the server has reflected the
 /// initial presence.
-async fn login(addr: SocketAddr, domain: &str, user: &str, password: &str, limit: Duration) -> Result<Conn, String> {
+async fn login(
+    addr: SocketAddr,
+    domain: &str,
+    user: &str,
+    password: &str,
+    limit: Duration,
+) -> Result<Conn, String> {
     let stream = timeout(limit, TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-    let mut conn = Conn { stream, scanner: Scanner::default(), jid: String::new() };
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
+    let mut conn = Conn {
+        stream,
+        scanner: Scanner::default(),
+        jid: String::new(),
+    };
 
     let features = conn.open_stream(domain, limit).await?;
     if !contains(&features, ">PLAIN<") {
@@ -417,7 +455,9 @@ async fn login(addr: SocketAddr, domain: &str, user: &str, password: &str, limit
     conn.send("<presence/>").await?;
     loop {
         let elem = conn.element(limit).await?;
-        if elem.starts_with(b"<presence") && attr(&elem, "from").is_none_or(|f| f == conn.jid.as_bytes()) {
+        if elem.starts_with(b"<presence")
+            && attr(&elem, "from").is_none_or(|f| f == conn.jid.as_bytes())
+        {
             return Ok(conn);
         }
     }
@@ -469,7 +509,10 @@ struct Probe {
 impl Probe {
     fn mark(&self) -> CpuMark {
         CpuMark {
-            server: self.server_pid.as_deref().and_then(|p| cpu_seconds(p, self.ticks)),
+            server: self
+                .server_pid
+                .as_deref()
+                .and_then(|p| cpu_seconds(p, self.ticks)),
             client: cpu_seconds("self", self.ticks),
         }
     }
@@ -483,7 +526,11 @@ impl Probe {
 fn cpu_fields(from: CpuMark, to: CpuMark) -> (Option<f64>, String) {
     let server = from.server.zip(to.server).map(|(a, b)| b - a);
     let client = from.client.zip(to.client).map(|(a, b)| b - a);
-    let text = format!("server_cpu_s={} client_cpu_s={}", opt(server, 2), opt(client, 2));
+    let text = format!(
+        "server_cpu_s={} client_cpu_s={}",
+        opt(server, 2),
+        opt(client, 2)
+    );
     (server, text)
 }
 
@@ -646,11 +693,14 @@ async fn receive_loop(
         }
         if from_peer > 0 {
             incoming.received.fetch_add(from_peer, Ordering::Relaxed);
-            incoming.window.add_permits(usize::try_from(from_peer).unwrap_or(usize::MAX));
+            incoming
+                .window
+                .add_permits(usize::try_from(from_peer).unwrap_or(usize::MAX));
         }
         if bounced > 0 {
             got.errors += bounced;
-            own.window.add_permits(usize::try_from(bounced).unwrap_or(usize::MAX));
+            own.window
+                .add_permits(usize::try_from(bounced).unwrap_or(usize::MAX));
         }
         if incoming.sender_done.load(Ordering::Acquire)
             && incoming.received.load(Ordering::Relaxed) >= incoming.sent.load(Ordering::Relaxed)
@@ -707,7 +757,11 @@ async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option
             };
             let t = Instant::now();
             let result = login(addr, &domain, &user, &password, limit).await;
-            (i, result, u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX))
+            (
+                i,
+                result,
+                u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX),
+            )
         });
     }
     let mut conns: Vec<Option<Conn>> = (0..args.users).map(|_| None).collect();
@@ -723,7 +777,9 @@ async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option
             }
             Ok((i, Err(e), _)) => {
                 stats.failed += 1;
-                stats.first_error.get_or_insert(format!("{}{i}: {e}", args.user_prefix));
+                stats
+                    .first_error
+                    .get_or_insert(format!("{}{i}: {e}", args.user_prefix));
             }
             Err(e) => {
                 stats.failed += 1;
@@ -752,7 +808,12 @@ async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option
         stats.ok as f64 / elapsed,
         ms(percentile(&stats.latencies, 50.0)),
         ms(percentile(&stats.latencies, 99.0)),
-        opt(server_cpu.filter(|_| stats.ok > 0).map(|c| c * 1000.0 / stats.ok as f64), 3),
+        opt(
+            server_cpu
+                .filter(|_| stats.ok > 0)
+                .map(|c| c * 1000.0 / stats.ok as f64),
+            3
+        ),
         opt(rss_before.map(|v| v as f64), 0),
         opt(rss_after.map(|v| v as f64), 0),
         opt(per_conn, 1),
@@ -791,36 +852,133 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
     let mut directions = Vec::new();
     let mut senders = JoinSet::new();
     let mut receivers = JoinSet::new();
+    let mut slots = 0usize;
     for (a, b) in pairs {
         let a_to_b = Direction::new(window);
         let b_to_a = Direction::new(window);
         directions.push(Arc::clone(&a_to_b));
         directions.push(Arc::clone(&b_to_a));
-        for (conn, peer_jid, out, incoming) in [
-            (a, b.jid.clone(), Arc::clone(&a_to_b), Arc::clone(&b_to_a)),
-            (b, String::new(), b_to_a, a_to_b),
+        let (a_jid, b_jid) = (a.jid.clone(), b.jid.clone());
+        // (connection, where it sends, its outgoing direction, its incoming direction)
+        for (conn, to, out, incoming) in [
+            (a, b_jid, a_to_b.clone(), b_to_a.clone()),
+            (b, a_jid, b_to_a, a_to_b),
         ] {
-            let peer_jid = if peer_jid.is_empty() { None } else { Some(peer_jid) };
-            let Conn { stream, scanner, jid } = conn;
+            let Conn {
+                stream,
+                scanner,
+                jid,
+            } = conn;
             let (read, write) = stream.into_split();
-            let to = match peer_jid {
-                Some(j) => j,
-                None => jid_of_peer(&directions, &jid),
-            };
-            let _ = to; // replaced below
-            let _ = (read, write, scanner, out, incoming);
-            unreachable_pairing();
+            let slot = slots;
+            slots += 1;
+            senders.spawn({
+                let out = Arc::clone(&out);
+                let body_bytes = args.body_bytes;
+                async move {
+                    (
+                        slot,
+                        send_loop(write, to, out, body_bytes, window, stop).await,
+                    )
+                }
+            });
+            receivers.spawn(async move {
+                (
+                    slot,
+                    jid,
+                    receive_loop(read, scanner, incoming, out, times).await,
+                )
+            });
         }
     }
-    let _ = (&mut senders, &mut receivers, probe, leftover, stop);
-    Vec::new()
-}
 
-fn jid_of_peer(_: &[Arc<Direction>], _: &str) -> String {
-    String::new()
-}
+    let base_deadline =
+        |micros: u64| tokio::time::Instant::from_std(base + Duration::from_micros(micros));
+    tokio::time::sleep_until(base_deadline(times.measure_from)).await;
+    let cpu0 = probe.mark();
+    tokio::time::sleep_until(base_deadline(times.measure_to)).await;
+    let cpu1 = probe.mark();
 
-fn unreachable_pairing() {}
+    let mut writes: Vec<Option<OwnedWriteHalf>> = (0..slots).map(|_| None).collect();
+    let mut first_error = None;
+    while let Some(joined) = senders.join_next().await {
+        match joined {
+            Ok((slot, (write, result))) => {
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+                if let Some(w) = writes.get_mut(slot) {
+                    *w = Some(write);
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(format!("sender task: {e}"));
+            }
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0u64;
+    let mut survivors = leftover;
+    while let Some(joined) = receivers.join_next().await {
+        match joined {
+            Ok((slot, jid, (read, scanner, got))) => {
+                latencies.extend_from_slice(&got.latencies);
+                errors += got.errors;
+                if let Some(e) = got.failure {
+                    first_error.get_or_insert(e);
+                }
+                if let Some(write) = writes.get_mut(slot).and_then(Option::take)
+                    && let Ok(stream) = read.reunite(write)
+                {
+                    survivors.push(Conn {
+                        stream,
+                        scanner,
+                        jid,
+                    });
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(format!("receiver task: {e}"));
+            }
+        }
+    }
+    let sent: u64 = directions
+        .iter()
+        .map(|d| d.sent.load(Ordering::Relaxed))
+        .sum();
+    let received: u64 = directions
+        .iter()
+        .map(|d| d.received.load(Ordering::Relaxed))
+        .sum();
+    latencies.sort_unstable();
+    let delivered = latencies.len();
+    let seconds = args.duration;
+    let (server_cpu, cpu_text) = cpu_fields(cpu0, cpu1);
+    println!(
+        "phase=messaging label={} pairs={} window={window} body_bytes={} duration_s={seconds} delivered={delivered} \
+         messages_per_s={:.0} p50_ms={} p90_ms={} p99_ms={} max_ms={} sent_total={sent} received_total={received} \
+         lost={} bounced={errors} {cpu_text} server_cpu_s_per_1000_msgs={}",
+        args.label,
+        directions.len() / 2,
+        args.body_bytes,
+        delivered as f64 / seconds,
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 90.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(latencies.last().copied()),
+        sent.saturating_sub(received).saturating_sub(errors),
+        opt(
+            server_cpu
+                .filter(|_| delivered > 0)
+                .map(|c| c * 1000.0 / delivered as f64),
+            4
+        ),
+    );
+    if let Some(e) = first_error {
+        eprintln!("first messaging error: {e}");
+    }
+    survivors
+}
 
 async fn close_phase(args: &Args, probe: &Probe, conns: Vec<Conn>) {
     let limit = Duration::from_secs_f64(args.step_timeout);
@@ -871,7 +1029,10 @@ async fn close_phase(args: &Args, probe: &Probe, conns: Vec<Conn>) {
 fn main() {
     let args = Args::parse();
     if !args.host.is_loopback() {
-        eprintln!("error: --host must be a loopback address (got {})", args.host);
+        eprintln!(
+            "error: --host must be a loopback address (got {})",
+            args.host
+        );
         std::process::exit(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -886,7 +1047,10 @@ fn main() {
         }
     };
     BASE.get_or_init(Instant::now);
-    let probe = Probe { server_pid: args.server_pid.map(|p| p.to_string()), ticks: clock_ticks_per_s() };
+    let probe = Probe {
+        server_pid: args.server_pid.map(|p| p.to_string()),
+        ticks: clock_ticks_per_s(),
+    };
     let addr = SocketAddr::new(args.host, args.port);
     runtime.block_on(async {
         let conns = login_phase(&args, &probe, addr).await;

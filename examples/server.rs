@@ -20,7 +20,9 @@
 //!
 //! Plain TCP only: STARTTLS in this example is a later step, so the config
 //! sets `require_tls(false)` and `allow_plain_without_tls(true)`. Keep it on
-//! loopback. A peer that misbehaves or vanishes only ends its own session.
+//! loopback. A peer that misbehaves or vanishes only ends its own session;
+//! I/O errors are logged, never unwrapped. Not production-grade: a client
+//! that stops reading makes its (unbounded) output queue grow.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,22 +43,8 @@ use xmpp_session::{Config, ConnectionInfo, Event, MemoryStore, Output, SessionId
 
 /// Accounts created when no `--user`/`--users-file` is given (password
 /// `password`): the ones the acceptance scripts and load tests log in with.
-const DEMO_USERS: &[&str] = &[
-    "user",
-    "user2",
-    "romeo",
-    "juliet",
-    "nurse",
-    "mercutio",
-    "tybalt",
-    "benvolio",
-    "admin",
-    "alice",
-    "bob",
-    "discoverer",
-    "blocker",
-    "blockee",
-];
+const DEMO_USERS: &str = "user user2 romeo juliet nurse mercutio tybalt benvolio admin alice bob \
+    discoverer blocker blockee";
 
 /// Inputs processed per batch before outputs are flushed.
 const BATCH: usize = 256;
@@ -175,11 +163,7 @@ impl Core {
                     );
                 }
                 Output::Request { .. } => {} // answered by poll_output_with
-                Output::Event(event) => {
-                    if self.verbose {
-                        eprintln!("{event:?}");
-                    }
-                }
+                Output::Event(event) if self.verbose => eprintln!("{event:?}"),
                 _ => {}
             }
         }
@@ -303,7 +287,7 @@ fn make_store(domain: &str, accounts: &[(String, String)]) -> MemoryStore {
         OsRandom.fill(&mut salt);
         let credentials = Credentials::from_password("password", &salt, 4096);
         println!("demo accounts (password 'password'):");
-        for name in DEMO_USERS {
+        for name in DEMO_USERS.split_whitespace() {
             store.add_credentials(domain, name, credentials.clone());
             println!("  {name}@{domain}");
         }

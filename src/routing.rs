@@ -714,9 +714,16 @@ impl SessionManager {
 
     /// Flushes offline messages to a session that just became available
     /// with a non-negative priority (XEP-0160).
+    /// Called while the initial presence runs at the head of the user's
+    /// queue: the stored messages go before anything queued behind it, so
+    /// they arrive first however late storage answers.
     pub(crate) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
-        if self.config.offline_storage {
-            self.submit(user.clone(), Work::FlushOffline { session }, now);
+        if !self.config.offline_storage {
+            return;
+        }
+        match self.queues.get_mut(user) {
+            Some(queue) => queue.backlog.push_front(Work::FlushOffline { session }),
+            None => self.submit(user.clone(), Work::FlushOffline { session }, now),
         }
     }
 

@@ -465,6 +465,17 @@ fn to_is_normalised_before_delivery() {
     net.expect_only(&[(juliet, &["<message from='alice@localhost/r' to='juliet@localhost/Balcony' type='chat' id='2'><body>x</body></message>"])]);
     net.send(alice, "<message to='juliet@localhost/balcony' type='chat' id='3'><body>x</body></message>");
     net.expect_only(&[(juliet, &["<message from='alice@localhost/r' to='juliet@localhost/balcony' type='chat' id='3'><body>x</body></message>"])]);
+    // RFC 7622 §3.2: one trailing dot on the domain is not part of it.
+    for (to, want) in [
+        ("juliet@localhost.", "juliet@localhost"),
+        ("Juliet@localhost./Balcony", "juliet@localhost/Balcony"),
+    ] {
+        net.send(alice, &format!("<message to='{to}' type='chat' id='4'><body>x</body></message>"));
+        let got = format!("<message from='alice@localhost/r' to='{want}' type='chat' id='4'><body>x</body></message>");
+        net.expect_only(&[(juliet, &[&got])]);
+    }
+    net.send(alice, "<iq to='localhost.' type='get' id='5'><ping xmlns='urn:xmpp:ping'/></iq>");
+    net.expect_only(&[(alice, &["<iq from='localhost' to='alice@localhost/r' type='result' id='5'/>"])]);
 }
 
 #[test]
