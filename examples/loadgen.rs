@@ -18,6 +18,9 @@
 //!    `--window` messages in flight per direction, for `--warmup` plus
 //!    `--duration` seconds. Bodies carry the send time; deliveries during the
 //!    `--duration` window give messages/s and the latency percentiles.
+//!    With `--paced-rate R`, a `paced` phase comes first: the same pairs send
+//!    R messages/s in total, evenly spread, so latency is measured at a fixed
+//!    load rather than at saturation (where it mostly reflects the window).
 //! 3. `close`: every stream is closed and the server's closing tag awaited.
 //!
 //! With `--server-pid`, each line also gives the server's CPU time (user +
@@ -73,6 +76,13 @@ struct Args {
     /// Seconds of messaging before the measured window (not counted).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Before the saturating phase, a `paced` phase at this many messages/s in
+    /// total (0: none), for latency at a fixed load.
+    #[arg(long, default_value_t = 0.0)]
+    paced_rate: f64,
+    /// Seconds of measured paced messaging.
+    #[arg(long, default_value_t = 10.0)]
+    paced_duration: f64,
     /// Size of each message body in bytes.
     #[arg(long, default_value_t = 100)]
     body_bytes: usize,
@@ -573,6 +583,13 @@ impl Direction {
     }
 }
 
+/// When a paced sender sends: every `period`, starting at `first`.
+#[derive(Clone, Copy)]
+struct Pace {
+    first: tokio::time::Instant,
+    period: Duration,
+}
+
 /// Timing of the messaging phase, in microseconds since `BASE`.
 #[derive(Clone, Copy)]
 struct Window {
@@ -590,16 +607,29 @@ async fn send_loop(
     body_bytes: usize,
     window: usize,
     stop: tokio::time::Instant,
+    pace: Option<Pace>,
 ) -> (OwnedWriteHalf, Result<(), String>) {
+    let mut ticker = pace.map(|p| {
+        let mut t = tokio::time::interval_at(p.first, p.period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        t
+    });
+    // Paced: one message per tick; otherwise as many as the window allows.
+    let batch = if ticker.is_some() { 1 } else { window };
     let mut buf = String::new();
     let mut seq: u64 = 0;
     let result = loop {
+        if let Some(t) = ticker.as_mut()
+            && tokio::time::timeout_at(stop, t.tick()).await.is_err()
+        {
+            break Ok(());
+        }
         let Ok(Ok(permit)) = tokio::time::timeout_at(stop, out.window.acquire()).await else {
             break Ok(());
         };
         permit.forget();
         let mut n = 1;
-        while n < window {
+        while n < batch {
             match out.window.try_acquire() {
                 Ok(p) => {
                     p.forget();
@@ -824,45 +854,59 @@ async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option
     conns
 }
 
-/// Runs the messaging phase on pairs of logged-in connections and returns
-/// the connections for closing.
-async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -> Vec<Conn> {
-    let mut pairs = Vec::new();
-    let mut leftover = Vec::new();
-    let mut it = conns.into_iter();
-    while let Some(a) = it.next() {
-        let b = it.next().flatten();
-        match (a, b) {
-            (Some(a), Some(b)) => pairs.push((a, b)),
-            (a, b) => leftover.extend(a.into_iter().chain(b)),
-        }
-    }
+/// How one messaging phase sends.
+struct Plan<'a> {
+    /// `phase=` in the summary line.
+    name: &'a str,
+    /// Total messages/s over all pairs (`None`: as fast as the window allows).
+    rate: Option<f64>,
+    warmup: f64,
+    duration: f64,
+}
+
+/// Runs one messaging phase on the pairs of logged-in connections (1 with 2,
+/// 3 with 4, ...) and puts each connection back in its slot afterwards (a
+/// connection that failed is dropped).
+async fn messaging_phase(args: &Args, probe: &Probe, conns: &mut [Option<Conn>], plan: &Plan<'_>) {
+    let pairs: Vec<(usize, usize)> = (0..conns.len() / 2)
+        .map(|k| (2 * k, 2 * k + 1))
+        .filter(|&(a, b)| conns[a].is_some() && conns[b].is_some())
+        .collect();
+    let directions_total = pairs.len() * 2;
     let start = micros_since_base();
-    let warm = (args.warmup * 1e6) as u64;
-    let run = (args.duration * 1e6) as u64;
+    let warm = (plan.warmup * 1e6) as u64;
+    let run = (plan.duration * 1e6) as u64;
     let times = Window {
         measure_from: start + warm,
         measure_to: start + warm + run,
         drain_until: start + warm + run + 5_000_000,
     };
     let base = *BASE.get_or_init(Instant::now);
-    let stop = tokio::time::Instant::from_std(base + Duration::from_micros(times.measure_to));
+    let at = |micros: u64| tokio::time::Instant::from_std(base + Duration::from_micros(micros));
+    let stop = at(times.measure_to);
     let window = args.window.max(1);
+    // Paced: every direction sends at rate / directions, staggered evenly.
+    let period = plan
+        .rate
+        .filter(|r| *r > 0.0 && directions_total > 0)
+        .map(|r| Duration::from_secs_f64(directions_total as f64 / r));
 
     let mut directions = Vec::new();
     let mut senders = JoinSet::new();
     let mut receivers = JoinSet::new();
-    let mut slots = 0usize;
-    for (a, b) in pairs {
+    for &(a, b) in &pairs {
+        let (Some(conn_a), Some(conn_b)) = (conns[a].take(), conns[b].take()) else {
+            continue;
+        };
         let a_to_b = Direction::new(window);
         let b_to_a = Direction::new(window);
         directions.push(Arc::clone(&a_to_b));
         directions.push(Arc::clone(&b_to_a));
-        let (a_jid, b_jid) = (a.jid.clone(), b.jid.clone());
-        // (connection, where it sends, its outgoing direction, its incoming direction)
-        for (conn, to, out, incoming) in [
-            (a, b_jid, a_to_b.clone(), b_to_a.clone()),
-            (b, a_jid, b_to_a, a_to_b),
+        let (a_jid, b_jid) = (conn_a.jid.clone(), conn_b.jid.clone());
+        // (slot, connection, where it sends, its outgoing direction, its incoming direction)
+        for (slot, conn, to, out, incoming) in [
+            (a, conn_a, b_jid, Arc::clone(&a_to_b), Arc::clone(&b_to_a)),
+            (b, conn_b, a_jid, b_to_a, a_to_b),
         ] {
             let Conn {
                 stream,
@@ -870,17 +914,17 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
                 jid,
             } = conn;
             let (read, write) = stream.into_split();
-            let slot = slots;
-            slots += 1;
-            senders.spawn({
-                let out = Arc::clone(&out);
-                let body_bytes = args.body_bytes;
-                async move {
-                    (
-                        slot,
-                        send_loop(write, to, out, body_bytes, window, stop).await,
-                    )
-                }
+            let pace = period.map(|period| Pace {
+                first: at(start) + period.mul_f64(slot as f64 / directions_total.max(1) as f64),
+                period,
+            });
+            let sender_out = Arc::clone(&out);
+            let body_bytes = args.body_bytes;
+            senders.spawn(async move {
+                (
+                    slot,
+                    send_loop(write, to, sender_out, body_bytes, window, stop, pace).await,
+                )
             });
             receivers.spawn(async move {
                 (
@@ -892,14 +936,12 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
         }
     }
 
-    let base_deadline =
-        |micros: u64| tokio::time::Instant::from_std(base + Duration::from_micros(micros));
-    tokio::time::sleep_until(base_deadline(times.measure_from)).await;
+    tokio::time::sleep_until(at(times.measure_from)).await;
     let cpu0 = probe.mark();
-    tokio::time::sleep_until(base_deadline(times.measure_to)).await;
+    tokio::time::sleep_until(at(times.measure_to)).await;
     let cpu1 = probe.mark();
 
-    let mut writes: Vec<Option<OwnedWriteHalf>> = (0..slots).map(|_| None).collect();
+    let mut writes: Vec<Option<OwnedWriteHalf>> = (0..conns.len()).map(|_| None).collect();
     let mut first_error = None;
     while let Some(joined) = senders.join_next().await {
         match joined {
@@ -907,9 +949,7 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
                 if let Err(e) = result {
                     first_error.get_or_insert(e);
                 }
-                if let Some(w) = writes.get_mut(slot) {
-                    *w = Some(write);
-                }
+                writes[slot] = Some(write);
             }
             Err(e) => {
                 first_error.get_or_insert(format!("sender task: {e}"));
@@ -918,26 +958,32 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
     }
     let mut latencies = Vec::new();
     let mut errors = 0u64;
-    let mut survivors = leftover;
+    let mut failed_conns = 0usize;
     while let Some(joined) = receivers.join_next().await {
         match joined {
             Ok((slot, jid, (read, scanner, got))) => {
                 latencies.extend_from_slice(&got.latencies);
                 errors += got.errors;
-                if let Some(e) = got.failure {
-                    first_error.get_or_insert(e);
-                }
-                if let Some(write) = writes.get_mut(slot).and_then(Option::take)
-                    && let Ok(stream) = read.reunite(write)
-                {
-                    survivors.push(Conn {
-                        stream,
-                        scanner,
-                        jid,
-                    });
+                match got.failure {
+                    Some(e) => {
+                        failed_conns += 1;
+                        first_error.get_or_insert(e);
+                    }
+                    None => {
+                        if let Some(write) = writes[slot].take()
+                            && let Ok(stream) = read.reunite(write)
+                        {
+                            conns[slot] = Some(Conn {
+                                stream,
+                                scanner,
+                                jid,
+                            });
+                        }
+                    }
                 }
             }
             Err(e) => {
+                failed_conns += 1;
                 first_error.get_or_insert(format!("receiver task: {e}"));
             }
         }
@@ -952,16 +998,19 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
         .sum();
     latencies.sort_unstable();
     let delivered = latencies.len();
-    let seconds = args.duration;
     let (server_cpu, cpu_text) = cpu_fields(cpu0, cpu1);
     println!(
-        "phase=messaging label={} pairs={} window={window} body_bytes={} duration_s={seconds} delivered={delivered} \
-         messages_per_s={:.0} p50_ms={} p90_ms={} p99_ms={} max_ms={} sent_total={sent} received_total={received} \
-         lost={} bounced={errors} {cpu_text} server_cpu_s_per_1000_msgs={}",
+        "phase={} label={} pairs={} window={window} target_rate={} body_bytes={} duration_s={} \
+         delivered={delivered} messages_per_s={:.0} p50_ms={} p90_ms={} p99_ms={} max_ms={} sent_total={sent} \
+         received_total={received} lost={} bounced={errors} failed_conns={failed_conns} {cpu_text} \
+         server_cpu_s_per_1000_msgs={}",
+        plan.name,
         args.label,
         directions.len() / 2,
+        opt(plan.rate, 0),
         args.body_bytes,
-        delivered as f64 / seconds,
+        plan.duration,
+        delivered as f64 / plan.duration,
         ms(percentile(&latencies, 50.0)),
         ms(percentile(&latencies, 90.0)),
         ms(percentile(&latencies, 99.0)),
@@ -975,16 +1024,16 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) -
         ),
     );
     if let Some(e) = first_error {
-        eprintln!("first messaging error: {e}");
+        eprintln!("first {} error: {e}", plan.name);
     }
-    survivors
 }
 
-async fn close_phase(args: &Args, probe: &Probe, conns: Vec<Conn>) {
+async fn close_phase(args: &Args, probe: &Probe, conns: Vec<Option<Conn>>) {
     let limit = Duration::from_secs_f64(args.step_timeout);
     let cpu0 = probe.mark();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
+    let conns: Vec<Conn> = conns.into_iter().flatten().collect();
     let total = conns.len();
     for mut conn in conns {
         tasks.spawn(async move {
@@ -1053,8 +1102,23 @@ fn main() {
     };
     let addr = SocketAddr::new(args.host, args.port);
     runtime.block_on(async {
-        let conns = login_phase(&args, &probe, addr).await;
-        let conns = messaging_phase(&args, &probe, conns).await;
+        let mut conns = login_phase(&args, &probe, addr).await;
+        if args.paced_rate > 0.0 {
+            let plan = Plan {
+                name: "paced",
+                rate: Some(args.paced_rate),
+                warmup: args.warmup,
+                duration: args.paced_duration,
+            };
+            messaging_phase(&args, &probe, &mut conns, &plan).await;
+        }
+        let plan = Plan {
+            name: "messaging",
+            rate: None,
+            warmup: args.warmup,
+            duration: args.duration,
+        };
+        messaging_phase(&args, &probe, &mut conns, &plan).await;
         close_phase(&args, &probe, conns).await;
     });
 }

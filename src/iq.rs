@@ -149,7 +149,7 @@ impl SessionManager {
             xml::set_attr(&mut identity, "name", name.as_str());
         }
         query.append_child(identity);
-        let mut features: BTreeSet<&str> = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER, xml::NS_ROSTER_VER, xml::NS_PRE_APPROVAL]
+        let mut features: BTreeSet<&str> = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER]
             .into_iter()
             .collect();
         if self.config.software_name.is_some() {

@@ -391,10 +391,12 @@ impl SessionManager {
     }
 
     /// Sends a stanza to a session as it is (Prosody's `session.send`).
-    /// Returns `false` if the session does not exist or is closed.
+    /// Returns `false` if the session does not exist, is closed, or has no
+    /// open stream (before its header or during a restart), where a stanza
+    /// would break the XML stream.
     pub fn send(&mut self, id: SessionId, stanza: &Element) -> bool {
         match self.sessions.get(&id) {
-            Some(s) if !s.closed => {
+            Some(s) if s.is_open() => {
                 s.send_element(&mut self.out, stanza);
                 true
             }

@@ -190,7 +190,7 @@ impl SessionManager {
                 None => Err(()),
             };
         };
-        let jid = match Jid::new(to) {
+        let jid = match parse_jid(to) {
             Ok(j) => j,
             Err(_) => {
                 if !is_error_or_result(stanza) {
@@ -743,7 +743,7 @@ impl SessionManager {
             _ => return,
         }
         // Not for a domain served here: dropped, never routed back out.
-        if let Some(Ok(to)) = stanza.attr("to").map(Jid::new)
+        if let Some(Ok(to)) = stanza.attr("to").map(parse_jid)
             && !self.config.serves(to.domain().as_str())
         {
             return;
@@ -759,6 +759,26 @@ impl SessionManager {
         }
         self.route(stanza, Origin::External, now);
     }
+}
+
+/// Parses a JID and drops one trailing dot from its domain (RFC 7622
+/// §3.2), which the `jid` crate keeps for some inputs (`a@host.`).
+pub(crate) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
+    let jid = Jid::new(text)?;
+    let Some(domain) = jid.domain().as_str().strip_suffix('.') else {
+        return Ok(jid);
+    };
+    let mut fixed = String::with_capacity(text.len());
+    if let Some(node) = jid.node() {
+        fixed.push_str(node.as_str());
+        fixed.push('@');
+    }
+    fixed.push_str(domain);
+    if let Some(resource) = jid.resource() {
+        fixed.push('/');
+        fixed.push_str(resource.as_str());
+    }
+    Jid::new(&fixed)
 }
 
 /// The stored copy without its `<delay/>` (for error replies).

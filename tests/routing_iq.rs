@@ -31,8 +31,13 @@ fn routed(xml: &str) -> Element {
 
 fn server_disco(features: &[&str], name: Option<&str>) -> String {
     let name = name.map(|n| format!(" name='{n}'")).unwrap_or_default();
-    let features: String = features.iter().map(|f| format!("<feature var='{f}'/>")).collect();
-    format!("<query xmlns='{DISCO_INFO}'><identity category='server' type='im'{name}/>{features}</query>")
+    let features: String = features
+        .iter()
+        .map(|f| format!("<feature var='{f}'/>"))
+        .collect();
+    format!(
+        "<query xmlns='{DISCO_INFO}'><identity category='server' type='im'{name}/>{features}</query>"
+    )
 }
 
 const DEFAULT_FEATURES: &[&str] = &[
@@ -41,8 +46,6 @@ const DEFAULT_FEATURES: &[&str] = &[
     "jabber:iq:roster",
     "jabber:iq:version",
     "msgoffline",
-    "urn:xmpp:features:pre-approval",
-    "urn:xmpp:features:rosterver",
     "urn:xmpp:ping",
 ];
 
@@ -62,19 +65,43 @@ fn iq_of_every_type_to_a_connected_full_jid_is_delivered_as_is() {
             ("get", PING.to_owned()),
             ("set", "<query xmlns='urn:example:q'/>".to_owned()),
             ("result", String::new()),
-            ("error", format!("<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>")),
+            (
+                "error",
+                format!("<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>"),
+            ),
         ] {
-            net.send(alice, &format!("<iq to='bob@localhost/{res}' type='{ty}' id='i-{ty}'>{payload}</iq>"));
-            let want = format!("<iq from='{ALICE}' to='bob@localhost/{res}' type='{ty}' id='i-{ty}'>{payload}</iq>");
+            net.send(
+                alice,
+                &format!("<iq to='bob@localhost/{res}' type='{ty}' id='i-{ty}'>{payload}</iq>"),
+            );
+            let want = format!(
+                "<iq from='{ALICE}' to='bob@localhost/{res}' type='{ty}' id='i-{ty}'>{payload}</iq>"
+            );
             net.expect_only(&[(sid, &[&want])]);
         }
     }
     // The sender's own full JID and a sibling work the same way.
     let s = net.connect("alice", "s");
-    net.send(alice, &format!("<iq to='alice@localhost/s' type='get' id='sib'>{PING}</iq>"));
-    net.expect_only(&[(s, &[&format!("<iq from='{ALICE}' to='alice@localhost/s' type='get' id='sib'>{PING}</iq>")])]);
-    net.send(alice, &format!("<iq to='{ALICE}' type='get' id='me'>{PING}</iq>"));
-    net.expect_only(&[(alice, &[&format!("<iq from='{ALICE}' to='{ALICE}' type='get' id='me'>{PING}</iq>")])]);
+    net.send(
+        alice,
+        &format!("<iq to='alice@localhost/s' type='get' id='sib'>{PING}</iq>"),
+    );
+    net.expect_only(&[(
+        s,
+        &[&format!(
+            "<iq from='{ALICE}' to='alice@localhost/s' type='get' id='sib'>{PING}</iq>"
+        )],
+    )]);
+    net.send(
+        alice,
+        &format!("<iq to='{ALICE}' type='get' id='me'>{PING}</iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&format!(
+            "<iq from='{ALICE}' to='{ALICE}' type='get' id='me'>{PING}</iq>"
+        )],
+    )]);
 }
 
 #[test]
@@ -82,9 +109,16 @@ fn iq_to_an_unconnected_full_jid_get_set_bounce_result_error_dropped() {
     let mut net = net();
     let alice = net.id(ALICE);
     net.online("bob", "one", Some(5));
-    for to in ["bob@localhost/gone", "nobody@localhost/x", "alice@localhost/other"] {
+    for to in [
+        "bob@localhost/gone",
+        "nobody@localhost/x",
+        "alice@localhost/other",
+    ] {
         for ty in ["get", "set"] {
-            net.send(alice, &format!("<iq to='{to}' type='{ty}' id='q'>{PING}</iq>"));
+            net.send(
+                alice,
+                &format!("<iq to='{to}' type='{ty}' id='q'>{PING}</iq>"),
+            );
             let error = service_unavailable("iq", Some(to), ALICE, "q");
             net.expect_only(&[(alice, &[&error])]);
         }
@@ -107,29 +141,57 @@ fn ping_is_answered_for_the_server_and_existing_accounts() {
     let alice = net.id(ALICE);
     let bob = net.online("bob", "one", Some(1));
     // The server itself.
-    net.send(alice, &format!("<iq to='localhost' type='get' id='p1'>{PING}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='p1'>{PING}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(Some("localhost"), "p1", "")])]);
     // Own account, without `to` and with the own bare JID (which is
     // removed, so the answer carries no `from`).
     net.send(alice, &format!("<iq type='get' id='p2'>{PING}</iq>"));
     net.expect_only(&[(alice, &[&result(None, "p2", "")])]);
-    net.send(alice, &format!("<iq to='alice@localhost' type='get' id='p3'>{PING}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='alice@localhost' type='get' id='p3'>{PING}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(None, "p3", "")])]);
     // Another user's bare JID: answered by the server, bob sees nothing.
-    net.send(alice, &format!("<iq to='bob@localhost' type='get' id='p4'>{PING}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='bob@localhost' type='get' id='p4'>{PING}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(Some("bob@localhost"), "p4", "")])]);
-    let _ = bob;
     // An existing account that is offline.
     net.disconnect(bob);
     net.settle();
-    net.send(alice, &format!("<iq to='bob@localhost' type='get' id='p5'>{PING}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='bob@localhost' type='get' id='p5'>{PING}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(Some("bob@localhost"), "p5", "")])]);
     // No such account (RFC 6121 §8.5.1).
-    net.send(alice, &format!("<iq to='nobody@localhost' type='get' id='p6'>{PING}</iq>"));
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("nobody@localhost"), ALICE, "p6")])]);
+    net.send(
+        alice,
+        &format!("<iq to='nobody@localhost' type='get' id='p6'>{PING}</iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable(
+            "iq",
+            Some("nobody@localhost"),
+            ALICE,
+            "p6",
+        )],
+    )]);
     // Ping is a get: a set is not understood.
-    net.send(alice, &format!("<iq to='localhost' type='set' id='p7'>{PING}</iq>"));
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("localhost"), ALICE, "p7")])]);
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='set' id='p7'>{PING}</iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable("iq", Some("localhost"), ALICE, "p7")],
+    )]);
 }
 
 #[test]
@@ -137,7 +199,12 @@ fn result_and_error_to_a_bare_jid_or_the_domain_are_dropped() {
     let mut net = net();
     let alice = net.id(ALICE);
     net.online("bob", "one", None);
-    for to in ["bob@localhost", "nobody@localhost", "localhost", "alice@localhost"] {
+    for to in [
+        "bob@localhost",
+        "nobody@localhost",
+        "localhost",
+        "alice@localhost",
+    ] {
         net.send(alice, &format!("<iq to='{to}' type='result' id='r'/>"));
         net.quiet();
         net.send(
@@ -155,22 +222,44 @@ fn result_and_error_to_a_bare_jid_or_the_domain_are_dropped() {
 fn server_disco_info_and_items() {
     let mut net = net();
     let alice = net.id(ALICE);
-    net.send(alice, &format!("<iq to='localhost' type='get' id='d1'><query xmlns='{DISCO_INFO}'/></iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='d1'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
     let info = server_disco(DEFAULT_FEATURES, Some("xmpp-session"));
     net.expect_only(&[(alice, &[&result(Some("localhost"), "d1", &info)])]);
-    net.send(alice, &format!("<iq to='localhost' type='get' id='d2'><query xmlns='{DISCO_ITEMS}'/></iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='d2'><query xmlns='{DISCO_ITEMS}'/></iq>"),
+    );
     let items = format!("<query xmlns='{DISCO_ITEMS}'/>");
     net.expect_only(&[(alice, &[&result(Some("localhost"), "d2", &items)])]);
     // No nodes are served.
     net.send(
         alice,
-        &format!("<iq to='localhost' type='get' id='d3'><query xmlns='{DISCO_INFO}' node='x'/></iq>"),
+        &format!(
+            "<iq to='localhost' type='get' id='d3'><query xmlns='{DISCO_INFO}' node='x'/></iq>"
+        ),
     );
-    let error = error_reply("iq", Some("localhost"), ALICE, Some("d3"), "cancel", "item-not-found", None);
+    let error = error_reply(
+        "iq",
+        Some("localhost"),
+        ALICE,
+        Some("d3"),
+        "cancel",
+        "item-not-found",
+        None,
+    );
     net.expect_only(&[(alice, &[&error])]);
     // disco is a get.
-    net.send(alice, &format!("<iq to='localhost' type='set' id='d4'><query xmlns='{DISCO_INFO}'/></iq>"));
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("localhost"), ALICE, "d4")])]);
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='set' id='d4'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable("iq", Some("localhost"), ALICE, "d4")],
+    )]);
 }
 
 #[test]
@@ -179,7 +268,10 @@ fn server_disco_lists_registered_features_and_namespaces() {
     let alice = net.id(ALICE);
     net.manager.register_feature("urn:example:feature");
     net.manager.register_iq_namespace("urn:example:thing");
-    net.send(alice, &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
     let info = server_disco(
         &[
             DISCO_INFO,
@@ -189,8 +281,6 @@ fn server_disco_lists_registered_features_and_namespaces() {
             "msgoffline",
             "urn:example:feature",
             "urn:example:thing",
-            "urn:xmpp:features:pre-approval",
-            "urn:xmpp:features:rosterver",
             "urn:xmpp:ping",
         ],
         Some("xmpp-session"),
@@ -205,15 +295,34 @@ fn account_disco_for_oneself_and_refused_for_strangers() {
     let account = format!(
         "<query xmlns='{DISCO_INFO}'><identity category='account' type='registered'/><feature var='{DISCO_INFO}'/><feature var='{DISCO_ITEMS}'/><feature var='urn:xmpp:ping'/></query>"
     );
-    net.send(alice, &format!("<iq type='get' id='a1'><query xmlns='{DISCO_INFO}'/></iq>"));
+    net.send(
+        alice,
+        &format!("<iq type='get' id='a1'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
     net.expect_only(&[(alice, &[&result(None, "a1", &account)])]);
-    net.send(alice, &format!("<iq to='alice@localhost' type='get' id='a2'><query xmlns='{DISCO_ITEMS}'/></iq>"));
-    net.expect_only(&[(alice, &[&result(None, "a2", &format!("<query xmlns='{DISCO_ITEMS}'/>"))])]);
+    net.send(
+        alice,
+        &format!("<iq to='alice@localhost' type='get' id='a2'><query xmlns='{DISCO_ITEMS}'/></iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&result(
+            None,
+            "a2",
+            &format!("<query xmlns='{DISCO_ITEMS}'/>"),
+        )],
+    )]);
     // bob does not share his presence with alice.
     net.online("bob", "one", None);
     for (id, ns) in [("a3", DISCO_INFO), ("a4", DISCO_ITEMS)] {
-        net.send(alice, &format!("<iq to='bob@localhost' type='get' id='{id}'><query xmlns='{ns}'/></iq>"));
-        net.expect_only(&[(alice, &[&service_unavailable("iq", Some("bob@localhost"), ALICE, id)])]);
+        net.send(
+            alice,
+            &format!("<iq to='bob@localhost' type='get' id='{id}'><query xmlns='{ns}'/></iq>"),
+        );
+        net.expect_only(&[(
+            alice,
+            &[&service_unavailable("iq", Some("bob@localhost"), ALICE, id)],
+        )]);
     }
 }
 
@@ -224,15 +333,29 @@ fn account_disco_for_oneself_and_refused_for_strangers() {
 fn software_version_default() {
     let mut net = net();
     let alice = net.id(ALICE);
-    net.send(alice, "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>");
+    net.send(
+        alice,
+        "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>",
+    );
     let version = format!(
         "<query xmlns='jabber:iq:version'><name>xmpp-session</name><version>{}</version></query>",
         env!("CARGO_PKG_VERSION")
     );
     net.expect_only(&[(alice, &[&result(Some("localhost"), "v", &version)])]);
     // Accounts do not answer version queries on the server's behalf.
-    net.send(alice, "<iq to='bob@localhost' type='get' id='v2'><query xmlns='jabber:iq:version'/></iq>");
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("bob@localhost"), ALICE, "v2")])]);
+    net.send(
+        alice,
+        "<iq to='bob@localhost' type='get' id='v2'><query xmlns='jabber:iq:version'/></iq>",
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable(
+            "iq",
+            Some("bob@localhost"),
+            ALICE,
+            "v2",
+        )],
+    )]);
 }
 
 #[test]
@@ -240,15 +363,32 @@ fn software_version_configured() {
     let config = Config::builder("localhost")
         .require_tls(false)
         .allow_plain_without_tls(true)
-        .software(Some("Example".into()), Some("2.5".into()), Some("Plan 9".into()))
+        .software(
+            Some("Example".into()),
+            Some("2.5".into()),
+            Some("Plan 9".into()),
+        )
         .build();
     let mut net = Net::with_config(config, &["alice"]);
     let alice = net.online("alice", "r", None);
-    net.send(alice, "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>");
+    net.send(
+        alice,
+        "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>",
+    );
     let version = "<query xmlns='jabber:iq:version'><name>Example</name><version>2.5</version><os>Plan 9</os></query>";
     net.expect_only(&[(alice, &[&result(Some("localhost"), "v", version)])]);
-    net.send(alice, &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"));
-    net.expect_only(&[(alice, &[&result(Some("localhost"), "d", &server_disco(DEFAULT_FEATURES, Some("Example")))])]);
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&result(
+            Some("localhost"),
+            "d",
+            &server_disco(DEFAULT_FEATURES, Some("Example")),
+        )],
+    )]);
 }
 
 #[test]
@@ -260,12 +400,32 @@ fn software_version_disabled() {
         .build();
     let mut net = Net::with_config(config, &["alice"]);
     let alice = net.online("alice", "r", None);
-    net.send(alice, "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>");
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("localhost"), ALICE, "v")])]);
+    net.send(
+        alice,
+        "<iq to='localhost' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>",
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable("iq", Some("localhost"), ALICE, "v")],
+    )]);
     // Neither the feature nor the identity name is advertised.
-    net.send(alice, &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"));
-    let features: Vec<&str> = DEFAULT_FEATURES.iter().copied().filter(|f| *f != "jabber:iq:version").collect();
-    net.expect_only(&[(alice, &[&result(Some("localhost"), "d", &server_disco(&features, None))])]);
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='d'><query xmlns='{DISCO_INFO}'/></iq>"),
+    );
+    let features: Vec<&str> = DEFAULT_FEATURES
+        .iter()
+        .copied()
+        .filter(|f| *f != "jabber:iq:version")
+        .collect();
+    net.expect_only(&[(
+        alice,
+        &[&result(
+            Some("localhost"),
+            "d",
+            &server_disco(&features, None),
+        )],
+    )]);
 }
 
 // ---------------------------------------------------------------------------
@@ -278,11 +438,25 @@ fn legacy_session_is_acknowledged() {
     let session = "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>";
     net.send(alice, &format!("<iq type='set' id='s1'>{session}</iq>"));
     net.expect_only(&[(alice, &[&result(None, "s1", "")])]);
-    net.send(alice, &format!("<iq to='localhost' type='set' id='s2'>{session}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='set' id='s2'>{session}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(Some("localhost"), "s2", "")])]);
     // Not on someone else's account.
-    net.send(alice, &format!("<iq to='bob@localhost' type='set' id='s3'>{session}</iq>"));
-    net.expect_only(&[(alice, &[&service_unavailable("iq", Some("bob@localhost"), ALICE, "s3")])]);
+    net.send(
+        alice,
+        &format!("<iq to='bob@localhost' type='set' id='s3'>{session}</iq>"),
+    );
+    net.expect_only(&[(
+        alice,
+        &[&service_unavailable(
+            "iq",
+            Some("bob@localhost"),
+            ALICE,
+            "s3",
+        )],
+    )]);
 }
 
 #[test]
@@ -299,7 +473,12 @@ fn unknown_payload_gets_service_unavailable_everywhere() {
     ] {
         for ty in ["get", "set"] {
             let to_attr = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
-            net.send(alice, &format!("<iq{to_attr} type='{ty}' id='u'><query xmlns='urn:example:unknown'/></iq>"));
+            net.send(
+                alice,
+                &format!(
+                    "<iq{to_attr} type='{ty}' id='u'><query xmlns='urn:example:unknown'/></iq>"
+                ),
+            );
             net.expect_only(&[(alice, &[&service_unavailable("iq", from, ALICE, "u")])]);
         }
     }
@@ -314,10 +493,26 @@ fn invalid_iqs_get_bad_request_and_are_not_forwarded() {
     let alice = net.id(ALICE);
     let bob = net.online("bob", "one", None);
     let cases = [
-        (format!("<iq to='bob@localhost/one' type='get'>{PING}</iq>"), None, "Missing required 'id' attribute"),
-        (format!("<iq to='bob@localhost/one' type='set'>{PING}</iq>"), None, "Missing required 'id' attribute"),
-        (format!("<iq to='bob@localhost/one' type='bogus' id='b1'>{PING}</iq>"), Some("b1"), "Invalid IQ type"),
-        (format!("<iq to='bob@localhost/one' id='b2'>{PING}</iq>"), Some("b2"), "Invalid IQ type"),
+        (
+            format!("<iq to='bob@localhost/one' type='get'>{PING}</iq>"),
+            None,
+            "Missing required 'id' attribute",
+        ),
+        (
+            format!("<iq to='bob@localhost/one' type='set'>{PING}</iq>"),
+            None,
+            "Missing required 'id' attribute",
+        ),
+        (
+            format!("<iq to='bob@localhost/one' type='bogus' id='b1'>{PING}</iq>"),
+            Some("b1"),
+            "Invalid IQ type",
+        ),
+        (
+            format!("<iq to='bob@localhost/one' id='b2'>{PING}</iq>"),
+            Some("b2"),
+            "Invalid IQ type",
+        ),
         (
             "<iq to='bob@localhost/one' type='get' id='b3'/>".to_owned(),
             Some("b3"),
@@ -331,7 +526,15 @@ fn invalid_iqs_get_bad_request_and_are_not_forwarded() {
     ];
     for (xml, id, text) in cases {
         net.send(alice, &xml);
-        let error = error_reply("iq", Some("bob@localhost/one"), ALICE, id, "modify", "bad-request", Some(text));
+        let error = error_reply(
+            "iq",
+            Some("bob@localhost/one"),
+            ALICE,
+            id,
+            "modify",
+            "bad-request",
+            Some(text),
+        );
         net.expect_only(&[(alice, &[&error])]);
     }
     // The same checks without `to`: the reply has no `from`.
@@ -356,8 +559,14 @@ fn invalid_iqs_get_bad_request_and_are_not_forwarded() {
     net.quiet();
     // A result may carry no child, or several.
     net.send(alice, "<iq to='bob@localhost/one' type='result' id='ok'/>");
-    net.expect_only(&[(bob, &["<iq from='alice@localhost/r' to='bob@localhost/one' type='result' id='ok'/>"])]);
-    net.send(alice, &format!("<iq to='bob@localhost/one' type='result' id='ok2'>{PING}{PING}</iq>"));
+    net.expect_only(&[(
+        bob,
+        &["<iq from='alice@localhost/r' to='bob@localhost/one' type='result' id='ok'/>"],
+    )]);
+    net.send(
+        alice,
+        &format!("<iq to='bob@localhost/one' type='result' id='ok2'>{PING}{PING}</iq>"),
+    );
     net.expect_only(&[(
         bob,
         &[&format!("<iq from='alice@localhost/r' to='bob@localhost/one' type='result' id='ok2'>{PING}{PING}</iq>")],
@@ -398,13 +607,25 @@ fn every_local_iq_get_or_set_gets_exactly_one_reply() {
                 n += 1;
                 let id = format!("x{n}");
                 let to_attr = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
-                net.send(alice, &format!("<iq{to_attr} type='{ty}' id='{id}'>{payload}</iq>"));
+                net.send(
+                    alice,
+                    &format!("<iq{to_attr} type='{ty}' id='{id}'>{payload}</iq>"),
+                );
                 let got = net.take(alice);
-                assert_eq!(got.len(), 1, "{ty} {payload} to {to:?}: {}", common::render(&got));
+                assert_eq!(
+                    got.len(),
+                    1,
+                    "{ty} {payload} to {to:?}: {}",
+                    common::render(&got)
+                );
                 let reply = &got[0];
                 assert_eq!(reply.name(), "iq");
                 assert_eq!(reply.attr("id"), Some(id.as_str()));
-                assert!(matches!(reply.attr("type"), Some("result" | "error")), "{}", common::render(&got));
+                assert!(
+                    matches!(reply.attr("type"), Some("result" | "error")),
+                    "{}",
+                    common::render(&got)
+                );
                 assert_eq!(reply.attr("to"), Some(ALICE));
                 // Nobody else hears about it.
                 let bob_one = net.id("bob@localhost/one");
@@ -424,11 +645,21 @@ fn every_local_iq_get_or_set_gets_exactly_one_reply() {
 fn iq_to_a_remote_domain_is_routed_out() {
     let mut net = net();
     let alice = net.id(ALICE);
-    net.send(alice, &format!("<iq to='remote.example' type='get' id='r1'>{PING}</iq>"));
-    net.expect_routed(&[&format!("<iq from='{ALICE}' to='remote.example' type='get' id='r1'>{PING}</iq>")]);
+    net.send(
+        alice,
+        &format!("<iq to='remote.example' type='get' id='r1'>{PING}</iq>"),
+    );
+    net.expect_routed(&[&format!(
+        "<iq from='{ALICE}' to='remote.example' type='get' id='r1'>{PING}</iq>"
+    )]);
     net.quiet();
-    net.send(alice, "<iq to='juliet@remote.example/b' type='result' id='r2'/>");
-    net.expect_routed(&[&format!("<iq from='{ALICE}' to='juliet@remote.example/b' type='result' id='r2'/>")]);
+    net.send(
+        alice,
+        "<iq to='juliet@remote.example/b' type='result' id='r2'/>",
+    );
+    net.expect_routed(&[&format!(
+        "<iq from='{ALICE}' to='juliet@remote.example/b' type='result' id='r2'/>"
+    )]);
     net.quiet();
 }
 
@@ -439,13 +670,26 @@ fn routed_iqs_follow_the_same_rules_and_answers_go_back_out() {
     let now = net.now();
     let romeo = "romeo@remote.example/o";
     // To a connected full JID: delivered.
-    net.manager
-        .handle_routed(routed(&format!("<iq from='{romeo}' to='bob@localhost/one' type='get' id='1'>{PING}</iq>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='bob@localhost/one' type='get' id='1'>{PING}</iq>"
+        )),
+        now,
+    );
     net.server.pump();
-    net.expect_only(&[(bob, &[&format!("<iq from='{romeo}' to='bob@localhost/one' type='get' id='1'>{PING}</iq>")])]);
+    net.expect_only(&[(
+        bob,
+        &[&format!(
+            "<iq from='{romeo}' to='bob@localhost/one' type='get' id='1'>{PING}</iq>"
+        )],
+    )]);
     // To a missing full JID: service-unavailable routed back to the sender.
-    net.manager
-        .handle_routed(routed(&format!("<iq from='{romeo}' to='bob@localhost/gone' type='get' id='2'>{PING}</iq>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='bob@localhost/gone' type='get' id='2'>{PING}</iq>"
+        )),
+        now,
+    );
     net.server.pump();
     net.expect_routed(&[&error_reply(
         "iq",
@@ -458,23 +702,44 @@ fn routed_iqs_follow_the_same_rules_and_answers_go_back_out() {
     )]);
     net.quiet();
     // A result to a missing full JID: dropped.
-    net.manager
-        .handle_routed(routed(&format!("<iq from='{romeo}' to='bob@localhost/gone' type='result' id='3'/>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='bob@localhost/gone' type='result' id='3'/>"
+        )),
+        now,
+    );
     net.server.pump();
     net.quiet();
     // Ping to the server and to bob's account: answered out.
-    net.manager.handle_routed(routed(&format!("<iq from='{romeo}' to='localhost' type='get' id='4'>{PING}</iq>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='localhost' type='get' id='4'>{PING}</iq>"
+        )),
+        now,
+    );
     net.server.pump();
-    net.expect_routed(&[&format!("<iq from='localhost' to='{romeo}' type='result' id='4'/>")]);
+    net.expect_routed(&[&format!(
+        "<iq from='localhost' to='{romeo}' type='result' id='4'/>"
+    )]);
     net.quiet();
-    net.manager
-        .handle_routed(routed(&format!("<iq from='{romeo}' to='bob@localhost' type='get' id='5'>{PING}</iq>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='bob@localhost' type='get' id='5'>{PING}</iq>"
+        )),
+        now,
+    );
     net.server.pump();
-    net.expect_routed(&[&format!("<iq from='bob@localhost' to='{romeo}' type='result' id='5'/>")]);
+    net.expect_routed(&[&format!(
+        "<iq from='bob@localhost' to='{romeo}' type='result' id='5'/>"
+    )]);
     net.quiet();
     // To a user that does not exist.
-    net.manager
-        .handle_routed(routed(&format!("<iq from='{romeo}' to='nobody@localhost' type='get' id='6'>{PING}</iq>")), now);
+    net.manager.handle_routed(
+        routed(&format!(
+            "<iq from='{romeo}' to='nobody@localhost' type='get' id='6'>{PING}</iq>"
+        )),
+        now,
+    );
     net.server.pump();
     net.expect_routed(&[&error_reply(
         "iq",
@@ -488,7 +753,9 @@ fn routed_iqs_follow_the_same_rules_and_answers_go_back_out() {
     net.quiet();
     // For a domain not served here: dropped, nothing goes back out.
     net.manager.handle_routed(
-        routed(&format!("<iq from='{romeo}' to='someone@elsewhere.example' type='get' id='7'>{PING}</iq>")),
+        routed(&format!(
+            "<iq from='{romeo}' to='someone@elsewhere.example' type='get' id='7'>{PING}</iq>"
+        )),
         now,
     );
     net.server.pump();
@@ -499,7 +766,12 @@ fn routed_iqs_follow_the_same_rules_and_answers_go_back_out() {
     ));
     net.manager.handle_routed(server_ns, now);
     net.server.pump();
-    net.expect_only(&[(bob, &[&format!("<iq from='{romeo}' to='bob@localhost/one' type='get' id='8'>{PING}</iq>")])]);
+    net.expect_only(&[(
+        bob,
+        &[&format!(
+            "<iq from='{romeo}' to='bob@localhost/one' type='get' id='8'>{PING}</iq>"
+        )],
+    )]);
 }
 
 // ---------------------------------------------------------------------------
@@ -518,24 +790,40 @@ fn registered_iq_namespace_goes_to_the_embedder_who_answers() {
         (None, "t3", Some("alice@localhost")),
     ] {
         let to_attr = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
-        net.send(alice, &format!("<iq{to_attr} type='get' id='{id}'>{thing}</iq>"));
+        net.send(
+            alice,
+            &format!("<iq{to_attr} type='get' id='{id}'>{thing}</iq>"),
+        );
         // Handed over with `from` stamped; the server does not answer.
         let events = net.take_stanza_events();
-        let want = parse_stanza(&format!("<iq from='{ALICE}'{to_attr} type='get' id='{id}'>{thing}</iq>"));
+        let want = parse_stanza(&format!(
+            "<iq from='{ALICE}'{to_attr} type='get' id='{id}'>{thing}</iq>"
+        ));
         assert_eq!(events, vec![(Some(alice), want)]);
         net.quiet();
         // The embedder answers through handle_routed.
-        let answer_from = answer_from.map(|f| format!(" from='{f}'")).unwrap_or_default();
-        let answer = format!("<iq{answer_from} to='{ALICE}' type='result' id='{id}'><thing xmlns='urn:example:thing'>ok</thing></iq>");
+        let answer_from = answer_from
+            .map(|f| format!(" from='{f}'"))
+            .unwrap_or_default();
+        let answer = format!(
+            "<iq{answer_from} to='{ALICE}' type='result' id='{id}'><thing xmlns='urn:example:thing'>ok</thing></iq>"
+        );
         let now = net.now();
         net.manager.handle_routed(parse_stanza(&answer), now);
         net.server.pump();
         net.expect_only(&[(alice, &[&answer])]);
     }
-    let _ = bob;
     // Full JIDs are not intercepted.
-    net.send(alice, &format!("<iq to='bob@localhost/one' type='get' id='t4'>{thing}</iq>"));
-    net.expect_only(&[(bob, &[&format!("<iq from='{ALICE}' to='bob@localhost/one' type='get' id='t4'>{thing}</iq>")])]);
+    net.send(
+        alice,
+        &format!("<iq to='bob@localhost/one' type='get' id='t4'>{thing}</iq>"),
+    );
+    net.expect_only(&[(
+        bob,
+        &[&format!(
+            "<iq from='{ALICE}' to='bob@localhost/one' type='get' id='t4'>{thing}</iq>"
+        )],
+    )]);
     // From outside, the event carries no session.
     let now = net.now();
     let remote = "<iq from='romeo@remote.example/o' to='localhost' type='set' id='t5'><thing xmlns='urn:example:thing'/></iq>";
@@ -544,6 +832,9 @@ fn registered_iq_namespace_goes_to_the_embedder_who_answers() {
     assert_eq!(net.take_stanza_events(), vec![(None, parse_stanza(remote))]);
     net.quiet();
     // Other namespaces are still answered by the server.
-    net.send(alice, &format!("<iq to='localhost' type='get' id='t6'>{PING}</iq>"));
+    net.send(
+        alice,
+        &format!("<iq to='localhost' type='get' id='t6'>{PING}</iq>"),
+    );
     net.expect_only(&[(alice, &[&result(Some("localhost"), "t6", "")])]);
 }

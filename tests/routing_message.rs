@@ -29,19 +29,55 @@ struct State {
 }
 
 const STATES: &[State] = &[
-    State { name: "no such user", user: "nobody", resources: &[] },
-    State { name: "offline", user: "bob", resources: &[] },
-    State { name: "connected but unavailable", user: "bob", resources: &[("one", Res::Unavailable)] },
-    State { name: "priority -1", user: "bob", resources: &[("one", Res::Prio(-1))] },
-    State { name: "priority 0", user: "bob", resources: &[("one", Res::Prio(0))] },
-    State { name: "priority 5", user: "bob", resources: &[("one", Res::Prio(5))] },
-    State { name: "equal priorities", user: "bob", resources: &[("one", Res::Prio(1)), ("two", Res::Prio(1))] },
+    State {
+        name: "no such user",
+        user: "nobody",
+        resources: &[],
+    },
+    State {
+        name: "offline",
+        user: "bob",
+        resources: &[],
+    },
+    State {
+        name: "connected but unavailable",
+        user: "bob",
+        resources: &[("one", Res::Unavailable)],
+    },
+    State {
+        name: "priority -1",
+        user: "bob",
+        resources: &[("one", Res::Prio(-1))],
+    },
+    State {
+        name: "priority 0",
+        user: "bob",
+        resources: &[("one", Res::Prio(0))],
+    },
+    State {
+        name: "priority 5",
+        user: "bob",
+        resources: &[("one", Res::Prio(5))],
+    },
+    State {
+        name: "equal priorities",
+        user: "bob",
+        resources: &[("one", Res::Prio(1)), ("two", Res::Prio(1))],
+    },
     State {
         name: "different priorities",
         user: "bob",
-        resources: &[("one", Res::Prio(1)), ("two", Res::Prio(3)), ("three", Res::Prio(-1))],
+        resources: &[
+            ("one", Res::Prio(1)),
+            ("two", Res::Prio(3)),
+            ("three", Res::Prio(-1)),
+        ],
     },
-    State { name: "all negative", user: "bob", resources: &[("one", Res::Prio(-1)), ("two", Res::Prio(-2))] },
+    State {
+        name: "all negative",
+        user: "bob",
+        resources: &[("one", Res::Prio(-1)), ("two", Res::Prio(-2))],
+    },
     State {
         name: "unavailable and available",
         user: "bob",
@@ -50,7 +86,14 @@ const STATES: &[State] = &[
 ];
 
 /// Message types under test; `None` is a message without `type`.
-const TYPES: &[Option<&str>] = &[Some("chat"), Some("normal"), None, Some("headline"), Some("groupchat"), Some("error")];
+const TYPES: &[Option<&str>] = &[
+    Some("chat"),
+    Some("normal"),
+    None,
+    Some("headline"),
+    Some("groupchat"),
+    Some("error"),
+];
 
 /// What happens to one message.
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +121,14 @@ fn bare_outcomes(state: &str) -> [Outcome; 6] {
             [Stored, Stored, Stored, Drop, Bounce, Drop]
         }
         // §8.5.2.1.1.
-        "priority 0" | "priority 5" => [To(&["one"]), To(&["one"]), To(&["one"]), To(&["one"]), Bounce, Drop],
+        "priority 0" | "priority 5" => [
+            To(&["one"]),
+            To(&["one"]),
+            To(&["one"]),
+            To(&["one"]),
+            Bounce,
+            Drop,
+        ],
         "equal priorities" => [
             To(&["one", "two"]),
             To(&["one", "two"]),
@@ -89,8 +139,22 @@ fn bare_outcomes(state: &str) -> [Outcome; 6] {
         ],
         // Only the highest priority gets chat/normal; headline goes to
         // every non-negative resource.
-        "different priorities" => [To(&["two"]), To(&["two"]), To(&["two"]), To(&["one", "two"]), Bounce, Drop],
-        "unavailable and available" => [To(&["two"]), To(&["two"]), To(&["two"]), To(&["two"]), Bounce, Drop],
+        "different priorities" => [
+            To(&["two"]),
+            To(&["two"]),
+            To(&["two"]),
+            To(&["one", "two"]),
+            Bounce,
+            Drop,
+        ],
+        "unavailable and available" => [
+            To(&["two"]),
+            To(&["two"]),
+            To(&["two"]),
+            To(&["two"]),
+            Bounce,
+            Drop,
+        ],
         other => panic!("no table for {other}"),
     }
 }
@@ -124,7 +188,9 @@ fn type_attr(ty: Option<&str>) -> String {
 fn payload(ty: Option<&str>) -> String {
     let mut p = "<body>hi</body>".to_owned();
     if ty == Some("error") {
-        p.push_str(&format!("<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>"));
+        p.push_str(&format!(
+            "<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>"
+        ));
     }
     p
 }
@@ -133,7 +199,11 @@ fn payload(ty: Option<&str>) -> String {
 #[track_caller]
 fn check(net: &mut Net, recipient: &str, to: &str, ty: Option<&str>, outcome: Outcome, cell: &str) {
     let id = "m1";
-    let sent = format!("<message to='{to}' id='{id}'{}>{}</message>", type_attr(ty), payload(ty));
+    let sent = format!(
+        "<message to='{to}' id='{id}'{}>{}</message>",
+        type_attr(ty),
+        payload(ty)
+    );
     let delivered = format!(
         "<message from='{ALICE}' to='{to}' id='{id}'{}>{}</message>",
         type_attr(ty),
@@ -194,7 +264,10 @@ fn message_to_bare_jid_in_every_recipient_state() {
 fn message_to_connected_full_jid_is_delivered_whatever_its_presence() {
     // RFC 6121 §8.5.3.1: a matching resource gets every type, whatever its
     // availability or priority.
-    for state in STATES.iter().filter(|s| s.resources.iter().any(|(r, _)| *r == "one")) {
+    for state in STATES
+        .iter()
+        .filter(|s| s.resources.iter().any(|(r, _)| *r == "one"))
+    {
         for ty in TYPES {
             let mut net = setup(state);
             let to = format!("{}@localhost/one", state.user);
@@ -220,11 +293,21 @@ fn message_to_unconnected_full_jid_in_every_recipient_state() {
 fn message_to_full_jid_of_a_user_who_never_logged_in() {
     // "offline" and "no such user" have no resource "one" at all.
     for (user, chat) in [("bob", Stored), ("nobody", Bounce)] {
-        let state = STATES.iter().find(|s| s.user == user && s.resources.is_empty()).unwrap_or_else(|| unreachable!());
+        let state = STATES
+            .iter()
+            .find(|s| s.user == user && s.resources.is_empty())
+            .expect("state exists");
         for (ty, outcome) in TYPES.iter().zip([chat, Bounce, Bounce, Drop, Bounce, Drop]) {
             let mut net = setup(state);
             let to = format!("{user}@localhost/one");
-            check(&mut net, user, &to, *ty, outcome, &format!("{user}/one, type {ty:?}"));
+            check(
+                &mut net,
+                user,
+                &to,
+                *ty,
+                outcome,
+                &format!("{user}/one, type {ty:?}"),
+            );
         }
     }
 }
@@ -242,7 +325,10 @@ fn error_reply_keeps_id_copies_no_payload_and_comes_from_the_target() {
         &["<message from='bob@localhost' to='alice@localhost/r' type='error' id='g-17'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"],
     )]);
     // A message without id gets an error without id.
-    net.send(alice, "<message to='nobody@localhost' type='chat'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='nobody@localhost' type='chat'><body>x</body></message>",
+    );
     net.expect_only(&[(
         alice,
         &["<message from='nobody@localhost' to='alice@localhost/r' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"],
@@ -254,10 +340,23 @@ fn errors_are_never_answered_with_errors() {
     let mut net = Net::new(&["alice", "bob"]);
     let alice = net.online("alice", "r", None);
     let err = format!("<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>");
-    for to in ["nobody@localhost", "nobody@localhost/x", "bob@localhost", "bob@localhost/gone", "localhost", "@bad"] {
-        net.send(alice, &format!("<message to='{to}' type='error' id='e1'>{err}</message>"));
+    for to in [
+        "nobody@localhost",
+        "nobody@localhost/x",
+        "bob@localhost",
+        "bob@localhost/gone",
+        "localhost",
+        "@bad",
+    ] {
+        net.send(
+            alice,
+            &format!("<message to='{to}' type='error' id='e1'>{err}</message>"),
+        );
         net.quiet();
-        net.send(alice, &format!("<iq to='{to}' type='error' id='e2'>{err}</iq>"));
+        net.send(
+            alice,
+            &format!("<iq to='{to}' type='error' id='e2'>{err}</iq>"),
+        );
         net.quiet();
     }
     net.expect_stored("bob", &[]);
@@ -268,9 +367,15 @@ fn childless_error_message_is_dropped_even_to_a_connected_resource() {
     let mut net = Net::new(&["alice", "bob"]);
     let alice = net.online("alice", "r", None);
     let bob = net.online("bob", "one", None);
-    net.send(alice, "<message to='bob@localhost/one' type='error' id='e'/>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/one' type='error' id='e'/>",
+    );
     net.quiet();
-    net.send(alice, "<message to='bob@localhost/one' type='error' id='e'><error type='cancel'/></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/one' type='error' id='e'><error type='cancel'/></message>",
+    );
     net.expect_only(&[(
         bob,
         &["<message from='alice@localhost/r' to='bob@localhost/one' type='error' id='e'><error type='cancel'/></message>"],
@@ -282,7 +387,10 @@ fn unknown_message_type_is_handled_as_normal() {
     let mut net = Net::new(&["alice", "bob"]);
     let alice = net.online("alice", "r", None);
     // Offline bare: stored like normal.
-    net.send(alice, "<message to='bob@localhost' type='bogus' id='u1'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost' type='bogus' id='u1'><body>x</body></message>",
+    );
     net.quiet();
     net.expect_stored(
         "bob",
@@ -291,7 +399,10 @@ fn unknown_message_type_is_handled_as_normal() {
         )],
     );
     // Unconnected full JID: refused like normal.
-    net.send(alice, "<message to='bob@localhost/x' type='bogus' id='u2'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/x' type='bogus' id='u2'><body>x</body></message>",
+    );
     let error = service_unavailable("message", Some("bob@localhost/x"), ALICE, "u2");
     net.expect_only(&[(alice, &[&error])]);
 }
@@ -304,19 +415,32 @@ fn message_without_to_goes_to_own_top_resources() {
     let mut net = Net::new(&["alice"]);
     let r = net.online("alice", "r", Some(0));
     let s = net.online("alice", "s", Some(5));
-    let t = net.online("alice", "t", Some(-1));
+    net.online("alice", "t", Some(-1));
     net.send(r, "<message type='chat' id='c'><body>note</body></message>");
-    net.expect_only(&[(s, &["<message from='alice@localhost/r' type='chat' id='c'><body>note</body></message>"])]);
+    net.expect_only(&[(
+        s,
+        &["<message from='alice@localhost/r' type='chat' id='c'><body>note</body></message>"],
+    )]);
     net.send(r, "<message id='n'><body>note</body></message>");
-    net.expect_only(&[(s, &["<message from='alice@localhost/r' id='n'><body>note</body></message>"])]);
+    net.expect_only(&[(
+        s,
+        &["<message from='alice@localhost/r' id='n'><body>note</body></message>"],
+    )]);
     // RFC 6120 §10.3.1: no `to` means the sender's bare JID, so a headline
     // goes to every non-negative available resource, the sender included.
-    net.send(r, "<message type='headline' id='h'><body>news</body></message>");
-    let headline = "<message from='alice@localhost/r' type='headline' id='h'><body>news</body></message>";
+    net.send(
+        r,
+        "<message type='headline' id='h'><body>news</body></message>",
+    );
+    let headline =
+        "<message from='alice@localhost/r' type='headline' id='h'><body>news</body></message>";
+    // `t` (priority -1) gets neither chat nor headline.
     net.expect_only(&[(r, &[headline]), (s, &[headline])]);
-    let _ = t;
     // Groupchat: refused; the reply has no `from` (the account itself).
-    net.send(r, "<message type='groupchat' id='g'><body>x</body></message>");
+    net.send(
+        r,
+        "<message type='groupchat' id='g'><body>x</body></message>",
+    );
     let error = service_unavailable("message", None, "alice@localhost/r", "g");
     net.expect_only(&[(r, &[&error])]);
     let err = format!("<error type='cancel'><item-not-found xmlns='{STANZAS}'/></error>");
@@ -331,10 +455,16 @@ fn message_to_own_bare_jid_is_treated_like_no_to() {
     let s = net.online("alice", "s", Some(2));
     // The own bare JID is removed from `to` (Prosody §4.2) and the message
     // reaches both top resources, the sender included.
-    net.send(r, "<message to='alice@localhost' type='chat' id='c'><body>x</body></message>");
+    net.send(
+        r,
+        "<message to='alice@localhost' type='chat' id='c'><body>x</body></message>",
+    );
     let m = "<message from='alice@localhost/r' type='chat' id='c'><body>x</body></message>";
     net.expect_only(&[(r, &[m]), (s, &[m])]);
-    net.send(r, "<message to='Alice@LocalHost' type='headline' id='h'><body>x</body></message>");
+    net.send(
+        r,
+        "<message to='Alice@LocalHost' type='headline' id='h'><body>x</body></message>",
+    );
     let h = "<message from='alice@localhost/r' type='headline' id='h'><body>x</body></message>";
     net.expect_only(&[(r, &[h]), (s, &[h])]);
 }
@@ -343,7 +473,10 @@ fn message_to_own_bare_jid_is_treated_like_no_to() {
 fn message_to_self_with_only_negative_priority_is_stored() {
     let mut net = Net::new(&["alice"]);
     let r = net.online("alice", "r", Some(-1));
-    net.send(r, "<message type='chat' id='c'><body>later</body></message>");
+    net.send(
+        r,
+        "<message type='chat' id='c'><body>later</body></message>",
+    );
     net.quiet();
     net.expect_stored(
         "alice",
@@ -358,10 +491,16 @@ fn message_to_own_full_jid_self_and_sibling() {
     let mut net = Net::new(&["alice"]);
     let r = net.online("alice", "r", Some(0));
     let s = net.connect("alice", "s");
-    net.send(r, "<message to='alice@localhost/r' type='chat' id='1'><body>me</body></message>");
+    net.send(
+        r,
+        "<message to='alice@localhost/r' type='chat' id='1'><body>me</body></message>",
+    );
     net.expect_only(&[(r, &["<message from='alice@localhost/r' to='alice@localhost/r' type='chat' id='1'><body>me</body></message>"])]);
     // A sibling gets it even though it is not available.
-    net.send(r, "<message to='alice@localhost/s' type='headline' id='2'><body>sib</body></message>");
+    net.send(
+        r,
+        "<message to='alice@localhost/s' type='headline' id='2'><body>sib</body></message>",
+    );
     net.expect_only(&[(s, &["<message from='alice@localhost/r' to='alice@localhost/s' type='headline' id='2'><body>sib</body></message>"])]);
 }
 
@@ -380,7 +519,13 @@ fn message_to_the_server_domain() {
             (Some("groupchat"), true),
             (Some("headline"), false),
         ] {
-            net.send(alice, &format!("<message to='{to}' id='d'{}><body>hi</body></message>", type_attr(ty)));
+            net.send(
+                alice,
+                &format!(
+                    "<message to='{to}' id='d'{}><body>hi</body></message>",
+                    type_attr(ty)
+                ),
+            );
             if answered {
                 let error = service_unavailable("message", Some(to), ALICE, "d");
                 net.expect_only(&[(alice, &[&error])]);
@@ -398,7 +543,11 @@ fn message_to_a_remote_domain_is_routed_out_with_from_stamped() {
     for ty in TYPES {
         net.send(
             alice,
-            &format!("<message to='Juliet@Remote.Example/Balcony' id='x'{}>{}</message>", type_attr(*ty), payload(*ty)),
+            &format!(
+                "<message to='Juliet@Remote.Example/Balcony' id='x'{}>{}</message>",
+                type_attr(*ty),
+                payload(*ty)
+            ),
         );
         let out = format!(
             "<message from='{ALICE}' to='juliet@remote.example/Balcony' id='x'{}>{}</message>",
@@ -408,7 +557,10 @@ fn message_to_a_remote_domain_is_routed_out_with_from_stamped() {
         net.expect_routed(&[&out]);
         net.quiet();
     }
-    net.send(alice, "<message to='remote.example' type='chat' id='y'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='remote.example' type='chat' id='y'><body>x</body></message>",
+    );
     net.expect_routed(&["<message from='alice@localhost/r' to='remote.example' type='chat' id='y'><body>x</body></message>"]);
     net.quiet();
 }
@@ -433,7 +585,14 @@ fn own_from_is_accepted_and_replaced_by_the_full_jid() {
 
 #[test]
 fn foreign_from_closes_the_stream_with_invalid_from() {
-    for from in ["bob@localhost", "bob@localhost/one", "alice@localhost/other", "localhost", "x@remote.example", "not a jid@@"] {
+    for from in [
+        "bob@localhost",
+        "bob@localhost/one",
+        "alice@localhost/other",
+        "localhost",
+        "x@remote.example",
+        "not a jid@@",
+    ] {
         let mut net = Net::new(&["alice", "bob"]);
         let alice = net.online("alice", "r", None);
         let bob = net.online("bob", "one", None);
@@ -458,24 +617,44 @@ fn to_is_normalised_before_delivery() {
     let mut net = Net::new(&["alice", "juliet"]);
     let alice = net.online("alice", "r", None);
     let juliet = net.online("juliet", "Balcony", None);
-    net.send(alice, "<message to='JULIET@LOCALHOST' type='chat' id='1'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='JULIET@LOCALHOST' type='chat' id='1'><body>x</body></message>",
+    );
     net.expect_only(&[(juliet, &["<message from='alice@localhost/r' to='juliet@localhost' type='chat' id='1'><body>x</body></message>"])]);
     // Resources are case-sensitive: only the domain and node are folded.
-    net.send(alice, "<message to='Juliet@LocalHost/Balcony' type='chat' id='2'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='Juliet@LocalHost/Balcony' type='chat' id='2'><body>x</body></message>",
+    );
     net.expect_only(&[(juliet, &["<message from='alice@localhost/r' to='juliet@localhost/Balcony' type='chat' id='2'><body>x</body></message>"])]);
-    net.send(alice, "<message to='juliet@localhost/balcony' type='chat' id='3'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='juliet@localhost/balcony' type='chat' id='3'><body>x</body></message>",
+    );
     net.expect_only(&[(juliet, &["<message from='alice@localhost/r' to='juliet@localhost/balcony' type='chat' id='3'><body>x</body></message>"])]);
     // RFC 7622 §3.2: one trailing dot on the domain is not part of it.
     for (to, want) in [
         ("juliet@localhost.", "juliet@localhost"),
         ("Juliet@localhost./Balcony", "juliet@localhost/Balcony"),
     ] {
-        net.send(alice, &format!("<message to='{to}' type='chat' id='4'><body>x</body></message>"));
-        let got = format!("<message from='alice@localhost/r' to='{want}' type='chat' id='4'><body>x</body></message>");
+        net.send(
+            alice,
+            &format!("<message to='{to}' type='chat' id='4'><body>x</body></message>"),
+        );
+        let got = format!(
+            "<message from='alice@localhost/r' to='{want}' type='chat' id='4'><body>x</body></message>"
+        );
         net.expect_only(&[(juliet, &[&got])]);
     }
-    net.send(alice, "<iq to='localhost.' type='get' id='5'><ping xmlns='urn:xmpp:ping'/></iq>");
-    net.expect_only(&[(alice, &["<iq from='localhost' to='alice@localhost/r' type='result' id='5'/>"])]);
+    net.send(
+        alice,
+        "<iq to='localhost.' type='get' id='5'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    net.expect_only(&[(
+        alice,
+        &["<iq from='localhost' to='alice@localhost/r' type='result' id='5'/>"],
+    )]);
 }
 
 #[test]
@@ -483,12 +662,34 @@ fn invalid_to_is_answered_with_jid_malformed() {
     let mut net = Net::new(&["alice"]);
     let alice = net.online("alice", "r", None);
     for to in ["@localhost", "a@b@c", "bob@localhost/"] {
-        net.send(alice, &format!("<message to='{to}' type='chat' id='j'><body>x</body></message>"));
+        net.send(
+            alice,
+            &format!("<message to='{to}' type='chat' id='j'><body>x</body></message>"),
+        );
         let text = format!("The destination address is invalid: {to}");
-        let error = error_reply("message", None, ALICE, Some("j"), "modify", "jid-malformed", Some(&text));
+        let error = error_reply(
+            "message",
+            None,
+            ALICE,
+            Some("j"),
+            "modify",
+            "jid-malformed",
+            Some(&text),
+        );
         net.expect_only(&[(alice, &[&error])]);
-        net.send(alice, &format!("<iq to='{to}' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>"));
-        let error = error_reply("iq", None, ALICE, Some("q"), "modify", "jid-malformed", Some(&text));
+        net.send(
+            alice,
+            &format!("<iq to='{to}' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>"),
+        );
+        let error = error_reply(
+            "iq",
+            None,
+            ALICE,
+            Some("q"),
+            "modify",
+            "jid-malformed",
+            Some(&text),
+        );
         net.expect_only(&[(alice, &[&error])]);
         // Never for result or error stanzas.
         net.send(alice, &format!("<iq to='{to}' type='result' id='q2'/>"));
@@ -508,15 +709,24 @@ fn invalid_to_is_answered_with_jid_malformed() {
 fn offline_messages_are_delivered_in_order_at_the_first_non_negative_initial_presence() {
     let mut net = Net::new(&["alice", "bob"]);
     let alice = net.online("alice", "r", None);
-    net.send(alice, "<message to='bob@localhost' type='chat' id='1'><body>one</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost' type='chat' id='1'><body>one</body></message>",
+    );
     net.quiet();
     net.advance(Duration::from_secs(61));
     // Normal, to a resource that is not connected: refused, not stored.
-    net.send(alice, "<message to='bob@localhost/old' id='2'><body>two</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/old' id='2'><body>two</body></message>",
+    );
     let error = service_unavailable("message", Some("bob@localhost/old"), ALICE, "2");
     net.expect_only(&[(alice, &[&error])]);
     // Chat to the same address: handled as if sent to the bare JID.
-    net.send(alice, "<message to='bob@localhost/old' type='chat' id='3'><body>three</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/old' type='chat' id='3'><body>three</body></message>",
+    );
     net.quiet();
     let m1 = format!(
         "<message from='{ALICE}' to='bob@localhost' type='chat' id='1'><body>one</body><delay xmlns='urn:xmpp:delay' from='localhost' stamp='{STAMP}'/></message>"
@@ -530,28 +740,42 @@ fn offline_messages_are_delivered_in_order_at_the_first_non_negative_initial_pre
     // take the messages either.
     let one = net.connect("bob", "one");
     net.send(one, "<presence><priority>-1</priority></presence>");
-    net.expect_only(&[(one, &["<presence from='bob@localhost/one'><priority>-1</priority></presence>"])]);
+    net.expect_only(&[(
+        one,
+        &["<presence from='bob@localhost/one'><priority>-1</priority></presence>"],
+    )]);
     net.expect_stored("bob", &[&m1, &m3]);
     // Raising the priority later is not an initial presence either.
     net.send(one, "<presence><priority>3</priority></presence>");
-    net.expect_only(&[(one, &["<presence from='bob@localhost/one'><priority>3</priority></presence>"])]);
+    net.expect_only(&[(
+        one,
+        &["<presence from='bob@localhost/one'><priority>3</priority></presence>"],
+    )]);
     net.expect_stored("bob", &[&m1, &m3]);
 
     // A new resource with priority 0: it gets them, oldest first, once.
     let two = net.connect("bob", "two");
     net.send(two, "<presence/>");
-    let sibling = format!(
-        "<presence from='bob@localhost/one' to='bob@localhost/two'><priority>3</priority><delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-11-26T08:01:01Z'/></presence>"
-    );
+    let sibling = "<presence from='bob@localhost/one' to='bob@localhost/two'><priority>3</priority><delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-11-26T08:01:01Z'/></presence>";
     net.expect_only(&[
-        (one, &["<presence from='bob@localhost/two' to='bob@localhost/one'/>"]),
-        (two, &["<presence from='bob@localhost/two'/>", &sibling, &m1, &m3]),
+        (
+            one,
+            &["<presence from='bob@localhost/two' to='bob@localhost/one'/>"],
+        ),
+        (
+            two,
+            &["<presence from='bob@localhost/two'/>", sibling, &m1, &m3],
+        ),
     ]);
     net.expect_stored("bob", &[]);
     let three = net.connect("bob", "three");
     net.send(three, "<presence/>");
     let got = net.take(three);
-    assert_eq!(got.len(), 3, "reflection and two sibling presences only: {got:?}");
+    assert_eq!(
+        got.len(),
+        3,
+        "reflection and two sibling presences only: {got:?}"
+    );
 }
 
 #[test]
@@ -573,11 +797,17 @@ fn offline_storage_disabled_answers_service_unavailable() {
         ("carol@localhost", "normal"),
         ("nobody@localhost", "chat"),
     ] {
-        net.send(alice, &format!("<message to='{to}' type='{ty}' id='o'><body>x</body></message>"));
+        net.send(
+            alice,
+            &format!("<message to='{to}' type='{ty}' id='o'><body>x</body></message>"),
+        );
         let error = service_unavailable("message", Some(to), ALICE, "o");
         net.expect_only(&[(alice, &[&error])]);
     }
-    net.send(alice, "<message to='bob@localhost' type='headline' id='h'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost' type='headline' id='h'><body>x</body></message>",
+    );
     net.quiet();
     net.expect_stored("bob", &[]);
     net.expect_stored("carol", &[]);
@@ -621,7 +851,12 @@ fn routed_messages_follow_the_same_rules() {
         now,
     );
     net.server.pump();
-    net.expect_routed(&[&service_unavailable("message", Some("carol@localhost"), "romeo@remote.example/o", "r3")]);
+    net.expect_routed(&[&service_unavailable(
+        "message",
+        Some("carol@localhost"),
+        "romeo@remote.example/o",
+        "r3",
+    )]);
     net.quiet();
     // No such user: service-unavailable back out.
     net.manager.handle_routed(
@@ -629,7 +864,12 @@ fn routed_messages_follow_the_same_rules() {
         now,
     );
     net.server.pump();
-    net.expect_routed(&[&service_unavailable("message", Some("nobody@localhost/x"), "romeo@remote.example/o", "r4")]);
+    net.expect_routed(&[&service_unavailable(
+        "message",
+        Some("nobody@localhost/x"),
+        "romeo@remote.example/o",
+        "r4",
+    )]);
     net.quiet();
     // For another domain: dropped, never sent back out (no loop).
     net.manager.handle_routed(
@@ -649,34 +889,50 @@ fn registered_message_type_is_handed_to_the_embedder() {
     let alice = net.online("alice", "r", None);
     let bob = net.online("bob", "one", None);
     net.manager.register_message_type("headline");
-    net.send(alice, "<message to='localhost' type='headline' id='h1'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='localhost' type='headline' id='h1'><body>x</body></message>",
+    );
     let events = net.take_stanza_events();
     assert_eq!(
         events,
         vec![(
             Some(alice),
-            parse_stanza("<message from='alice@localhost/r' to='localhost' type='headline' id='h1'><body>x</body></message>")
+            parse_stanza(
+                "<message from='alice@localhost/r' to='localhost' type='headline' id='h1'><body>x</body></message>"
+            )
         )]
     );
     net.quiet();
-    net.send(alice, "<message to='bob@localhost' type='headline' id='h2'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost' type='headline' id='h2'><body>x</body></message>",
+    );
     let events = net.take_stanza_events();
     assert_eq!(
         events,
         vec![(
             Some(alice),
-            parse_stanza("<message from='alice@localhost/r' to='bob@localhost' type='headline' id='h2'><body>x</body></message>")
+            parse_stanza(
+                "<message from='alice@localhost/r' to='bob@localhost' type='headline' id='h2'><body>x</body></message>"
+            )
         )]
     );
     net.quiet();
     // A connected full JID still gets it directly.
-    net.send(alice, "<message to='bob@localhost/one' type='headline' id='h3'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost/one' type='headline' id='h3'><body>x</body></message>",
+    );
     net.expect_only(&[(
         bob,
         &["<message from='alice@localhost/r' to='bob@localhost/one' type='headline' id='h3'><body>x</body></message>"],
     )]);
     // Other types are unaffected.
-    net.send(alice, "<message to='bob@localhost' type='chat' id='c'><body>x</body></message>");
+    net.send(
+        alice,
+        "<message to='bob@localhost' type='chat' id='c'><body>x</body></message>",
+    );
     net.expect_only(&[(
         bob,
         &["<message from='alice@localhost/r' to='bob@localhost' type='chat' id='c'><body>x</body></message>"],

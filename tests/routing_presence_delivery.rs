@@ -24,11 +24,20 @@ fn directed_presence_to_a_full_jid_reaches_that_resource_whatever_its_state() {
     let two = net.online("bob", "two", Some(-1));
     let three = net.online("bob", "three", Some(9));
     for (res, sid) in [("one", one), ("two", two), ("three", three)] {
-        net.send(alice, &format!("<presence to='bob@localhost/{res}'><show>dnd</show></presence>"));
-        let want = format!("<presence from='{ALICE}' to='bob@localhost/{res}'><show>dnd</show></presence>");
+        net.send(
+            alice,
+            &format!("<presence to='bob@localhost/{res}'><show>dnd</show></presence>"),
+        );
+        let want = format!(
+            "<presence from='{ALICE}' to='bob@localhost/{res}'><show>dnd</show></presence>"
+        );
         net.expect_only(&[(sid, &[&want])]);
-        net.send(alice, &format!("<presence to='bob@localhost/{res}' type='unavailable'/>"));
-        let want = format!("<presence from='{ALICE}' to='bob@localhost/{res}' type='unavailable'/>");
+        net.send(
+            alice,
+            &format!("<presence to='bob@localhost/{res}' type='unavailable'/>"),
+        );
+        let want =
+            format!("<presence from='{ALICE}' to='bob@localhost/{res}' type='unavailable'/>");
         net.expect_only(&[(sid, &[&want])]);
     }
 }
@@ -37,13 +46,21 @@ fn directed_presence_to_a_full_jid_reaches_that_resource_whatever_its_state() {
 fn directed_presence_to_a_bare_jid_reaches_every_available_resource() {
     let mut net = net();
     let alice = net.id(ALICE);
-    let _idle = net.connect("bob", "idle");
+    net.connect("bob", "idle");
     let neg = net.online("bob", "neg", Some(-7));
     let high = net.online("bob", "high", Some(7));
-    net.send(alice, "<presence to='bob@localhost' id='d1'><status>here</status></presence>");
-    let want = format!("<presence from='{ALICE}' to='bob@localhost' id='d1'><status>here</status></presence>");
+    net.send(
+        alice,
+        "<presence to='bob@localhost' id='d1'><status>here</status></presence>",
+    );
+    let want = format!(
+        "<presence from='{ALICE}' to='bob@localhost' id='d1'><status>here</status></presence>"
+    );
     net.expect_only(&[(neg, &[&want]), (high, &[&want])]);
-    net.send(alice, "<presence to='BOB@localhost' type='unavailable' id='d2'/>");
+    net.send(
+        alice,
+        "<presence to='BOB@localhost' type='unavailable' id='d2'/>",
+    );
     let want = format!("<presence from='{ALICE}' to='bob@localhost' type='unavailable' id='d2'/>");
     net.expect_only(&[(neg, &[&want]), (high, &[&want])]);
 }
@@ -58,7 +75,11 @@ fn directed_presence_without_a_recipient_is_dropped() {
     net.quiet();
     // A resource that does not exist.
     net.online("bob", "one", Some(1));
-    for to in ["bob@localhost/gone", "nobody@localhost", "nobody@localhost/x"] {
+    for to in [
+        "bob@localhost/gone",
+        "nobody@localhost",
+        "nobody@localhost/x",
+    ] {
         net.send(alice, &format!("<presence to='{to}'/>"));
         net.quiet();
         net.send(alice, &format!("<presence to='{to}' type='unavailable'/>"));
@@ -72,8 +93,12 @@ fn error_presence_is_delivered_to_a_full_jid_and_childless_ones_dropped() {
     let alice = net.id(ALICE);
     let one = net.online("bob", "one", None);
     let err = format!("<error type='cancel'><remote-server-not-found xmlns='{STANZAS}'/></error>");
-    net.send(alice, &format!("<presence to='bob@localhost/one' type='error'>{err}</presence>"));
-    let want = format!("<presence from='{ALICE}' to='bob@localhost/one' type='error'>{err}</presence>");
+    net.send(
+        alice,
+        &format!("<presence to='bob@localhost/one' type='error'>{err}</presence>"),
+    );
+    let want =
+        format!("<presence from='{ALICE}' to='bob@localhost/one' type='error'>{err}</presence>");
     net.expect_only(&[(one, &[&want])]);
     net.send(alice, "<presence to='bob@localhost/one' type='error'/>");
     net.quiet();
@@ -83,11 +108,14 @@ fn error_presence_is_delivered_to_a_full_jid_and_childless_ones_dropped() {
 fn initial_presence_is_reflected_and_sent_to_available_siblings() {
     let mut net = Net::new(&["alice"]);
     let r = net.online("alice", "r", Some(1));
-    let idle = net.connect("alice", "idle");
+    // Connected but unavailable: gets nothing.
+    net.connect("alice", "idle");
     let t = net.online("alice", "t", Some(-2));
     let u = net.connect("alice", "u");
-    let _ = idle;
-    net.send(u, "<presence id='i'><priority>2</priority><status>hi</status></presence>");
+    net.send(
+        u,
+        "<presence id='i'><priority>2</priority><status>hi</status></presence>",
+    );
     let own = "<presence from='alice@localhost/u' id='i'><priority>2</priority><status>hi</status></presence>";
     let r_presence = format!(
         "<presence from='alice@localhost/r' to='alice@localhost/u'><priority>1</priority><delay xmlns='urn:xmpp:delay' from='localhost' stamp='{STAMP}'/></presence>"
@@ -109,7 +137,10 @@ fn initial_presence_is_reflected_and_sent_to_available_siblings() {
         (t, &["<presence from='alice@localhost/u' to='alice@localhost/t'><show>away</show></presence>"]),
     ]);
     // The same through the own bare JID.
-    net.send(u, "<presence to='alice@localhost'><show>xa</show></presence>");
+    net.send(
+        u,
+        "<presence to='alice@localhost'><show>xa</show></presence>",
+    );
     net.expect_only(&[
         (u, &["<presence from='alice@localhost/u'><show>xa</show></presence>"]),
         (r, &["<presence from='alice@localhost/u' to='alice@localhost/r'><show>xa</show></presence>"]),
@@ -118,9 +149,18 @@ fn initial_presence_is_reflected_and_sent_to_available_siblings() {
     // Going unavailable: reflected and sent to the available siblings.
     net.send(u, "<presence type='unavailable'/>");
     net.expect_only(&[
-        (u, &["<presence from='alice@localhost/u' type='unavailable'/>"]),
-        (r, &["<presence from='alice@localhost/u' to='alice@localhost/r' type='unavailable'/>"]),
-        (t, &["<presence from='alice@localhost/u' to='alice@localhost/t' type='unavailable'/>"]),
+        (
+            u,
+            &["<presence from='alice@localhost/u' type='unavailable'/>"],
+        ),
+        (
+            r,
+            &["<presence from='alice@localhost/u' to='alice@localhost/r' type='unavailable'/>"],
+        ),
+        (
+            t,
+            &["<presence from='alice@localhost/u' to='alice@localhost/t' type='unavailable'/>"],
+        ),
     ]);
 }
 
@@ -141,7 +181,15 @@ fn subscription_types_and_probes_without_to_are_bad_requests() {
         let to_attr = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
         net.send(alice, &format!("<presence{to_attr} type='{ty}' id='b'/>"));
         // The own bare JID is removed from `to`, so no reply `from`.
-        let error = error_reply("presence", None, ALICE, Some("b"), "modify", "bad-request", Some("Invalid presence type"));
+        let error = error_reply(
+            "presence",
+            None,
+            ALICE,
+            Some("b"),
+            "modify",
+            "bad-request",
+            Some("Invalid presence type"),
+        );
         net.expect_only(&[(alice, &[&error])]);
     }
     // An unknown type to someone else is refused the same way.
@@ -163,7 +211,7 @@ fn subscription_types_and_probes_without_to_are_bad_requests() {
 fn probe_of_the_server_domain_is_answered_with_available_presence() {
     let mut net = net();
     let alice = net.id(ALICE);
-    let _idle = net.connect("alice", "idle");
+    net.connect("alice", "idle");
     let s = net.online("alice", "s", Some(-1));
     net.send(alice, "<presence to='localhost' type='probe' id='pr'/>");
     // Sent to the bare JID: every available resource gets it.
@@ -181,15 +229,26 @@ fn presence_to_the_domain_can_be_claimed_by_the_embedder() {
     let mut net = net();
     let alice = net.id(ALICE);
     net.manager.register_presence_to_host();
-    net.send(alice, "<presence to='localhost'><status>x</status></presence>");
+    net.send(
+        alice,
+        "<presence to='localhost'><status>x</status></presence>",
+    );
     assert_eq!(
         net.take_stanza_events(),
-        vec![(Some(alice), parse_stanza("<presence from='alice@localhost/r' to='localhost'><status>x</status></presence>"))]
+        vec![(
+            Some(alice),
+            parse_stanza(
+                "<presence from='alice@localhost/r' to='localhost'><status>x</status></presence>"
+            )
+        )]
     );
     net.quiet();
     // Probes are still answered by the server.
     net.send(alice, "<presence to='localhost' type='probe'/>");
-    net.expect_only(&[(alice, &["<presence from='localhost' to='alice@localhost'/>"])]);
+    net.expect_only(&[(
+        alice,
+        &["<presence from='localhost' to='alice@localhost'/>"],
+    )]);
 }
 
 #[test]
@@ -198,11 +257,20 @@ fn directed_presence_is_withdrawn_when_going_unavailable() {
     let alice = net.id(ALICE);
     let one = net.connect("bob", "one");
     net.send(alice, "<presence to='bob@localhost/one'/>");
-    net.expect_only(&[(one, &["<presence from='alice@localhost/r' to='bob@localhost/one'/>"])]);
+    net.expect_only(&[(
+        one,
+        &["<presence from='alice@localhost/r' to='bob@localhost/one'/>"],
+    )]);
     net.send(alice, "<presence type='unavailable'/>");
     net.expect_only(&[
-        (alice, &["<presence from='alice@localhost/r' type='unavailable'/>"]),
-        (one, &["<presence from='alice@localhost/r' to='bob@localhost/one' type='unavailable'/>"]),
+        (
+            alice,
+            &["<presence from='alice@localhost/r' type='unavailable'/>"],
+        ),
+        (
+            one,
+            &["<presence from='alice@localhost/r' to='bob@localhost/one' type='unavailable'/>"],
+        ),
     ]);
 }
 
@@ -222,18 +290,41 @@ fn routed_presence_follows_the_same_rules() {
     let one = net.online("bob", "one", Some(-1));
     let romeo = "romeo@remote.example/o";
     let now = net.now();
-    let mut deliver = |net: &mut Net, xml: &str| {
+    let deliver = |net: &mut Net, xml: &str| {
         net.manager.handle_routed(parse_stanza(xml), now);
         net.server.pump();
     };
-    deliver(&mut net, &format!("<presence from='{romeo}' to='bob@localhost/idle'/>"));
-    net.expect_only(&[(idle, &[&format!("<presence from='{romeo}' to='bob@localhost/idle'/>")])]);
-    deliver(&mut net, &format!("<presence from='{romeo}' to='bob@localhost'/>"));
-    net.expect_only(&[(one, &[&format!("<presence from='{romeo}' to='bob@localhost'/>")])]);
-    deliver(&mut net, &format!("<presence from='{romeo}' to='bob@localhost/gone' type='unavailable'/>"));
+    deliver(
+        &mut net,
+        &format!("<presence from='{romeo}' to='bob@localhost/idle'/>"),
+    );
+    net.expect_only(&[(
+        idle,
+        &[&format!(
+            "<presence from='{romeo}' to='bob@localhost/idle'/>"
+        )],
+    )]);
+    deliver(
+        &mut net,
+        &format!("<presence from='{romeo}' to='bob@localhost'/>"),
+    );
+    net.expect_only(&[(
+        one,
+        &[&format!("<presence from='{romeo}' to='bob@localhost'/>")],
+    )]);
+    deliver(
+        &mut net,
+        &format!("<presence from='{romeo}' to='bob@localhost/gone' type='unavailable'/>"),
+    );
     net.quiet();
-    deliver(&mut net, &format!("<presence from='{romeo}' to='nobody@localhost'/>"));
+    deliver(
+        &mut net,
+        &format!("<presence from='{romeo}' to='nobody@localhost'/>"),
+    );
     net.quiet();
-    deliver(&mut net, &format!("<presence from='{romeo}' to='x@elsewhere.example'/>"));
+    deliver(
+        &mut net,
+        &format!("<presence from='{romeo}' to='x@elsewhere.example'/>"),
+    );
     net.quiet();
 }

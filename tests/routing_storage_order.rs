@@ -21,7 +21,9 @@ struct Picker {
 
 impl Picker {
     fn next(&mut self) -> usize {
-        let Some(choices) = &self.choices else { return 0 };
+        let Some(choices) = &self.choices else {
+            return 0;
+        };
         if choices.is_empty() {
             return 0;
         }
@@ -67,12 +69,19 @@ impl Transcripts {
         }
     }
 
-    fn login(&mut self, server: &mut TestServer, picker: &Picker, user: &str, resource: &str) -> SessionId {
+    fn login(
+        &mut self,
+        server: &mut TestServer,
+        picker: &Picker,
+        user: &str,
+        resource: &str,
+    ) -> SessionId {
         // Credentials are answered at once; held work stays held.
         server.hold_requests(false);
         let id = server.login(user, resource);
         server.hold_requests(picker.holding());
-        self.sessions.push((format!("{user}@localhost/{resource}"), id));
+        self.sessions
+            .push((format!("{user}@localhost/{resource}"), id));
         id
     }
 }
@@ -145,7 +154,9 @@ fn stored(id: &str, to: &str, ty: &str) -> String {
 }
 
 fn live(id: &str, to: &str) -> String {
-    format!("<message from='alice@localhost/r' to='{to}' type='chat' id='{id}'><body>{id}</body></message>")
+    format!(
+        "<message from='alice@localhost/r' to='{to}' type='chat' id='{id}'><body>{id}</body></message>"
+    )
 }
 
 /// What storage answering at once produces, written out in full.
@@ -197,20 +208,42 @@ fn expected() -> BTreeMap<String, Vec<Element>> {
 fn by_sender(stanzas: &[Element]) -> BTreeMap<String, Vec<Element>> {
     let mut out: BTreeMap<String, Vec<Element>> = BTreeMap::new();
     for s in stanzas {
-        out.entry(s.attr("from").unwrap_or_default().to_owned()).or_default().push(s.clone());
+        out.entry(s.attr("from").unwrap_or_default().to_owned())
+            .or_default()
+            .push(s.clone());
     }
     out
 }
 
 #[track_caller]
-fn assert_same(got: &BTreeMap<String, Vec<Element>>, want: &BTreeMap<String, Vec<Element>>, label: &str) {
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{label}");
+fn assert_same(
+    got: &BTreeMap<String, Vec<Element>>,
+    want: &BTreeMap<String, Vec<Element>>,
+    label: &str,
+) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{label}"
+    );
     for (jid, want_list) in want {
         let got_list = &got[jid];
         if jid == "alice@localhost/r" {
-            assert_eq!(by_sender(got_list), by_sender(want_list), "{label}: {jid}\n got: {}\nwant: {}", render(got_list), render(want_list));
+            assert_eq!(
+                by_sender(got_list),
+                by_sender(want_list),
+                "{label}: {jid}\n got: {}\nwant: {}",
+                render(got_list),
+                render(want_list)
+            );
         } else {
-            assert_eq!(got_list, want_list, "{label}: {jid}\n got: {}\nwant: {}", render(got_list), render(want_list));
+            assert_eq!(
+                got_list,
+                want_list,
+                "{label}: {jid}\n got: {}\nwant: {}",
+                render(got_list),
+                render(want_list)
+            );
         }
     }
 }
@@ -227,7 +260,13 @@ fn storage_answering_at_once_gives_the_expected_transcripts() {
 fn late_storage_answers_in_any_order_give_the_same_transcripts() {
     let want = expected();
     // Always the oldest, always the newest, and a spread of mixed orders.
-    let mut orders: Vec<Vec<u8>> = vec![vec![0], vec![1, 0], vec![3, 0], vec![3, 255], vec![2, 7, 1, 9]];
+    let mut orders: Vec<Vec<u8>> = vec![
+        vec![0],
+        vec![1, 0],
+        vec![3, 0],
+        vec![3, 255],
+        vec![2, 7, 1, 9],
+    ];
     let mut x: u32 = 0x1234_5678;
     for _ in 0..200 {
         let mut v = Vec::new();
@@ -259,7 +298,12 @@ fn two_messages_to_one_offline_user_are_stored_in_order_whatever_the_answer_orde
         server.send(alice, &chat("b2", "bob@localhost", "chat"));
         server.send(alice, &chat("c2", "carol@localhost", "chat"));
         // One request per user is outstanding; the rest waits its turn.
-        assert_eq!(server.held_requests().len(), 2, "{:?}", server.held_requests());
+        assert_eq!(
+            server.held_requests().len(),
+            2,
+            "{:?}",
+            server.held_requests()
+        );
         server.answer_held(&order);
         assert_eq!(server.held_requests().len(), 2);
         server.answer_held(&order);

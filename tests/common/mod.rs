@@ -58,7 +58,8 @@ impl Net {
     /// available. Everything the login caused is drained.
     pub fn connect(&mut self, user: &str, resource: &str) -> SessionId {
         let id = self.server.login(user, resource);
-        self.sessions.push((format!("{user}@localhost/{resource}"), id));
+        self.sessions
+            .push((format!("{user}@localhost/{resource}"), id));
         self.settle();
         id
     }
@@ -123,7 +124,11 @@ impl Net {
             );
         }
         let routed = self.server.take_routed();
-        assert!(routed.is_empty(), "unexpected routed stanzas: {}", render(&routed));
+        assert!(
+            routed.is_empty(),
+            "unexpected routed stanzas: {}",
+            render(&routed)
+        );
         self.expect_no_stanza_events();
     }
 
@@ -152,15 +157,31 @@ impl Net {
     pub fn expect_routed(&mut self, expected: &[&str]) {
         let got = self.server.take_routed();
         let want: Vec<Element> = expected.iter().map(|x| parse_stanza(x)).collect();
-        assert_eq!(got, want, "routed:\n got: {}\nwant: {}", render(&got), render(&want));
+        assert_eq!(
+            got,
+            want,
+            "routed:\n got: {}\nwant: {}",
+            render(&got),
+            render(&want)
+        );
     }
 
     /// Asserts the messages stored offline for `user`, oldest first.
     #[track_caller]
     pub fn expect_stored(&self, user: &str, expected: &[&str]) {
-        let got = self.server.store.offline_messages("localhost", user).to_vec();
+        let got = self
+            .server
+            .store
+            .offline_messages("localhost", user)
+            .to_vec();
         let want: Vec<Element> = expected.iter().map(|x| parse_stanza(x)).collect();
-        assert_eq!(got, want, "offline store of {user}:\n got: {}\nwant: {}", render(&got), render(&want));
+        assert_eq!(
+            got,
+            want,
+            "offline store of {user}:\n got: {}\nwant: {}",
+            render(&got),
+            render(&want)
+        );
     }
 
     /// Takes the [`Event::Stanza`] events emitted so far.
@@ -181,7 +202,11 @@ pub fn render(elements: &[Element]) -> String {
     if elements.is_empty() {
         return "(nothing)".to_owned();
     }
-    elements.iter().map(String::from).collect::<Vec<_>>().join("\n      ")
+    elements
+        .iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join("\n      ")
 }
 
 /// A stanza error reply as the server writes it: `from`/`to` swapped,
@@ -207,5 +232,13 @@ pub fn error_reply(
 
 /// `cancel`/`service-unavailable` for a stanza `id` sent by `to` to `from`.
 pub fn service_unavailable(name: &str, from: Option<&str>, to: &str, id: &str) -> String {
-    error_reply(name, from, to, Some(id), "cancel", "service-unavailable", None)
+    error_reply(
+        name,
+        from,
+        to,
+        Some(id),
+        "cancel",
+        "service-unavailable",
+        None,
+    )
 }
