@@ -449,11 +449,14 @@ impl SessionManager {
 
     /// The bound session with this full JID.
     pub fn session_by_jid(&self, jid: &FullJid) -> Option<&Session> {
-        let user = self.users.get(&jid.to_bare())?;
-        user.sessions
-            .iter()
-            .filter_map(|id| self.sessions.get(id))
+        self.session_id(jid).and_then(|id| self.sessions.get(&id))
+    }
+
+    /// The handle of the bound session with this full JID.
+    pub fn session_id(&self, jid: &FullJid) -> Option<SessionId> {
+        self.resources(&jid.to_bare())
             .find(|s| s.full_jid.as_ref() == Some(jid))
+            .map(|s| s.id)
     }
 
     pub(crate) fn new_request(&mut self, pending: Pending, request: Request) -> RequestId {

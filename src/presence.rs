@@ -187,7 +187,7 @@ impl SessionManager {
             self.route(probe, Origin::External, now);
         }
         let siblings: Vec<Element> = self
-            .resources_of(user)
+            .resources(user)
             .filter(|s| s.id != id)
             .filter_map(|s| s.presence.as_ref().map(|p| (p.clone(), s.full_jid.clone())))
             .filter_map(|(mut p, sibling)| {
@@ -209,7 +209,7 @@ impl SessionManager {
 
     fn presence_to_siblings(&mut self, user: &BareJid, id: SessionId, stanza: &Element) {
         let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
-            .resources_of(user)
+            .resources(user)
             .filter(|s| s.id != id && s.presence.is_some())
             .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
             .collect();
@@ -273,7 +273,7 @@ impl SessionManager {
         }
         if was_available {
             let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
-                .resources_of(user)
+                .resources(user)
                 .filter(|s| s.presence.is_some())
                 .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
                 .collect();
@@ -311,13 +311,13 @@ impl SessionManager {
         match &target {
             Target::Full(full) => {
                 // Delivered even to a resource that is not available.
-                if let Some(sid) = self.session_id_by_jid(full) {
+                if let Some(sid) = self.session_id(full) {
                     self.transmit_element(sid, &stanza);
                 }
             }
             _ => {
                 let targets: SmallVec<[SessionId; 4]> = self
-                    .resources_of(user)
+                    .resources(user)
                     .filter(|s| s.presence.is_some())
                     .map(|s| s.id)
                     .collect();
@@ -348,7 +348,7 @@ impl SessionManager {
                     return;
                 }
                 let replies: Vec<Element> = self
-                    .resources_of(user)
+                    .resources(user)
                     .filter_map(|s| {
                         let mut p = s.presence.clone()?;
                         xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
@@ -398,7 +398,7 @@ impl SessionManager {
                 xml::set_attr(&mut request, "to", user.as_str());
                 self.change_roster(user, RosterChange::SetPending(contact.clone(), request.clone()));
                 let targets: SmallVec<[SessionId; 4]> = self
-                    .resources_of(user)
+                    .resources(user)
                     .filter(|s| s.presence.is_some())
                     .map(|s| s.id)
                     .collect();
@@ -463,7 +463,7 @@ impl SessionManager {
         xml::set_attr(&mut stanza, "from", contact.as_str());
         xml::set_attr(&mut stanza, "to", user.as_str());
         let targets: SmallVec<[SessionId; 4]> = self
-            .resources_of(user)
+            .resources(user)
             .filter(|s| s.interested)
             .map(|s| s.id)
             .collect();
@@ -564,7 +564,7 @@ impl SessionManager {
     /// Every available resource sends its current presence to `contact`.
     fn send_presence_of_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
         let presences: Vec<Element> = self
-            .resources_of(user)
+            .resources(user)
             .filter_map(|s| {
                 let mut p = s.presence.clone()?;
                 xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
@@ -580,7 +580,7 @@ impl SessionManager {
     /// Every available resource sends `unavailable` to `contact`.
     pub(crate) fn send_unavailable_from_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
         let fulls: SmallVec<[FullJid; 4]> = self
-            .resources_of(user)
+            .resources(user)
             .filter(|s| s.presence.is_some())
             .filter_map(|s| s.full_jid.clone())
             .collect();

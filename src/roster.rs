@@ -241,7 +241,7 @@ impl SessionManager {
         xml::set_attr(&mut push, "type", "set");
         push.append_child(query);
         let targets: smallvec::SmallVec<[SessionId; 4]> = self
-            .resources_of(user)
+            .resources(user)
             .filter(|s| s.interested)
             .map(|s| s.id)
             .collect();

@@ -562,7 +562,7 @@ impl SessionManager {
     fn deliver_message(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
         let ty = stanza.attr("type").unwrap_or("normal");
         if let Target::Full(full) = &target
-            && let Some(sid) = self.session_id_by_jid(full) {
+            && let Some(sid) = self.session_id(full) {
                 self.transmit_element(sid, &stanza);
                 return Flow::Done;
             }
@@ -589,7 +589,7 @@ impl SessionManager {
                 // otherwise (an unconnected full JID) silently dropped.
                 if matches!(target, Target::Bare(_) | Target::OwnAccount(_)) {
                     let targets: SmallVec<[SessionId; 4]> = self
-                        .resources_of(user)
+                        .resources(user)
                         .filter(|s| s.presence.is_some() && s.priority.unwrap_or(0) >= 0)
                         .map(|s| s.id)
                         .collect();
@@ -629,7 +629,7 @@ impl SessionManager {
 
     fn deliver_iq(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
         if let Target::Full(full) = &target {
-            match self.session_id_by_jid(full) {
+            match self.session_id(full) {
                 Some(sid) => self.transmit_element(sid, &stanza),
                 None => {
                     if !is_error_or_result(&stanza) {
@@ -650,29 +650,11 @@ impl SessionManager {
         Flow::Done
     }
 
-    /// The sessions of a local account.
-    pub(crate) fn resources_of<'a>(&'a self, user: &BareJid) -> impl Iterator<Item = &'a crate::session::Session> + 'a {
-        self.users
-            .get(user)
-            .into_iter()
-            .flat_map(|u| u.sessions.iter())
-            .filter_map(|id| self.sessions.get(id))
-    }
-
-    /// The bound session with this full JID.
-    pub(crate) fn session_id_by_jid(&self, full: &FullJid) -> Option<SessionId> {
-        let user = self.users.get(&full.to_bare())?;
-        user.sessions
-            .iter()
-            .copied()
-            .find(|id| self.sessions.get(id).and_then(|s| s.full_jid.as_ref()) == Some(full))
-    }
-
     /// Available resources with the highest non-negative priority.
     pub(crate) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
         let mut best: Option<i8> = None;
         let mut tops = SmallVec::new();
-        for s in self.resources_of(user) {
+        for s in self.resources(user) {
             let (Some(_), Some(p)) = (&s.presence, s.priority) else {
                 continue;
             };

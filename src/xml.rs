@@ -134,6 +134,23 @@ impl StanzaKind {
     }
 }
 
+/// A reply skeleton: the same element name in `jabber:client`, `id` kept,
+/// `from` and `to` swapped, the given `type`.
+fn reply_to(original: &Element, name: &str, ty: &'static str) -> Element {
+    let mut reply = Element::bare(name, NS_CLIENT);
+    if let Some(id) = original.attr("id") {
+        set_attr(&mut reply, "id", id);
+    }
+    if let Some(from) = original.attr("from") {
+        set_attr(&mut reply, "to", from);
+    }
+    if let Some(to) = original.attr("to") {
+        set_attr(&mut reply, "from", to);
+    }
+    set_attr(&mut reply, "type", ty);
+    reply
+}
+
 /// The error reply to `original` (RFC 6120 §8.3.1): same name and `id`,
 /// `from` and `to` swapped, `type='error'`, no payload copied.
 /// Returns `None` when `original` is itself an error (never answer an error
@@ -142,17 +159,7 @@ pub fn error_reply(original: &Element, error: &StanzaError) -> Option<Element> {
     if original.attr("type") == Some("error") {
         return None;
     }
-    let mut reply = Element::bare(original.name(), NS_CLIENT);
-    if let Some(id) = original.attr("id") {
-        set_attr(&mut reply, "id", id);
-    }
-    if let Some(from) = original.attr("from") {
-        set_attr(&mut reply, "to", from);
-    }
-    if let Some(to) = original.attr("to") {
-        set_attr(&mut reply, "from", to);
-    }
-    set_attr(&mut reply, "type", "error");
+    let mut reply = reply_to(original, original.name(), "error");
     reply.append_child(error.to_element());
     Some(reply)
 }
@@ -160,17 +167,7 @@ pub fn error_reply(original: &Element, error: &StanzaError) -> Option<Element> {
 /// An iq `result` reply to `original` with an optional payload: `id` kept,
 /// `from`/`to` swapped.
 pub fn iq_result(original: &Element, payload: Option<Element>) -> Element {
-    let mut reply = Element::bare("iq", NS_CLIENT);
-    if let Some(id) = original.attr("id") {
-        set_attr(&mut reply, "id", id);
-    }
-    if let Some(from) = original.attr("from") {
-        set_attr(&mut reply, "to", from);
-    }
-    if let Some(to) = original.attr("to") {
-        set_attr(&mut reply, "from", to);
-    }
-    set_attr(&mut reply, "type", "result");
+    let mut reply = reply_to(original, "iq", "result");
     if let Some(p) = payload {
         reply.append_child(p);
     }

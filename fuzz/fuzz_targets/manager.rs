@@ -656,6 +656,7 @@ struct Harness {
     max_resources: usize,
     auth_timeout: Duration,
     connects: usize,
+    reached: BTreeSet<&'static str>,
 }
 
 /// What the current operation is allowed to do.
@@ -717,6 +718,7 @@ impl Harness {
             max_resources,
             auth_timeout,
             connects: 0,
+            reached: BTreeSet::new(),
         }
     }
 
@@ -944,6 +946,7 @@ impl Harness {
                 client.closed = true;
             }
             Output::Route { stanza } => {
+                self.reached.insert("route");
                 let from = stanza.attr("from").map(Jid::new);
                 assert!(matches!(from, Some(Ok(_))), "routed without a valid from: {stanza:?}");
                 match stanza.attr("to").map(Jid::new) {
@@ -955,6 +958,15 @@ impl Harness {
                 }
             }
             Output::Request { id, request } => {
+                self.reached.insert(match &request {
+                    Request::Credentials { .. } => "req-credentials",
+                    Request::UserExists { .. } => "req-user-exists",
+                    Request::StoreOffline { .. } => "req-store-offline",
+                    Request::LoadRoster { .. } => "req-load-roster",
+                    Request::RosterChanged { .. } => "req-roster-changed",
+                    Request::TakeOffline { .. } => "req-take-offline",
+                    _ => "req-other",
+                });
                 assert!(self.seen_requests.insert(id), "request id {id} reused");
                 self.pending.push((id, request));
             }
@@ -964,6 +976,14 @@ impl Harness {
     }
 
     fn check_event(&mut self, event: Event) {
+        self.reached.insert(match &event {
+            Event::Authenticated { .. } => "authenticated",
+            Event::Bound { .. } => "bound",
+            Event::Unbound { .. } => "unbound",
+            Event::Closed { .. } => "closed",
+            Event::Stanza { .. } => "stanza-event",
+            _ => "other-event",
+        });
         match event {
             Event::Authenticated { session, username } => {
                 assert!(USERS.contains(&username.as_str()), "unknown account {username} authenticated");
@@ -1088,10 +1108,19 @@ fn other_response(n: u8) -> Response {
     }
 }
 
+/// `FUZZ_TRACE=1` prints what each input reached (to check seeds).
+fn trace() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 fuzz_target!(|input: Input| {
     let mut harness = Harness::new(&input.settings);
     for op in &input.ops {
         harness.apply(op);
     }
     harness.finish();
+    if trace() {
+        eprintln!("TRACE {:?}", harness.reached);
+    }
 });

@@ -561,6 +561,12 @@ fn is_failure(step: &SaslStep) -> bool {
     matches!(step, SaslStep::Failure { .. })
 }
 
+/// `FUZZ_TRACE=1` prints how each input ended (to check seeds).
+fn trace() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 fuzz_target!(|input: Input| {
     let mechanism = match input.mechanism % 3 {
         0 => Mechanism::Plain,
@@ -779,5 +785,8 @@ fuzz_target!(|input: Input| {
         assert_eq!(exchange.is_finished(), run.finished);
         let debug = format!("{exchange:?}");
         assert!(!debug.contains(PASSWORD) && !debug.contains(OTHER), "Debug leaks a password");
+        if trace() {
+            eprintln!("TRACE {mechanism} {step:?}");
+        }
     }
 });
