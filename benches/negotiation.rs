@@ -26,7 +26,12 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// Drains outputs, answering requests from the store; returns the text
 /// written to `session`.
-fn drain(manager: &mut SessionManager, store: &mut MemoryStore, session: SessionId, now: Instant) -> String {
+fn drain(
+    manager: &mut SessionManager,
+    store: &mut MemoryStore,
+    session: SessionId,
+    now: Instant,
+) -> String {
     let mut text = String::new();
     while let Some(out) = manager.poll_output_with(store, now) {
         if let Output::Transmit { session: s, data } = out
@@ -39,8 +44,14 @@ fn drain(manager: &mut SessionManager, store: &mut MemoryStore, session: Session
 }
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
-    let from = text.find(start).map(|i| i + start.len()).expect("start marker");
-    let to = text[from..].find(end).map(|i| i + from).expect("end marker");
+    let from = text
+        .find(start)
+        .map(|i| i + start.len())
+        .expect("start marker");
+    let to = text[from..]
+        .find(end)
+        .map(|i| i + from)
+        .expect("end marker");
     &text[from..to]
 }
 
@@ -49,7 +60,13 @@ struct Client {
 }
 
 impl Client {
-    fn login(&mut self, manager: &mut SessionManager, store: &mut MemoryStore, n: u64, now: Instant) {
+    fn login(
+        &mut self,
+        manager: &mut SessionManager,
+        store: &mut MemoryStore,
+        n: u64,
+        now: Instant,
+    ) {
         let id = manager.connect(ConnectionInfo::direct_tls(), now);
         manager.handle_input(id, HEADER, now);
         drain(manager, store, id, now);
@@ -61,7 +78,15 @@ impl Client {
         );
         manager.handle_input(id, auth.as_bytes(), now);
         let challenge = drain(manager, store, id, now);
-        let server_first = String::from_utf8(B64.decode(between(&challenge, "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>", "</challenge>")).expect("b64")).expect("utf8");
+        let server_first = String::from_utf8(
+            B64.decode(between(
+                &challenge,
+                "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>",
+                "</challenge>",
+            ))
+            .expect("b64"),
+        )
+        .expect("utf8");
         let mut nonce = "";
         let mut salt = "";
         let mut iterations = 0u32;
@@ -77,7 +102,12 @@ impl Client {
             Some((s, key)) if s == salt => key.clone(),
             _ => {
                 let mut key = [0u8; 32];
-                pbkdf2::pbkdf2_hmac::<Sha256>(b"password", &B64.decode(salt).expect("salt"), iterations, &mut key);
+                pbkdf2::pbkdf2_hmac::<Sha256>(
+                    b"password",
+                    &B64.decode(salt).expect("salt"),
+                    iterations,
+                    &mut key,
+                );
                 self.salted = Some((salt.to_owned(), key.to_vec()));
                 key.to_vec()
             }
@@ -87,7 +117,11 @@ impl Client {
         let client_key = hmac(&salted, b"Client Key");
         let stored_key = Sha256::digest(&client_key);
         let signature = hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(signature.iter()).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
         let response = format!(
             "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
             B64.encode(format!("{client_final_bare},p={}", B64.encode(proof)))

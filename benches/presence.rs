@@ -50,7 +50,9 @@ fn fan_out(c: &mut Criterion) {
     assert_eq!(transmits, 1 + 2 * CONTACTS);
 
     let mut group = c.benchmark_group("presence");
-    group.throughput(Throughput::Elements(u64::try_from(1 + 2 * CONTACTS).expect("small")));
+    group.throughput(Throughput::Elements(
+        u64::try_from(1 + 2 * CONTACTS).expect("small"),
+    ));
     let mut flip = false;
     group.bench_function("update_to_1000_contacts_x2_resources", |b| {
         b.iter(|| {

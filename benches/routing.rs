@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use xmpp_session::Output;
 use xmpp_session::minidom::Element;
 use xmpp_session::testkit::TestServer;
-use xmpp_session::Output;
 
 const MESSAGE: &str = "<message to='bob@localhost/phone' type='chat' id='m1'><body>Hello Bob, this is a \
 chat message of a typical size for instant messaging.</body></message>";

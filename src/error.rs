@@ -304,6 +304,9 @@ mod tests {
         let el = e.to_element();
         assert!(el.is("error", xml::NS_STREAMS));
         assert!(el.has_child("host-unknown", NS_STREAMS_ERR));
-        assert_eq!(el.get_child("text", NS_STREAMS_ERR).map(|t| t.text()), Some("no".into()));
+        assert_eq!(
+            el.get_child("text", NS_STREAMS_ERR).map(|t| t.text()),
+            Some("no".into())
+        );
     }
 }

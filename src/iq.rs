@@ -46,7 +46,9 @@ impl SessionManager {
     /// `headline`) addressed to the server domain or to a bare JID: they
     /// come out as [`Event::Stanza`] instead of being delivered.
     pub fn register_message_type(&mut self, message_type: &str) {
-        self.extensions.message_types.insert(message_type.to_owned());
+        self.extensions
+            .message_types
+            .insert(message_type.to_owned());
     }
 
     /// Claims presence addressed to the server domain (other than probes):
@@ -75,7 +77,8 @@ impl SessionManager {
             Origin::Client(id) => Some(id),
             Origin::External => None,
         };
-        self.out.push_back(Output::Event(Event::Stanza { session, stanza }));
+        self.out
+            .push_back(Output::Event(Event::Stanza { session, stanza }));
     }
 
     /// Replies to an iq by routing the answer back to its sender.
@@ -112,7 +115,11 @@ impl SessionManager {
             ("set", "session", NS_SESSION) => self.reply_result(&iq, None, now),
             ("get", "query", NS_DISCO_INFO) => {
                 if child.attr("node").is_some() {
-                    self.reply_error(&iq, StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::ItemNotFound), now);
+                    self.reply_error(
+                        &iq,
+                        StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::ItemNotFound),
+                        now,
+                    );
                     return;
                 }
                 let info = self.server_disco_info();
@@ -189,9 +196,10 @@ impl SessionManager {
             return true;
         }
         if let Origin::Client(id) = origin
-            && self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user) {
-                return true;
-            }
+            && self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user)
+        {
+            return true;
+        }
         let Some(from) = iq.attr("from").and_then(|f| jid::Jid::new(f).ok()) else {
             return false;
         };
@@ -200,7 +208,14 @@ impl SessionManager {
 
     /// An iq get/set to an account's bare JID (or the sender's own account),
     /// answered by the server on the account's behalf.
-    pub(crate) fn account_iq(&mut self, user: &BareJid, iq: Element, origin: Origin, target: Target, now: Instant) {
+    pub(crate) fn account_iq(
+        &mut self,
+        user: &BareJid,
+        iq: Element,
+        origin: Origin,
+        target: Target,
+        now: Instant,
+    ) {
         if self.extension_claims_iq(&iq) {
             self.emit_stanza_event(origin, iq);
             return;

@@ -63,9 +63,7 @@ pub mod xml;
 pub mod testkit;
 
 pub use config::{Config, ConfigBuilder, ConflictPolicy};
-pub use error::{
-    ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
-};
+pub use error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
 pub use ids::{RequestId, SessionId};
 pub use manager::{ConnectionInfo, Event, Output, SessionManager, TlsInfo};
 pub use session::{Session, SessionKind};

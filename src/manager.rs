@@ -10,18 +10,20 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 use smallvec::SmallVec;
 
+use crate::clock::WallClock;
 use crate::config::{Config, ConflictPolicy};
-use crate::error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
+use crate::error::{
+    ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
+};
 use crate::ids::{RequestId, SessionId};
+use crate::iq::Extensions;
 use crate::negotiation::{BindRequest, Ctx, Step};
 use crate::random::{OsRandom, RandomSource, random_id};
-use crate::session::{Session, SessionKind};
-use crate::storage::{Request, Response, Store};
-use crate::clock::WallClock;
-use crate::iq::Extensions;
 use crate::roster::CachedRoster;
 use crate::routing::{UserQueue, Work};
 use crate::session::Blocked;
+use crate::session::{Session, SessionKind};
+use crate::storage::{Request, Response, Store};
 use crate::stream::StreamReader;
 
 /// What the caller must do. Drain with [`SessionManager::poll_output`] after
@@ -238,7 +240,14 @@ impl SessionManager {
         self.next_session = self.next_session.saturating_add(1);
         let deadline = now.checked_add(self.config.auth_timeout);
         let reader = StreamReader::new(self.config.unauthenticated_limits);
-        let session = Session::new(id, info.secure, info.starttls_available, reader, now, deadline);
+        let session = Session::new(
+            id,
+            info.secure,
+            info.starttls_available,
+            reader,
+            now,
+            deadline,
+        );
         self.sessions.insert(id, session);
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, id)));
@@ -292,12 +301,15 @@ impl SessionManager {
                 break;
             }
             self.timers.pop();
-            let expired = self
-                .sessions
-                .get(&id)
-                .is_some_and(|s| s.kind == SessionKind::Unauthenticated && s.auth_deadline == Some(deadline));
+            let expired = self.sessions.get(&id).is_some_and(|s| {
+                s.kind == SessionKind::Unauthenticated && s.auth_deadline == Some(deadline)
+            });
             if expired {
-                self.close(id, StreamError::new(StreamErrorCondition::ConnectionTimeout), now);
+                self.close(
+                    id,
+                    StreamError::new(StreamErrorCondition::ConnectionTimeout),
+                    now,
+                );
             }
         }
     }
@@ -315,7 +327,11 @@ impl SessionManager {
 
     /// Like [`SessionManager::poll_output`], but answers every
     /// [`Output::Request`] from `store` at once instead of returning it.
-    pub fn poll_output_with<S: Store + ?Sized>(&mut self, store: &mut S, now: Instant) -> Option<Output> {
+    pub fn poll_output_with<S: Store + ?Sized>(
+        &mut self,
+        store: &mut S,
+        now: Instant,
+    ) -> Option<Output> {
         loop {
             match self.out.pop_front()? {
                 Output::Request { id, request } => {
@@ -369,7 +385,10 @@ impl SessionManager {
     pub(crate) fn maybe_evict_roster(&mut self, user: &BareJid) {
         let idle = !self.users.contains_key(user)
             && !self.queues.contains_key(user)
-            && self.rosters.get(user).is_some_and(|c| c.writes_in_flight == 0);
+            && self
+                .rosters
+                .get(user)
+                .is_some_and(|c| c.writes_in_flight == 0);
         if idle {
             self.rosters.remove(user);
         }
@@ -382,9 +401,10 @@ impl SessionManager {
         if let Some(blocked) = self.blocked_on_queue.remove(&user) {
             for id in blocked {
                 if let Some(s) = self.sessions.get_mut(&id)
-                    && s.blocked == Some(Blocked::Manager) {
-                        s.blocked = None;
-                    }
+                    && s.blocked == Some(Blocked::Manager)
+                {
+                    s.blocked = None;
+                }
                 self.drive(id, now);
             }
         }
@@ -519,12 +539,18 @@ impl SessionManager {
                     .get(&id)
                     .and_then(|s| s.host.clone())
                     .unwrap_or_default();
-                self.new_request(Pending::Credentials(id), Request::Credentials { username, host });
+                self.new_request(
+                    Pending::Credentials(id),
+                    Request::Credentials { username, host },
+                );
             }
             Step::Bind(request) => self.bind(id, request, now),
             Step::Authenticated => {
                 if let Some(username) = self.sessions.get(&id).and_then(|s| s.username.clone()) {
-                    self.out.push_back(Output::Event(Event::Authenticated { session: id, username }));
+                    self.out.push_back(Output::Event(Event::Authenticated {
+                        session: id,
+                        username,
+                    }));
                 }
             }
             Step::Closed => self.remove_session(id, None, now),
@@ -545,13 +571,25 @@ impl SessionManager {
         };
         session.finish_bind(&mut ctx, &request.iq, result.clone());
         if let Ok(full) = result {
-            self.users.entry(full.to_bare()).or_default().sessions.push(id);
-            self.out.push_back(Output::Event(Event::Bound { session: id, jid: full }));
+            self.users
+                .entry(full.to_bare())
+                .or_default()
+                .sessions
+                .push(id);
+            self.out.push_back(Output::Event(Event::Bound {
+                session: id,
+                jid: full,
+            }));
         }
         self.drive(id, now);
     }
 
-    fn choose_resource(&mut self, id: SessionId, requested: Option<&str>, now: Instant) -> Result<FullJid, StanzaError> {
+    fn choose_resource(
+        &mut self,
+        id: SessionId,
+        requested: Option<&str>,
+        now: Instant,
+    ) -> Result<FullJid, StanzaError> {
         let (username, host) = match self.sessions.get(&id) {
             Some(s) => match (&s.username, &s.host) {
                 (Some(u), Some(h)) => (u.clone(), h.clone()),
@@ -565,8 +603,9 @@ impl SessionManager {
             },
             None => return Err(StanzaError::service_unavailable()),
         };
-        let bare = BareJid::new(&format!("{username}@{host}"))
-            .map_err(|_| StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::InternalServerError))?;
+        let bare = BareJid::new(&format!("{username}@{host}")).map_err(|_| {
+            StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::InternalServerError)
+        })?;
         let taken = |mgr: &Self, res: &str| {
             mgr.users.get(&bare).is_some_and(|u| {
                 u.sessions
@@ -579,7 +618,9 @@ impl SessionManager {
             Some(r) => match jid::ResourcePart::new(r) {
                 Ok(part) => part.as_str().to_owned(),
                 Err(_) => {
-                    return Err(StanzaError::bad_request("The requested resource is not valid"));
+                    return Err(StanzaError::bad_request(
+                        "The requested resource is not valid",
+                    ));
                 }
             },
             None => loop {
@@ -611,15 +652,18 @@ impl SessionManager {
                 }
                 ConflictPolicy::KickOld => {
                     let old = self.users.get(&bare).and_then(|u| {
-                        u.sessions
-                            .iter()
-                            .copied()
-                            .find(|sid| self.sessions.get(sid).and_then(|s| s.resource.as_deref()) == Some(resource.as_str()))
+                        u.sessions.iter().copied().find(|sid| {
+                            self.sessions.get(sid).and_then(|s| s.resource.as_deref())
+                                == Some(resource.as_str())
+                        })
                     });
                     if let Some(old) = old {
                         self.close(
                             old,
-                            StreamError::with_text(StreamErrorCondition::Conflict, "Replaced by new connection"),
+                            StreamError::with_text(
+                                StreamErrorCondition::Conflict,
+                                "Replaced by new connection",
+                            ),
                             now,
                         );
                     }
@@ -639,7 +683,12 @@ impl SessionManager {
     }
 
     /// Removes a closed or disconnected session from every table.
-    pub(crate) fn remove_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+    pub(crate) fn remove_session(
+        &mut self,
+        id: SessionId,
+        reason: Option<StreamError>,
+        now: Instant,
+    ) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -647,13 +696,21 @@ impl SessionManager {
             self.unbind(id, &full, reason.as_ref(), now);
         }
         self.sessions.remove(&id);
-        self.pending.retain(|_, p| !matches!(p, Pending::Credentials(s) if *s == id));
-        self.out.push_back(Output::Event(Event::Closed { session: id }));
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Credentials(s) if *s == id));
+        self.out
+            .push_back(Output::Event(Event::Closed { session: id }));
     }
 
     /// Takes a bound session out of the index (before it is dropped) and
     /// broadcasts its unavailable presence (Prosody §5.9).
-    fn unbind(&mut self, id: SessionId, full: &FullJid, reason: Option<&StreamError>, now: Instant) {
+    fn unbind(
+        &mut self,
+        id: SessionId,
+        full: &FullJid,
+        reason: Option<&StreamError>,
+        now: Instant,
+    ) {
         let bare = full.to_bare();
         let (was_available, directed) = match self.sessions.get_mut(&id) {
             Some(s) => {

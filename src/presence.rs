@@ -39,14 +39,19 @@ pub(crate) fn parse_priority(presence: &Element) -> i8 {
     // Saturate instead of overflowing on absurdly long numbers.
     let magnitude = digits
         .bytes()
-        .try_fold(0i64, |acc, d| acc.checked_mul(10)?.checked_add(i64::from(d - b'0')))
+        .try_fold(0i64, |acc, d| {
+            acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+        })
         .unwrap_or(i64::MAX);
     let value = if negative { -magnitude } else { magnitude };
     i8::try_from(value.clamp(-128, 127)).unwrap_or(0)
 }
 
 fn is_subscription_type(ty: &str) -> bool {
-    matches!(ty, "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+    matches!(
+        ty,
+        "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
+    )
 }
 
 impl SessionManager {
@@ -56,7 +61,14 @@ impl SessionManager {
         let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid.clone()) else {
             return;
         };
-        self.submit(user, Work::Outbound { session: id, stanza }, now);
+        self.submit(
+            user,
+            Work::Outbound {
+                session: id,
+                stanza,
+            },
+            now,
+        );
     }
 
     /// Presence from outside the server, for a local user.
@@ -65,7 +77,13 @@ impl SessionManager {
     }
 
     /// The outbound half (Prosody's `pre-presence/*`), roster loaded.
-    pub(crate) fn run_outbound_presence(&mut self, user: &BareJid, id: SessionId, mut stanza: Element, now: Instant) {
+    pub(crate) fn run_outbound_presence(
+        &mut self,
+        user: &BareJid,
+        id: SessionId,
+        mut stanza: Element,
+        now: Instant,
+    ) {
         if !self.sessions.contains_key(&id) {
             return;
         }
@@ -77,13 +95,20 @@ impl SessionManager {
             match ty.as_deref() {
                 None | Some("unavailable") => self.broadcast_presence(id, user, stanza, now),
                 Some("error") => {}
-                _ => self.send_error_to_session(id, &stanza, StanzaError::bad_request("Invalid presence type")),
+                _ => self.send_error_to_session(
+                    id,
+                    &stanza,
+                    StanzaError::bad_request("Invalid presence type"),
+                ),
             }
             return;
         }
         match ty.as_deref() {
             Some(t) if is_subscription_type(t) => {
-                let contact = stanza.attr("to").and_then(|to| Jid::new(to).ok()).map(|j| j.to_bare());
+                let contact = stanza
+                    .attr("to")
+                    .and_then(|to| Jid::new(to).ok())
+                    .map(|j| j.to_bare());
                 if let Some(contact) = contact {
                     let t = t.to_owned();
                     self.outbound_subscription(user, &t, contact, stanza, now);
@@ -94,7 +119,11 @@ impl SessionManager {
                 self.track_directed(id, user, &stanza);
                 self.route_to(stanza, Origin::Client(id), target, now);
             }
-            _ => self.send_error_to_session(id, &stanza, StanzaError::bad_request("Invalid presence type")),
+            _ => self.send_error_to_session(
+                id,
+                &stanza,
+                StanzaError::bad_request("Invalid presence type"),
+            ),
         }
     }
 
@@ -103,7 +132,10 @@ impl SessionManager {
     fn track_directed(&mut self, id: SessionId, user: &BareJid, stanza: &Element) {
         let Some(to) = stanza.attr("to") else { return };
         let contact = Jid::new(to).map(|j| j.to_bare()).ok();
-        if contact.as_ref().is_some_and(|c| self.shares_presence_with(user, c)) {
+        if contact
+            .as_ref()
+            .is_some_and(|c| self.shares_presence_with(user, c))
+        {
             return;
         }
         let to = to.to_owned();
@@ -122,7 +154,13 @@ impl SessionManager {
 
     /// Broadcast of a session's own presence (Prosody's
     /// `handle_normal_presence`, RFC 6121 §4.2 and §4.4–§4.5).
-    pub(crate) fn broadcast_presence(&mut self, id: SessionId, user: &BareJid, stanza: Element, now: Instant) {
+    pub(crate) fn broadcast_presence(
+        &mut self,
+        id: SessionId,
+        user: &BareJid,
+        stanza: Element,
+        now: Instant,
+    ) {
         let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid.clone()) else {
             return;
         };
@@ -167,7 +205,14 @@ impl SessionManager {
 
     /// What follows a first available presence: probes, the siblings'
     /// presence, pending subscription requests, offline messages.
-    fn initial_presence(&mut self, id: SessionId, user: &BareJid, full: &FullJid, priority: i8, now: Instant) {
+    fn initial_presence(
+        &mut self,
+        id: SessionId,
+        user: &BareJid,
+        full: &FullJid,
+        priority: i8,
+        now: Instant,
+    ) {
         let (probes, pending): (Vec<BareJid>, Vec<Element>) = match self.roster(user) {
             Some(r) => (
                 r.items
@@ -269,7 +314,11 @@ impl SessionManager {
         xml::set_attr(&mut stanza, "type", "unavailable");
         xml::set_attr(&mut stanza, "from", full.as_str());
         if let Some(status) = status {
-            stanza.append_child(xml::text_element("status", NS_CLIENT, &format!("Disconnected: {status}")));
+            stanza.append_child(xml::text_element(
+                "status",
+                NS_CLIENT,
+                &format!("Disconnected: {status}"),
+            ));
         }
         if was_available {
             let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
@@ -370,7 +419,11 @@ impl SessionManager {
             "subscribe" => {
                 if sub.contact_sees_user() {
                     // Already subscribed: confirm again (RFC 6121 §3.1.3).
-                    self.route(subscription_stanza("subscribed", user, &contact), Origin::External, now);
+                    self.route(
+                        subscription_stanza("subscribed", user, &contact),
+                        Origin::External,
+                        now,
+                    );
                     self.send_presence_of_resources(user, &contact, now);
                     return;
                 }
@@ -384,19 +437,27 @@ impl SessionManager {
                     };
                     self.change_roster(user, RosterChange::SetItem(item));
                     self.push_roster_item(user, &contact);
-                    self.route(subscription_stanza("subscribed", user, &contact), Origin::External, now);
+                    self.route(
+                        subscription_stanza("subscribed", user, &contact),
+                        Origin::External,
+                        now,
+                    );
                     self.send_presence_of_resources(user, &contact, now);
                     return;
                 }
                 if roster.pending_in.contains_key(&contact)
-                    || roster.items.len().saturating_add(roster.pending_in.len()) >= self.config.max_roster_items
+                    || roster.items.len().saturating_add(roster.pending_in.len())
+                        >= self.config.max_roster_items
                 {
                     return;
                 }
                 let mut request = stanza;
                 xml::set_attr(&mut request, "from", contact.as_str());
                 xml::set_attr(&mut request, "to", user.as_str());
-                self.change_roster(user, RosterChange::SetPending(contact.clone(), request.clone()));
+                self.change_roster(
+                    user,
+                    RosterChange::SetPending(contact.clone(), request.clone()),
+                );
                 let targets: SmallVec<[SessionId; 4]> = self
                     .resources(user)
                     .filter(|s| s.presence.is_some())
@@ -441,7 +502,8 @@ impl SessionManager {
                 }
             }
             "unsubscribed" => {
-                let Some(mut item) = item.filter(|i| i.ask || i.subscription.user_sees_contact()) else {
+                let Some(mut item) = item.filter(|i| i.ask || i.subscription.user_sees_contact())
+                else {
                     return;
                 };
                 item.ask = false;
@@ -472,7 +534,14 @@ impl SessionManager {
 
     /// Outbound subscription stanzas (RFC 6121 §3; Prosody §5.6, with the
     /// unchanged-item pushes left out). The user's roster is loaded.
-    fn outbound_subscription(&mut self, user: &BareJid, ty: &str, contact: BareJid, stanza: Element, now: Instant) {
+    fn outbound_subscription(
+        &mut self,
+        user: &BareJid,
+        ty: &str,
+        contact: BareJid,
+        stanza: Element,
+        now: Instant,
+    ) {
         if contact == *user {
             return;
         }
@@ -499,15 +568,16 @@ impl SessionManager {
             }
             "unsubscribe" => {
                 if let Some(mut item) = item
-                    && (item.ask || item.subscription.user_sees_contact()) {
-                        item.ask = false;
-                        item.subscription = match item.subscription {
-                            Subscription::Both | Subscription::From => Subscription::From,
-                            _ => Subscription::None,
-                        };
-                        self.change_roster(user, RosterChange::SetItem(item));
-                        self.push_roster_item(user, &contact);
-                    }
+                    && (item.ask || item.subscription.user_sees_contact())
+                {
+                    item.ask = false;
+                    item.subscription = match item.subscription {
+                        Subscription::Both | Subscription::From => Subscription::From,
+                        _ => Subscription::None,
+                    };
+                    self.change_roster(user, RosterChange::SetItem(item));
+                    self.push_roster_item(user, &contact);
+                }
                 self.route(stanza, Origin::External, now);
             }
             "subscribed" => {
@@ -539,16 +609,17 @@ impl SessionManager {
                 }
                 let mut changed = false;
                 if let Some(mut item) = item.clone()
-                    && (item.subscription.contact_sees_user() || item.approved) {
-                        item.approved = false;
-                        item.subscription = match item.subscription {
-                            Subscription::Both | Subscription::To => Subscription::To,
-                            _ => Subscription::None,
-                        };
-                        self.change_roster(user, RosterChange::SetItem(item));
-                        self.push_roster_item(user, &contact);
-                        changed = true;
-                    }
+                    && (item.subscription.contact_sees_user() || item.approved)
+                {
+                    item.approved = false;
+                    item.subscription = match item.subscription {
+                        Subscription::Both | Subscription::To => Subscription::To,
+                        _ => Subscription::None,
+                    };
+                    self.change_roster(user, RosterChange::SetItem(item));
+                    self.push_roster_item(user, &contact);
+                    changed = true;
+                }
                 if pending || sub.contact_sees_user() {
                     self.route(stanza, Origin::External, now);
                 }
@@ -578,7 +649,12 @@ impl SessionManager {
     }
 
     /// Every available resource sends `unavailable` to `contact`.
-    pub(crate) fn send_unavailable_from_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
+    pub(crate) fn send_unavailable_from_resources(
+        &mut self,
+        user: &BareJid,
+        contact: &BareJid,
+        now: Instant,
+    ) {
         let fulls: SmallVec<[FullJid; 4]> = self
             .resources(user)
             .filter(|s| s.presence.is_some())
@@ -598,10 +674,16 @@ impl SessionManager {
         let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
             return;
         };
-        let Some(host) = stanza.attr("to").and_then(|t| Jid::new(t).ok()).map(|j| j.domain().as_str().to_owned()) else {
+        let Some(host) = stanza
+            .attr("to")
+            .and_then(|t| Jid::new(t).ok())
+            .map(|j| j.domain().as_str().to_owned())
+        else {
             return;
         };
-        let Ok(host_jid) = BareJid::new(&host) else { return };
+        let Ok(host_jid) = BareJid::new(&host) else {
+            return;
+        };
         match stanza.attr("type") {
             Some("probe") => {
                 let mut p = Element::bare("presence", NS_CLIENT);
@@ -614,7 +696,11 @@ impl SessionManager {
             }
             Some("subscribe") => {
                 let contact = from.to_bare();
-                self.route(subscription_stanza("subscribed", &host_jid, &contact), Origin::External, now);
+                self.route(
+                    subscription_stanza("subscribed", &host_jid, &contact),
+                    Origin::External,
+                    now,
+                );
                 let mut p = Element::bare("presence", NS_CLIENT);
                 xml::set_attr(&mut p, "from", host.as_str());
                 xml::set_attr(&mut p, "to", contact.as_str());
@@ -642,7 +728,10 @@ mod tests {
 
     #[test]
     fn priorities() {
-        assert_eq!(parse_priority(&Element::bare("presence", "jabber:client")), 0);
+        assert_eq!(
+            parse_priority(&Element::bare("presence", "jabber:client")),
+            0
+        );
         assert_eq!(parse_priority(&pres("5")), 5);
         assert_eq!(parse_priority(&pres("+5")), 5);
         assert_eq!(parse_priority(&pres("-1")), -1);

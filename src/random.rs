@@ -34,7 +34,11 @@ impl SeededRandom {
     /// A generator starting from `seed` (0 is replaced by a fixed constant).
     pub fn new(seed: u64) -> Self {
         Self {
-            state: if seed == 0 { 0x2545_f491_4f6c_dd1d } else { seed },
+            state: if seed == 0 {
+                0x2545_f491_4f6c_dd1d
+            } else {
+                seed
+            },
         }
     }
 

@@ -204,7 +204,10 @@ impl SessionManager {
             return;
         }
         let request = Request::RosterChanged {
-            username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            username: user
+                .node()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
             host: user.domain().as_str().to_owned(),
             version,
             change,
@@ -269,7 +272,11 @@ impl SessionManager {
 
     fn roster_get(&mut self, id: SessionId, user: &BareJid, iq: &Element) {
         let Some(roster) = self.roster(user) else {
-            self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError));
+            self.send_error_to_session(
+                id,
+                iq,
+                StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError),
+            );
             return;
         };
         let client_ver = xml::first_child(iq)
@@ -299,28 +306,53 @@ impl SessionManager {
         };
         let mut items = query.children();
         let (Some(item), None) = (items.next(), items.next()) else {
-            return self.send_error_to_session(id, iq, bad("A roster set must contain exactly one item"));
+            return self.send_error_to_session(
+                id,
+                iq,
+                bad("A roster set must contain exactly one item"),
+            );
         };
         if !item.is("item", NS_ROSTER) {
-            return self.send_error_to_session(id, iq, bad("A roster set must contain exactly one item"));
+            return self.send_error_to_session(
+                id,
+                iq,
+                bad("A roster set must contain exactly one item"),
+            );
         }
         let Some(jid_text) = item.attr("jid") else {
             return self.send_error_to_session(id, iq, bad("The item has no 'jid'"));
         };
         let contact = match Jid::new(jid_text) {
             Ok(j) if j.resource().is_none() => j.to_bare(),
-            _ => return self.send_error_to_session(id, iq, bad("The item's 'jid' is not a valid bare JID")),
+            _ => {
+                return self.send_error_to_session(
+                    id,
+                    iq,
+                    bad("The item's 'jid' is not a valid bare JID"),
+                );
+            }
         };
         if contact == *user {
-            return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::NotAllowed));
+            return self.send_error_to_session(
+                id,
+                iq,
+                StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::NotAllowed),
+            );
         }
         let subscription = item.attr("subscription");
         if subscription == Some("remove") {
-            if self.roster(user).is_some_and(|r| r.items.contains_key(&contact)) {
+            if self
+                .roster(user)
+                .is_some_and(|r| r.items.contains_key(&contact))
+            {
                 self.roster_reply(id, &xml::iq_result(iq, None));
                 self.remove_contact(id, user, &contact, now);
             } else {
-                self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::ItemNotFound));
+                self.send_error_to_session(
+                    id,
+                    iq,
+                    StanzaError::new(ErrorType::Modify, StanzaErrorCondition::ItemNotFound),
+                );
             }
             return;
         }
@@ -333,25 +365,41 @@ impl SessionManager {
             }
             let name = group.text();
             if name.is_empty() {
-                return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Modify, StanzaErrorCondition::NotAcceptable));
+                return self.send_error_to_session(
+                    id,
+                    iq,
+                    StanzaError::new(ErrorType::Modify, StanzaErrorCondition::NotAcceptable),
+                );
             }
             if !groups.insert(name) {
                 // RFC 6121 §2.3.3: duplicate groups are a bad request.
                 return self.send_error_to_session(id, iq, bad("Duplicate group"));
             }
         }
-        let name = item.attr("name").filter(|n| !n.is_empty()).map(str::to_owned);
+        let name = item
+            .attr("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
         let Some(roster) = self.roster(user) else {
-            return self.send_error_to_session(id, iq, StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError));
+            return self.send_error_to_session(
+                id,
+                iq,
+                StanzaError::new(ErrorType::Wait, StanzaErrorCondition::InternalServerError),
+            );
         };
         let existing = roster.items.get(&contact).cloned();
         if existing.is_none()
-            && roster.items.len().saturating_add(roster.pending_in.len()) >= self.config.max_roster_items
+            && roster.items.len().saturating_add(roster.pending_in.len())
+                >= self.config.max_roster_items
         {
             return self.send_error_to_session(
                 id,
                 iq,
-                StanzaError::with_text(ErrorType::Wait, StanzaErrorCondition::ResourceConstraint, "The roster is full"),
+                StanzaError::with_text(
+                    ErrorType::Wait,
+                    StanzaErrorCondition::ResourceConstraint,
+                    "The roster is full",
+                ),
             );
         }
         let mut new_item = existing.unwrap_or_else(|| RosterItem::new(contact.clone()));

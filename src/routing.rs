@@ -14,7 +14,9 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use smallvec::SmallVec;
 
-use crate::error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
+use crate::error::{
+    ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
+};
 use crate::ids::{RequestId, SessionId};
 use crate::manager::{Output, Pending, SessionManager};
 use crate::roster::CachedRoster;
@@ -104,7 +106,12 @@ fn is_error_or_result(stanza: &Element) -> bool {
 
 impl SessionManager {
     /// A stanza from a bound client: validate, check and stamp `from`, route.
-    pub(crate) fn handle_client_stanza(&mut self, id: SessionId, mut stanza: Element, now: Instant) {
+    pub(crate) fn handle_client_stanza(
+        &mut self,
+        id: SessionId,
+        mut stanza: Element,
+        now: Instant,
+    ) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -172,14 +179,26 @@ impl SessionManager {
     }
 
     /// Sends an error reply to a stanza straight back to the session.
-    pub(crate) fn send_error_to_session(&mut self, id: SessionId, original: &Element, error: StanzaError) {
-        if let (Some(reply), Some(session)) = (xml::error_reply(original, &error), self.sessions.get(&id)) {
+    pub(crate) fn send_error_to_session(
+        &mut self,
+        id: SessionId,
+        original: &Element,
+        error: StanzaError,
+    ) {
+        if let (Some(reply), Some(session)) =
+            (xml::error_reply(original, &error), self.sessions.get(&id))
+        {
             session.send_element(&mut self.out, &reply);
         }
     }
 
     /// Resolves `to`. `Err(())` when it is not a valid JID (already answered).
-    pub(crate) fn resolve_target(&mut self, stanza: &mut Element, origin: Origin, now: Instant) -> Result<Target, ()> {
+    pub(crate) fn resolve_target(
+        &mut self,
+        stanza: &mut Element,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<Target, ()> {
         let own = match origin {
             Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid.clone()),
             Origin::External => None,
@@ -195,7 +214,11 @@ impl SessionManager {
             Err(_) => {
                 if !is_error_or_result(stanza) {
                     let text = format!("The destination address is invalid: {to}");
-                    let error = StanzaError::with_text(ErrorType::Modify, StanzaErrorCondition::JidMalformed, text);
+                    let error = StanzaError::with_text(
+                        ErrorType::Modify,
+                        StanzaErrorCondition::JidMalformed,
+                        text,
+                    );
                     let mut original = stanza.clone();
                     xml::remove_attr(&mut original, "to");
                     self.bounce(&original, error, now);
@@ -235,7 +258,13 @@ impl SessionManager {
         self.route_to(stanza, origin, target, now);
     }
 
-    pub(crate) fn route_to(&mut self, stanza: Element, origin: Origin, target: Target, now: Instant) {
+    pub(crate) fn route_to(
+        &mut self,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+        now: Instant,
+    ) {
         match &target {
             Target::Remote => {
                 // Outside traffic is never sent back outside (no loops), but
@@ -250,11 +279,27 @@ impl SessionManager {
             Target::Host(_) => self.deliver_to_host(stanza, origin, now),
             Target::OwnAccount(user) | Target::Bare(user) => {
                 let user = user.clone();
-                self.submit(user, Work::Deliver { stanza, origin, target }, now);
+                self.submit(
+                    user,
+                    Work::Deliver {
+                        stanza,
+                        origin,
+                        target,
+                    },
+                    now,
+                );
             }
             Target::Full(full) => {
                 let user = full.to_bare();
-                self.submit(user, Work::Deliver { stanza, origin, target }, now);
+                self.submit(
+                    user,
+                    Work::Deliver {
+                        stanza,
+                        origin,
+                        target,
+                    },
+                    now,
+                );
             }
         }
     }
@@ -288,9 +333,10 @@ impl SessionManager {
     /// Sends the error reply for `original` to its sender, wherever it is.
     pub(crate) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
         if let Some(reply) = xml::error_reply(original, &error)
-            && reply.attr("to").is_some() {
-                self.route(reply, Origin::External, now);
-            }
+            && reply.attr("to").is_some()
+        {
+            self.route(reply, Origin::External, now);
+        }
     }
 
     /// Queues work for a user, or runs it at once when nothing is queued.
@@ -329,7 +375,11 @@ impl SessionManager {
     /// Suspends work until `request` is answered.
     fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
         let id = self.new_request(Pending::User(user.clone()), request);
-        self.queues.entry(user).or_default().waiting.push((id, suspended));
+        self.queues
+            .entry(user)
+            .or_default()
+            .waiting
+            .push((id, suspended));
     }
 
     /// Runs the backlog while nothing is outstanding; forgets an empty queue.
@@ -355,7 +405,13 @@ impl SessionManager {
     }
 
     /// The answer for suspended work: resume it, then the backlog.
-    pub(crate) fn resume_user(&mut self, user: BareJid, request: RequestId, response: Response, now: Instant) {
+    pub(crate) fn resume_user(
+        &mut self,
+        user: BareJid,
+        request: RequestId,
+        response: Response,
+        now: Instant,
+    ) {
         let work = self.queues.get_mut(&user).and_then(|q| {
             let at = q.waiting.iter().position(|(id, _)| *id == request)?;
             Some(q.waiting.remove(at).1)
@@ -383,7 +439,9 @@ impl SessionManager {
                 Some(StanzaKind::Iq) => {
                     !matches!(target, Target::Full(_))
                         && xml::first_child(stanza).is_some_and(|c| {
-                            c.has_ns(xml::NS_ROSTER) || c.has_ns(xml::NS_DISCO_INFO) || c.has_ns(xml::NS_DISCO_ITEMS)
+                            c.has_ns(xml::NS_ROSTER)
+                                || c.has_ns(xml::NS_DISCO_INFO)
+                                || c.has_ns(xml::NS_DISCO_ITEMS)
                         })
                 }
                 _ => false,
@@ -396,7 +454,10 @@ impl SessionManager {
         if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
             return Flow::Wait(
                 Request::LoadRoster {
-                    username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    username: user
+                        .node()
+                        .map(|n| n.as_str().to_owned())
+                        .unwrap_or_default(),
                     host: user.domain().as_str().to_owned(),
                 },
                 Work::RosterLoaded(Box::new(work)),
@@ -416,12 +477,19 @@ impl SessionManager {
                 self.run_unavailable_on_unbind(user, &full, was_available, directed, status, now);
                 Flow::Done
             }
-            Work::Deliver { stanza, origin, target } => self.deliver_local(user, stanza, origin, target, false, now),
+            Work::Deliver {
+                stanza,
+                origin,
+                target,
+            } => self.deliver_local(user, stanza, origin, target, false, now),
             Work::FlushOffline { session } => {
                 if !self.sessions.contains_key(&session) {
                     return Flow::Done;
                 }
-                Flow::Wait(self.take_offline_request(user), Work::AfterTakeOffline { session })
+                Flow::Wait(
+                    self.take_offline_request(user),
+                    Work::AfterTakeOffline { session },
+                )
             }
             // Suspended states are only ever resumed, never run.
             Work::AfterExists { .. }
@@ -431,10 +499,22 @@ impl SessionManager {
         }
     }
 
-    fn resume_work(&mut self, user: &BareJid, work: Work, response: Response, now: Instant) -> Flow {
+    fn resume_work(
+        &mut self,
+        user: &BareJid,
+        work: Work,
+        response: Response,
+        now: Instant,
+    ) -> Flow {
         match work {
-            Work::AfterExists { stanza, origin, target } => match response {
-                Response::UserExists(true) => self.deliver_local(user, stanza, origin, target, true, now),
+            Work::AfterExists {
+                stanza,
+                origin,
+                target,
+            } => match response {
+                Response::UserExists(true) => {
+                    self.deliver_local(user, stanza, origin, target, true, now)
+                }
                 Response::UserExists(false) => {
                     self.no_such_user(stanza, now);
                     Flow::Done
@@ -480,12 +560,21 @@ impl SessionManager {
 
     fn take_offline_request(&self, user: &BareJid) -> Request {
         Request::TakeOffline {
-            username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            username: user
+                .node()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
             host: user.domain().as_str().to_owned(),
         }
     }
 
-    fn deliver_offline(&mut self, user: &BareJid, session: SessionId, messages: Vec<Element>, now: Instant) {
+    fn deliver_offline(
+        &mut self,
+        user: &BareJid,
+        session: SessionId,
+        messages: Vec<Element>,
+        now: Instant,
+    ) {
         if self.sessions.contains_key(&session) {
             for m in &messages {
                 self.transmit_element(session, m);
@@ -527,7 +616,11 @@ impl SessionManager {
         if !is_error_or_result(stanza) && stanza.name() != "presence" {
             self.bounce(
                 stanza,
-                StanzaError::with_text(ErrorType::Wait, StanzaErrorCondition::InternalServerError, "Storage failed"),
+                StanzaError::with_text(
+                    ErrorType::Wait,
+                    StanzaErrorCondition::InternalServerError,
+                    "Storage failed",
+                ),
                 now,
             );
         }
@@ -539,33 +632,67 @@ impl SessionManager {
     }
 
     /// Delivery to a local account (RFC 6121 §8.5.2–§8.5.3).
-    fn deliver_local(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+    fn deliver_local(
+        &mut self,
+        user: &BareJid,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+        exists: bool,
+        now: Instant,
+    ) -> Flow {
         match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Message) => self.deliver_message(user, stanza, origin, target, exists, now),
+            Some(StanzaKind::Message) => {
+                self.deliver_message(user, stanza, origin, target, exists, now)
+            }
             Some(StanzaKind::Iq) => self.deliver_iq(user, stanza, origin, target, exists, now),
-            Some(StanzaKind::Presence) => self.deliver_presence(user, stanza, origin, target, exists, now),
+            Some(StanzaKind::Presence) => {
+                self.deliver_presence(user, stanza, origin, target, exists, now)
+            }
             None => Flow::Done,
         }
     }
 
     /// Suspends `stanza` until storage says whether `user` exists.
-    pub(crate) fn ask_exists_for(&self, user: &BareJid, stanza: Element, origin: Origin, target: Target) -> Flow {
+    pub(crate) fn ask_exists_for(
+        &self,
+        user: &BareJid,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+    ) -> Flow {
         Flow::Wait(
             Request::UserExists {
-                username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                username: user
+                    .node()
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default(),
                 host: user.domain().as_str().to_owned(),
             },
-            Work::AfterExists { stanza, origin, target },
+            Work::AfterExists {
+                stanza,
+                origin,
+                target,
+            },
         )
     }
 
-    fn deliver_message(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+    fn deliver_message(
+        &mut self,
+        user: &BareJid,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+        exists: bool,
+        now: Instant,
+    ) -> Flow {
         let ty = stanza.attr("type").unwrap_or("normal");
         if let Target::Full(full) = &target
-            && let Some(sid) = self.session_id(full) {
-                self.transmit_element(sid, &stanza);
-                return Flow::Done;
-            }
+            && let Some(sid) = self.session_id(full)
+        {
+            self.transmit_element(sid, &stanza);
+            return Flow::Done;
+        }
         if self.extension_claims_message(&stanza) {
             self.emit_stanza_event(origin, stanza);
             return Flow::Done;
@@ -617,17 +744,30 @@ impl SessionManager {
                 stored.append_child(delay);
                 Flow::Wait(
                     Request::StoreOffline {
-                        username: user.node().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                        username: user
+                            .node()
+                            .map(|n| n.as_str().to_owned())
+                            .unwrap_or_default(),
                         host: user.domain().as_str().to_owned(),
                         stanza: stored.clone(),
                     },
-                    Work::AfterStore { stanza: strip_delay(stored) },
+                    Work::AfterStore {
+                        stanza: strip_delay(stored),
+                    },
                 )
             }
         }
     }
 
-    fn deliver_iq(&mut self, user: &BareJid, stanza: Element, origin: Origin, target: Target, exists: bool, now: Instant) -> Flow {
+    fn deliver_iq(
+        &mut self,
+        user: &BareJid,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+        exists: bool,
+        now: Instant,
+    ) -> Flow {
         if let Target::Full(full) = &target {
             match self.session_id(full) {
                 Some(sid) => self.transmit_element(sid, &stanza),
@@ -776,7 +916,8 @@ fn rename_ns(el: Element, from: &str, to: &str) -> Element {
     }
     let mut out = Element::bare(el.name(), to);
     for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
+        out.attrs_mut()
+            .insert(ns.clone(), name.clone(), value.clone());
     }
     let mut el = el;
     for node in el.take_nodes() {

@@ -107,14 +107,23 @@ pub struct StoreError(pub String);
 /// A synchronous store. Implement it to answer every [`Request`] at once.
 pub trait Store {
     /// The credentials of `username@host`, `None` if there is no such user.
-    fn credentials(&mut self, username: &str, host: &str) -> Result<Option<Credentials>, StoreError>;
+    fn credentials(
+        &mut self,
+        username: &str,
+        host: &str,
+    ) -> Result<Option<Credentials>, StoreError>;
 
     /// Whether the account exists.
     fn user_exists(&mut self, username: &str, host: &str) -> Result<bool, StoreError>;
 
     /// Appends a message to the user's offline store. Returns `false` if the
     /// account does not exist.
-    fn store_offline(&mut self, username: &str, host: &str, stanza: &Element) -> Result<bool, StoreError>;
+    fn store_offline(
+        &mut self,
+        username: &str,
+        host: &str,
+        stanza: &Element,
+    ) -> Result<bool, StoreError>;
 
     /// Removes and returns the user's offline messages, oldest first.
     fn take_offline(&mut self, username: &str, host: &str) -> Result<Vec<Element>, StoreError>;
@@ -123,7 +132,13 @@ pub trait Store {
     fn load_roster(&mut self, username: &str, host: &str) -> Result<Roster, StoreError>;
 
     /// Applies one change to the user's stored roster.
-    fn change_roster(&mut self, username: &str, host: &str, version: u64, change: &RosterChange) -> Result<(), StoreError>;
+    fn change_roster(
+        &mut self,
+        username: &str,
+        host: &str,
+        version: u64,
+        change: &RosterChange,
+    ) -> Result<(), StoreError>;
 
     /// Answers one request. The default calls the methods above.
     fn answer(&mut self, request: &Request) -> Response {
@@ -138,13 +153,19 @@ pub trait Store {
                 username,
                 host,
                 stanza,
-            } => self
-                .store_offline(username, host, stanza)
-                .map(|stored| if stored { Response::Done } else { Response::UserExists(false) }),
+            } => self.store_offline(username, host, stanza).map(|stored| {
+                if stored {
+                    Response::Done
+                } else {
+                    Response::UserExists(false)
+                }
+            }),
             Request::TakeOffline { username, host } => {
                 self.take_offline(username, host).map(Response::Offline)
             }
-            Request::LoadRoster { username, host } => self.load_roster(username, host).map(Response::Roster),
+            Request::LoadRoster { username, host } => {
+                self.load_roster(username, host).map(Response::Roster)
+            }
             Request::RosterChanged {
                 username,
                 host,
@@ -227,7 +248,11 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn credentials(&mut self, username: &str, host: &str) -> Result<Option<Credentials>, StoreError> {
+    fn credentials(
+        &mut self,
+        username: &str,
+        host: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
         Ok(self
             .users
             .get(&(host.to_owned(), username.to_owned()))
@@ -238,7 +263,12 @@ impl Store for MemoryStore {
         Ok(self.has_user(host, username))
     }
 
-    fn store_offline(&mut self, username: &str, host: &str, stanza: &Element) -> Result<bool, StoreError> {
+    fn store_offline(
+        &mut self,
+        username: &str,
+        host: &str,
+        stanza: &Element,
+    ) -> Result<bool, StoreError> {
         if !self.has_user(host, username) {
             return Ok(false);
         }
@@ -264,7 +294,13 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn change_roster(&mut self, username: &str, host: &str, version: u64, change: &RosterChange) -> Result<(), StoreError> {
+    fn change_roster(
+        &mut self,
+        username: &str,
+        host: &str,
+        version: u64,
+        change: &RosterChange,
+    ) -> Result<(), StoreError> {
         self.rosters
             .entry((host.to_owned(), username.to_owned()))
             .or_default()

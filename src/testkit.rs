@@ -144,7 +144,10 @@ impl TestServer {
     pub fn with_config(config: Config) -> Self {
         let now = Instant::now();
         let mut manager = SessionManager::with_random(config, Box::new(SeededRandom::new(42)));
-        manager.set_wall_clock(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_680_000));
+        manager.set_wall_clock(
+            now,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_680_000),
+        );
         Self {
             manager,
             store: MemoryStore::with_iterations(64),
@@ -223,13 +226,22 @@ impl TestServer {
         while let Some(output) = self.manager.poll_output() {
             match output {
                 Output::Transmit { session, data } => {
-                    self.clients.entry(session).or_insert_with(Client::new).feed(&data);
+                    self.clients
+                        .entry(session)
+                        .or_insert_with(Client::new)
+                        .feed(&data);
                 }
                 Output::StartTls { session } => {
-                    self.clients.entry(session).or_insert_with(Client::new).start_tls = true;
+                    self.clients
+                        .entry(session)
+                        .or_insert_with(Client::new)
+                        .start_tls = true;
                 }
                 Output::Close { session } => {
-                    self.clients.entry(session).or_insert_with(Client::new).closed = true;
+                    self.clients
+                        .entry(session)
+                        .or_insert_with(Client::new)
+                        .closed = true;
                 }
                 Output::Route { stanza } => self.routed.push(stanza),
                 Output::Request { id, request } => {
@@ -284,7 +296,8 @@ impl TestServer {
 
     /// The transport finished TLS.
     pub fn tls_established(&mut self, id: SessionId) {
-        self.manager.handle_tls_established(id, TlsInfo::default(), self.now);
+        self.manager
+            .handle_tls_established(id, TlsInfo::default(), self.now);
         self.pump();
     }
 
@@ -304,7 +317,12 @@ impl TestServer {
     }
 
     /// Like [`TestServer::login`], with a password.
-    pub fn login_with_password(&mut self, username: &str, password: &str, resource: &str) -> SessionId {
+    pub fn login_with_password(
+        &mut self,
+        username: &str,
+        password: &str,
+        resource: &str,
+    ) -> SessionId {
         let id = self.connect();
         self.authenticate_plain(id, username, password);
         self.bind(id, Some(resource));
@@ -316,7 +334,10 @@ impl TestServer {
     pub fn authenticate_plain(&mut self, id: SessionId, username: &str, password: &str) {
         self.open_stream(id);
         let payload = BASE64.encode(format!("\0{username}\0{password}"));
-        self.send(id, &format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>"));
+        self.send(
+            id,
+            &format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>"),
+        );
         let got = self.take(id);
         assert!(
             got.iter().any(|e| e.is("success", NS_SASL)),
@@ -338,9 +359,8 @@ impl TestServer {
             &format!("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{body}</bind></iq>"),
         );
         let got = self.take(id);
-        
-        got
-            .iter()
+
+        got.iter()
             .find_map(|e| {
                 e.get_child("bind", crate::xml::NS_BIND)
                     .and_then(|b| b.get_child("jid", crate::xml::NS_BIND))
@@ -415,7 +435,12 @@ fn render(elements: &[Element]) -> String {
     }
     elements
         .iter()
-        .map(|e| format!("  {}", String::from_utf8_lossy(&crate::stream::element_bytes(e))))
+        .map(|e| {
+            format!(
+                "  {}",
+                String::from_utf8_lossy(&crate::stream::element_bytes(e))
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

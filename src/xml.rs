@@ -1,8 +1,8 @@
 //! Namespaces and small helpers for reading and building stanzas on top of
 //! [`minidom::Element`].
 
-use minidom::rxml::{Namespace, NcName, NcNameStr, xml_ncname};
 use minidom::Element;
+use minidom::rxml::{Namespace, NcName, NcNameStr, xml_ncname};
 
 use crate::error::StanzaError;
 

@@ -46,7 +46,10 @@ fn a_full_roster_refuses_new_items_but_updates_existing_ones() {
     let got = server.take(alice);
     assert_eq!(got.first().and_then(|e| e.attr("type")), Some("result"));
     assert_eq!(got.first().and_then(|e| e.attr("id")), Some("s4"));
-    let stored = server.store.stored_roster("localhost", "alice").expect("stored");
+    let stored = server
+        .store
+        .stored_roster("localhost", "alice")
+        .expect("stored");
     assert_eq!(stored.items.len(), 2);
 }
 
@@ -62,11 +65,20 @@ fn directed_presence_tracking_is_bounded_but_delivery_is_not() {
     let carol = server.login("carol", "r");
     server.send(alice, "<presence to='bob@localhost/r'/>");
     server.send(alice, "<presence to='carol@localhost/r'/>");
-    server.expect(bob, &["<presence from='alice@localhost/r' to='bob@localhost/r'/>"]);
-    server.expect(carol, &["<presence from='alice@localhost/r' to='carol@localhost/r'/>"]);
+    server.expect(
+        bob,
+        &["<presence from='alice@localhost/r' to='bob@localhost/r'/>"],
+    );
+    server.expect(
+        carol,
+        &["<presence from='alice@localhost/r' to='carol@localhost/r'/>"],
+    );
     server.disconnect(alice);
     // Only the first, tracked recipient hears the goodbye.
-    server.expect(bob, &["<presence type='unavailable' from='alice@localhost/r' to='bob@localhost/r'/>"]);
+    server.expect(
+        bob,
+        &["<presence type='unavailable' from='alice@localhost/r' to='bob@localhost/r'/>"],
+    );
     server.expect_nothing(carol);
 }
 
@@ -83,7 +95,10 @@ fn input_waiting_on_storage_is_still_processed_after_a_disconnect() {
         alice,
         "<presence/><message to='bob@localhost' type='chat'><body>bye</body></message>",
     );
-    assert!(matches!(server.held_requests().as_slice(), [Request::LoadRoster { .. }]));
+    assert!(matches!(
+        server.held_requests().as_slice(),
+        [Request::LoadRoster { .. }]
+    ));
     server.disconnect(alice);
     server.expect_nothing(bob);
     server.hold_requests(false);
@@ -92,5 +107,8 @@ fn input_waiting_on_storage_is_still_processed_after_a_disconnect() {
         bob,
         &["<message to='bob@localhost' type='chat' from='alice@localhost/r'><body>bye</body></message>"],
     );
-    assert!(server.manager.session(alice).is_none(), "cleaned up once its input was done");
+    assert!(
+        server.manager.session(alice).is_none(),
+        "cleaned up once its input was done"
+    );
 }

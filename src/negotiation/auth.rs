@@ -42,7 +42,10 @@ impl Session {
     }
 
     /// Mechanisms offered on this stream.
-    pub(super) fn offered_mechanisms<'c>(&self, config: &'c Config) -> impl Iterator<Item = Mechanism> + 'c {
+    pub(super) fn offered_mechanisms<'c>(
+        &self,
+        config: &'c Config,
+    ) -> impl Iterator<Item = Mechanism> + 'c {
         let secure = self.secure;
         config
             .mechanisms
@@ -76,7 +79,9 @@ impl Session {
             _ => {
                 self.close(
                     ctx,
-                    Some(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)),
+                    Some(StreamError::new(
+                        StreamErrorCondition::UnsupportedStanzaType,
+                    )),
                 );
                 Step::Closed
             }
@@ -104,7 +109,8 @@ impl Session {
         let mut nonce = [0u8; NONCE_BYTES];
         ctx.rng.fill(&mut nonce);
         let domain = self.host.clone().unwrap_or_default();
-        let (exchange, step) = SaslExchange::start_for_domain(mechanism, initial.as_deref(), &nonce, &domain);
+        let (exchange, step) =
+            SaslExchange::start_for_domain(mechanism, initial.as_deref(), &nonce, &domain);
         self.sasl = Some(exchange);
         self.apply_sasl_step(ctx, step)
     }
@@ -195,7 +201,12 @@ impl Session {
 
     /// Sends `<failure/>`, forgets the exchange and counts the attempt;
     /// too many attempts close the stream.
-    fn sasl_failure(&mut self, ctx: &mut Ctx<'_>, failure: SaslFailure, text: Option<&str>) -> Step {
+    fn sasl_failure(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        failure: SaslFailure,
+        text: Option<&str>,
+    ) -> Step {
         self.sasl = None;
         self.send_failure(ctx, failure, text);
         self.auth_failures = self.auth_failures.saturating_add(1);

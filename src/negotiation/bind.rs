@@ -19,7 +19,12 @@ pub(crate) struct BindRequest {
 }
 
 impl Session {
-    pub(super) fn handle_bind_iq(&mut self, ctx: &mut Ctx<'_>, iq: &Element, bind: &Element) -> Step {
+    pub(super) fn handle_bind_iq(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        iq: &Element,
+        bind: &Element,
+    ) -> Step {
         if self.kind == SessionKind::Unauthenticated {
             self.reply_error(
                 ctx,
@@ -33,13 +38,21 @@ impl Session {
             return Step::Continue;
         }
         if iq.attr("type") != Some("set") {
-            self.reply_error(ctx, iq, &StanzaError::bad_request("Resource binding uses an iq of type 'set'"));
+            self.reply_error(
+                ctx,
+                iq,
+                &StanzaError::bad_request("Resource binding uses an iq of type 'set'"),
+            );
             return Step::Continue;
         }
         let resource = match bind.get_child("resource", NS_BIND) {
             None => None,
             Some(r) if r.children().next().is_some() => {
-                self.reply_error(ctx, iq, &StanzaError::bad_request("Invalid resource element"));
+                self.reply_error(
+                    ctx,
+                    iq,
+                    &StanzaError::bad_request("Invalid resource element"),
+                );
                 return Step::Continue;
             }
             Some(r) => {
@@ -55,7 +68,12 @@ impl Session {
     }
 
     /// The manager's decision on a bind request.
-    pub(crate) fn finish_bind(&mut self, ctx: &mut Ctx<'_>, iq: &Element, result: Result<FullJid, StanzaError>) {
+    pub(crate) fn finish_bind(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        iq: &Element,
+        result: Result<FullJid, StanzaError>,
+    ) {
         self.blocked = None;
         match result {
             Ok(full) => {

@@ -66,7 +66,11 @@ impl Session {
     }
 
     /// The checks, in order; returns the normalised host.
-    fn check_header(&mut self, ctx: &Ctx<'_>, header: &StreamHeader) -> Result<String, StreamError> {
+    fn check_header(
+        &mut self,
+        ctx: &Ctx<'_>,
+        header: &StreamHeader,
+    ) -> Result<String, StreamError> {
         // Prepare the host early so that an error is sent in a stream from it.
         let requested = header
             .to
@@ -76,9 +80,10 @@ impl Session {
             .map(|j| j.domain().as_str().to_owned());
         if self.host.is_none()
             && let Some(host) = &requested
-                && ctx.config.serves(host) {
-                    self.host = Some(host.clone());
-                }
+            && ctx.config.serves(host)
+        {
+            self.host = Some(host.clone());
+        }
         if !header.name_ok {
             return Err(StreamError::new(StreamErrorCondition::InvalidNamespace));
         }
@@ -101,12 +106,13 @@ impl Session {
             ));
         };
         if let Some(current) = &self.host
-            && *current != host {
-                return Err(StreamError::with_text(
-                    StreamErrorCondition::NotAuthorized,
-                    "The 'to' attribute must remain the same across stream restarts",
-                ));
-            }
+            && *current != host
+        {
+            return Err(StreamError::with_text(
+                StreamErrorCondition::NotAuthorized,
+                "The 'to' attribute must remain the same across stream restarts",
+            ));
+        }
         if !ctx.config.serves(&host) {
             return Err(StreamError::with_text(
                 StreamErrorCondition::HostUnknown,
@@ -139,7 +145,11 @@ impl Session {
                 if self.secure || !config.require_tls {
                     let mut mechanisms = Element::bare("mechanisms", xml::NS_SASL);
                     for m in self.offered_mechanisms(config) {
-                        mechanisms.append_child(xml::text_element("mechanism", xml::NS_SASL, m.name()));
+                        mechanisms.append_child(xml::text_element(
+                            "mechanism",
+                            xml::NS_SASL,
+                            m.name(),
+                        ));
                     }
                     if xml::child_count(&mechanisms) > 0 {
                         features.append_child(mechanisms);

@@ -98,7 +98,9 @@ impl Session {
         }
         self.close(
             ctx,
-            Some(StreamError::new(StreamErrorCondition::UnsupportedStanzaType)),
+            Some(StreamError::new(
+                StreamErrorCondition::UnsupportedStanzaType,
+            )),
         );
         Step::Closed
     }
@@ -154,7 +156,14 @@ impl Session {
             } else {
                 self.stream_id.clone()
             };
-            stream::write_stream_header(&mut buf, self.host.as_deref(), None, &id, Some("1.0"), "en");
+            stream::write_stream_header(
+                &mut buf,
+                self.host.as_deref(),
+                None,
+                &id,
+                Some("1.0"),
+                "en",
+            );
         }
         if let Some(reason) = &reason {
             stream::write_element(&reason.to_element(), &mut buf);

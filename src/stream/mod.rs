@@ -12,8 +12,14 @@
 //!
 //! Everything here is sans-IO: no sockets, no clock, no panics on input.
 
+#[cfg(test)]
+mod differential;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod oracle;
 pub mod reader;
 pub mod writer;
+mod xml;
 
 pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};
 pub use writer::{STREAM_CLOSE, element_bytes, write_element, write_stream_header};

@@ -145,13 +145,13 @@ fn is_name_char(c: char) -> bool {
         || matches!(c, '-' | '.' | '0'..='9' | '\u{b7}' | '\u{300}'..='\u{36f}' | '\u{203f}'..='\u{2040}')
 }
 
-/// Validate a name collected from bytes of class [`NAME`]: UTF-8 and the
-/// `Name` production (colons anywhere).
+/// Validate a name: UTF-8 and the `Name` production (colons anywhere).
 pub(super) fn name(bytes: &[u8]) -> Option<&str> {
     let (&first, _) = bytes.split_first()?;
     if bytes.is_ascii() {
-        // Every other ASCII byte of class NAME is a NameChar.
-        if first.is_ascii_alphabetic() || first == b'_' || first == b':' {
+        // The ASCII bytes of class NAME are exactly the ASCII NameChars.
+        let start = first.is_ascii_alphabetic() || first == b'_' || first == b':';
+        if start && bytes.iter().all(|&b| is(b, NAME)) {
             return std::str::from_utf8(bytes).ok();
         }
         return None;
@@ -222,7 +222,10 @@ mod tests {
                 is(b, NAME),
                 b >= 0x80 || b.is_ascii_alphanumeric() || b":._-".contains(&b)
             );
-            assert_eq!(is(b, TEXT_STOP), is_nonchar_byte(b) || b"<&]\r".contains(&b));
+            assert_eq!(
+                is(b, TEXT_STOP),
+                is_nonchar_byte(b) || b"<&]\r".contains(&b)
+            );
             assert_eq!(is(b, CDATA_STOP), is_nonchar_byte(b) || b"]\r".contains(&b));
             assert_eq!(is(b, APOS_STOP), b < 0x20 || b"&<'".contains(&b));
             assert_eq!(is(b, QUOT_STOP), b < 0x20 || b"&<\"".contains(&b));
@@ -251,9 +254,26 @@ mod tests {
     #[test]
     fn validation_matches_rxml() {
         use minidom::rxml::Name;
-        for c in ['\u{0}', 'a', ':', '-', '·', '\u{300}', '\u{2ff}', '\u{37e}', '\u{fdd0}', '\u{fdf0}',
-            '\u{effff}', '\u{f0000}', '\u{203f}', '\u{2070}', '\u{3000}', '\u{d7ff}', '\u{e000}', '\u{f8ff}']
-        {
+        for c in [
+            '\u{0}',
+            'a',
+            ':',
+            '-',
+            '·',
+            '\u{300}',
+            '\u{2ff}',
+            '\u{37e}',
+            '\u{fdd0}',
+            '\u{fdf0}',
+            '\u{effff}',
+            '\u{f0000}',
+            '\u{203f}',
+            '\u{2070}',
+            '\u{3000}',
+            '\u{d7ff}',
+            '\u{e000}',
+            '\u{f8ff}',
+        ] {
             for s in [format!("{c}"), format!("a{c}")] {
                 assert_eq!(
                     name(s.as_bytes()).is_some(),
