@@ -467,6 +467,12 @@ impl SessionManager {
             .filter_map(|id| self.sessions.get(id))
     }
 
+    /// The roster of an account as cached in the manager (Prosody's
+    /// `session.roster`, shared by all of the account's sessions), if loaded.
+    pub fn cached_roster(&self, jid: &BareJid) -> Option<&crate::roster::Roster> {
+        self.roster(jid)
+    }
+
     /// The bound session with this full JID.
     pub fn session_by_jid(&self, jid: &FullJid) -> Option<&Session> {
         self.session_id(jid).and_then(|id| self.sessions.get(&id))

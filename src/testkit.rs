@@ -280,6 +280,12 @@ impl TestServer {
         self.send_bytes(id, xml.as_bytes());
     }
 
+    /// Sends a stanza element as the client (serialized as on the wire).
+    pub fn send_element(&mut self, id: SessionId, stanza: &Element) {
+        let bytes = crate::stream::element_bytes(stanza);
+        self.send_bytes(id, &bytes);
+    }
+
     /// The standard stream header to [`DOMAIN`].
     pub fn stream_header() -> String {
         format!(

@@ -112,3 +112,27 @@ fn input_waiting_on_storage_is_still_processed_after_a_disconnect() {
         "cleaned up once its input was done"
     );
 }
+
+#[test]
+fn elements_can_be_sent_and_the_cached_roster_is_visible() {
+    let mut server = server_with(TestServer::config(), &["alice"]);
+    let alice = server.login("alice", "r");
+    let bare = xmpp_session::jid::BareJid::new("alice@localhost").unwrap();
+    assert!(
+        server.manager.cached_roster(&bare).is_none(),
+        "loaded on first need"
+    );
+    let get = xmpp_session::testkit::parse_stanza(
+        "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    server.send_element(alice, &get);
+    server.expect(
+        alice,
+        &["<iq type='result' id='g' to='alice@localhost/r'><query xmlns='jabber:iq:roster' ver='0'/></iq>"],
+    );
+    let roster = server
+        .manager
+        .cached_roster(&bare)
+        .expect("cached while bound");
+    assert!(roster.items.is_empty());
+}
