@@ -483,7 +483,7 @@ impl SessionManager {
                 target,
             } => self.deliver_local(user, stanza, origin, target, false, now),
             Work::FlushOffline { session } => {
-                if !self.sessions.contains_key(&session) {
+                if !self.can_receive(session) {
                     return Flow::Done;
                 }
                 Flow::Wait(
@@ -575,12 +575,13 @@ impl SessionManager {
         messages: Vec<Element>,
         now: Instant,
     ) {
-        if self.sessions.contains_key(&session) {
+        if self.can_receive(session) {
             for m in &messages {
                 self.transmit_element(session, m);
             }
         } else {
-            // The session went away meanwhile: keep the messages.
+            // The session went away (or lost its socket) meanwhile: keep
+            // the messages.
             for stanza in messages {
                 self.submit(
                     user.clone(),
@@ -688,7 +689,7 @@ impl SessionManager {
     ) -> Flow {
         let ty = stanza.attr("type").unwrap_or("normal");
         if let Target::Full(full) = &target
-            && let Some(sid) = self.session_id(full)
+            && let Some(sid) = self.receiving_session(full)
         {
             self.transmit_element(sid, &stanza);
             return Flow::Done;
@@ -717,7 +718,9 @@ impl SessionManager {
                 if matches!(target, Target::Bare(_) | Target::OwnAccount(_)) {
                     let targets: SmallVec<[SessionId; 4]> = self
                         .resources(user)
-                        .filter(|s| s.presence.is_some() && s.priority.unwrap_or(0) >= 0)
+                        .filter(|s| {
+                            s.presence.is_some() && s.priority.unwrap_or(0) >= 0 && !s.disconnected
+                        })
                         .map(|s| s.id)
                         .collect();
                     self.transmit_many(&targets, &stanza);
@@ -769,7 +772,7 @@ impl SessionManager {
         now: Instant,
     ) -> Flow {
         if let Target::Full(full) = &target {
-            match self.session_id(full) {
+            match self.receiving_session(full) {
                 Some(sid) => self.transmit_element(sid, &stanza),
                 None => {
                     if !is_error_or_result(&stanza) {
@@ -790,7 +793,20 @@ impl SessionManager {
         Flow::Done
     }
 
-    /// Available resources with the highest non-negative priority.
+    /// Whether stanzas sent to this session can still reach its client: it
+    /// exists and its socket has not dropped (a disconnected session may
+    /// linger to finish its own parked stanzas, but receives nothing new).
+    fn can_receive(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| !s.disconnected)
+    }
+
+    /// The bound session with this full JID, if it can receive.
+    fn receiving_session(&self, full: &FullJid) -> Option<SessionId> {
+        self.session_id(full).filter(|&sid| self.can_receive(sid))
+    }
+
+    /// Available resources with the highest non-negative priority, leaving
+    /// out sessions whose socket has dropped.
     pub(crate) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
         let mut best: Option<i8> = None;
         let mut tops = SmallVec::new();
@@ -798,6 +814,9 @@ impl SessionManager {
             let (Some(_), Some(p)) = (&s.presence, s.priority) else {
                 continue;
             };
+            if s.disconnected {
+                continue;
+            }
             if p < 0 {
                 continue;
             }

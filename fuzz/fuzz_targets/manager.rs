@@ -16,8 +16,10 @@
 //! * only the stored accounts authenticate, and only on sessions that were
 //!   given the right password (or random bytes);
 //! * stale handles (removed sessions, answered requests) do nothing;
-//! * a disconnected socket gets no bytes; timeouts only close
-//!   unauthenticated sessions whose deadline passed;
+//! * a disconnect removes an unbound session at once and silently; a bound
+//!   one may finish the stanzas it already sent but is gone once every
+//!   request is answered; timeouts only close unauthenticated sessions
+//!   whose deadline passed;
 //! * routed-out stanzas carry `from` and a `to` for a domain not served here.
 #![no_main]
 
@@ -38,8 +40,8 @@ use xmpp_session::sasl::Credentials;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 use xmpp_session::{
-    Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request,
-    RequestId, Response, SessionId, SessionKind, SessionManager, StoreError, StreamError,
+    Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request, RequestId,
+    Response, SessionId, SessionKind, SessionManager, StoreError, StreamError,
     StreamErrorCondition, TlsInfo,
 };
 
@@ -453,13 +455,48 @@ fn render_payload(payload: Payload) -> String {
 
 fn render_header(header: Header) -> String {
     let (to, version, stream_ns, ns) = match header {
-        Header::Good => (Some(DOMAIN), Some("1.0"), "http://etherx.jabber.org/streams", "jabber:client"),
-        Header::NoVersion => (Some(DOMAIN), None, "http://etherx.jabber.org/streams", "jabber:client"),
-        Header::OtherHost => (Some("example.org"), Some("1.0"), "http://etherx.jabber.org/streams", "jabber:client"),
-        Header::NoTo => (None, Some("1.0"), "http://etherx.jabber.org/streams", "jabber:client"),
-        Header::WrongStreamNs => (Some(DOMAIN), Some("1.0"), "urn:fuzz:streams", "jabber:client"),
-        Header::ServerNs => (Some(DOMAIN), Some("1.0"), "http://etherx.jabber.org/streams", "jabber:server"),
-        Header::Upper => (Some("LOCALHOST"), Some("1.0"), "http://etherx.jabber.org/streams", "jabber:client"),
+        Header::Good => (
+            Some(DOMAIN),
+            Some("1.0"),
+            "http://etherx.jabber.org/streams",
+            "jabber:client",
+        ),
+        Header::NoVersion => (
+            Some(DOMAIN),
+            None,
+            "http://etherx.jabber.org/streams",
+            "jabber:client",
+        ),
+        Header::OtherHost => (
+            Some("example.org"),
+            Some("1.0"),
+            "http://etherx.jabber.org/streams",
+            "jabber:client",
+        ),
+        Header::NoTo => (
+            None,
+            Some("1.0"),
+            "http://etherx.jabber.org/streams",
+            "jabber:client",
+        ),
+        Header::WrongStreamNs => (
+            Some(DOMAIN),
+            Some("1.0"),
+            "urn:fuzz:streams",
+            "jabber:client",
+        ),
+        Header::ServerNs => (
+            Some(DOMAIN),
+            Some("1.0"),
+            "http://etherx.jabber.org/streams",
+            "jabber:server",
+        ),
+        Header::Upper => (
+            Some("LOCALHOST"),
+            Some("1.0"),
+            "http://etherx.jabber.org/streams",
+            "jabber:client",
+        ),
     };
     format!(
         "<?xml version='1.0'?><stream:stream{}{} xml:lang='en' xmlns='{ns}' xmlns:stream='{stream_ns}'>",
@@ -492,7 +529,11 @@ fn render_frag(frag: &Frag, client: &mut Client) -> String {
         Frag::AuthScram { sha256, user } => {
             let bare = format!("n={},r=fuzzclientnonce", user.name());
             client.scram = Some((*sha256, bare.clone()));
-            let mechanism = if *sha256 { "SCRAM-SHA-256" } else { "SCRAM-SHA-1" };
+            let mechanism = if *sha256 {
+                "SCRAM-SHA-256"
+            } else {
+                "SCRAM-SHA-1"
+            };
             let payload = BASE64_STANDARD.encode(format!("n,,{bare}"));
             format!("<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{payload}</auth>")
         }
@@ -519,7 +560,8 @@ fn render_frag(frag: &Frag, client: &mut Client) -> String {
             )
         }
         Frag::Session => {
-            "<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>".into()
+            "<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+                .into()
         }
         Frag::Stanza(s) => render_stanza(s, None, None),
         Frag::CloseStream => "</stream:stream>".into(),
@@ -544,7 +586,12 @@ fn hmac(sha256: bool, key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// The client-final message for `password` after `server_first`.
-fn scram_final(sha256: bool, password: &str, client_first_bare: &str, server_first: &str) -> String {
+fn scram_final(
+    sha256: bool,
+    password: &str,
+    client_first_bare: &str,
+    server_first: &str,
+) -> String {
     let mut nonce = "";
     let mut salt = Vec::new();
     let mut iterations = 1u32;
@@ -575,7 +622,11 @@ fn scram_final(sha256: bool, password: &str, client_first_bare: &str, server_fir
     let without_proof = format!("c={},r={nonce}", BASE64_STANDARD.encode("n,,"));
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = hmac(sha256, &stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     format!("{without_proof},p={}", BASE64_STANDARD.encode(proof))
 }
 
@@ -591,6 +642,10 @@ struct Client {
     removed: bool,
     /// `Output::StartTls` seen and TLS not yet established.
     awaiting_tls: bool,
+    /// `handle_disconnect` was called: the socket is gone.
+    disconnected: bool,
+    /// The account, between `Event::Bound` and `Event::Unbound`.
+    bound: Option<BareJid>,
     /// The client may have sent the right password (or random bytes).
     may_know_password: bool,
     /// SCRAM: (SHA-256?, client-first-message-bare) of the last `<auth/>`.
@@ -612,18 +667,24 @@ impl Client {
             closed: false,
             removed: false,
             awaiting_tls: false,
+            disconnected: false,
+            bound: None,
             may_know_password: false,
             scram: None,
             challenge: None,
         }
     }
 
-    /// The server's bytes must form a well-formed stream.
-    fn receive(&mut self, data: &[u8]) {
+    /// The server's bytes must form a well-formed stream, and the server's
+    /// own stanzas (not the embedder's `send`) must be for this client.
+    fn receive(&mut self, data: &[u8], from_embedder: bool) {
         self.reader.push(data);
         loop {
             match self.reader.next_event() {
                 Ok(Some(StreamEvent::Stanza(el))) => {
+                    if !from_embedder {
+                        self.check_addressed_to_me(&el);
+                    }
                     if el.is("challenge", NS_SASL) {
                         let text = BASE64_STANDARD.decode(el.text().trim()).unwrap_or_default();
                         self.challenge = Some(String::from_utf8_lossy(&text).into_owned());
@@ -640,6 +701,44 @@ impl Client {
                     String::from_utf8_lossy(data)
                 ),
             }
+        }
+    }
+
+    /// Messages and presence (other than errors) only reach bound
+    /// sessions, and no stanza addressed to another account reaches this
+    /// one.
+    fn check_addressed_to_me(&self, el: &xmpp_session::Element) {
+        if !el.has_ns("jabber:client") {
+            return;
+        }
+        // A message for a socket that is gone would be lost: it must go to
+        // another resource or offline storage instead.
+        if el.name() == "message" && el.attr("type") != Some("error") {
+            assert!(
+                !self.disconnected,
+                "{} got a message after its disconnect: {el:?}",
+                self.id
+            );
+        }
+        // Before binding, only error replies to the client's own stanzas.
+        if matches!(el.name(), "message" | "presence") && el.attr("type") != Some("error") {
+            assert!(
+                self.bound.is_some(),
+                "{} got a stanza before binding: {el:?}",
+                self.id
+            );
+        }
+        if matches!(el.name(), "message" | "presence" | "iq")
+            && let Some(bare) = &self.bound
+            && let Some(to) = el.attr("to")
+        {
+            let to = Jid::new(to).unwrap_or_else(|e| panic!("{} got to='{to}' ({e})", self.id));
+            assert_eq!(
+                &to.to_bare(),
+                bare,
+                "{} got a stanza for someone else: {el:?}",
+                self.id
+            );
         }
     }
 }
@@ -664,10 +763,13 @@ struct Harness {
 struct Expect {
     /// No output at all.
     silent: bool,
-    /// No bytes and no close for this session (its socket is gone).
+    /// No bytes and no close for this session (its socket is gone and it
+    /// had no stanzas to finish).
     no_bytes_for: Option<SessionId>,
     /// Sessions that may be closed by a timeout (others may not).
     timeout: Option<HashSet<SessionId>>,
+    /// The embedder's `send` to this session: any stanza may arrive.
+    embedder_send: Option<SessionId>,
 }
 
 impl Harness {
@@ -692,7 +794,10 @@ impl Harness {
             .build();
         let now = Instant::now();
         let mut manager = SessionManager::with_random(config, Box::new(SeededRandom::new(7)));
-        manager.set_wall_clock(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        manager.set_wall_clock(
+            now,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
         if settings.extensions {
             manager.register_iq_namespace(EXT_NS);
             manager.register_message_type("headline");
@@ -765,7 +870,13 @@ impl Harness {
                 parts,
                 split,
             } => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
+                if self.clients[i].disconnected {
+                    // No bytes come from a socket that is gone.
+                    return;
+                }
                 let mut bytes = Vec::new();
                 for part in parts {
                     match part {
@@ -773,9 +884,8 @@ impl Harness {
                             self.clients[i].may_know_password = true;
                             bytes.extend_from_slice(raw);
                         }
-                        Part::Frag(frag) => {
-                            bytes.extend_from_slice(render_frag(frag, &mut self.clients[i]).as_bytes())
-                        }
+                        Part::Frag(frag) => bytes
+                            .extend_from_slice(render_frag(frag, &mut self.clients[i]).as_bytes()),
                     }
                 }
                 let client = &self.clients[i];
@@ -793,7 +903,12 @@ impl Harness {
                 self.manager.handle_input(id, b, self.now);
             }
             Op::TlsEstablished(session) => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
+                if self.clients[i].disconnected {
+                    return;
+                }
                 let id = self.clients[i].id;
                 self.clients[i].awaiting_tls = false;
                 expect.silent = self.clients[i].removed;
@@ -801,15 +916,34 @@ impl Harness {
                     .handle_tls_established(id, TlsInfo::default(), self.now);
             }
             Op::Disconnect(session) => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
                 let id = self.clients[i].id;
-                expect.no_bytes_for = Some(id);
+                self.clients[i].disconnected = true;
                 expect.silent = self.clients[i].removed;
+                // A bound session first finishes the stanzas it already
+                // sent (replies to it are dropped by the caller); any other
+                // session goes at once, silently.
+                let bound = self
+                    .manager
+                    .session(id)
+                    .is_some_and(|s| s.kind() == SessionKind::Bound);
+                if !bound {
+                    expect.no_bytes_for = Some(id);
+                }
                 self.manager.handle_disconnect(id, self.now);
-                assert!(self.manager.session(id).is_none(), "{id} survived a disconnect");
+                if !bound {
+                    assert!(
+                        self.manager.session(id).is_none(),
+                        "{id} survived a disconnect"
+                    );
+                }
             }
             Op::Close { session, clean } => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
                 let id = self.clients[i].id;
                 expect.silent = self.clients[i].removed;
                 if *clean {
@@ -859,10 +993,11 @@ impl Harness {
                     if self.pending.is_empty() {
                         return;
                     }
-                    let (id, request) = self.pending.remove(usize::from(*pick) % self.pending.len());
+                    let (id, request) =
+                        self.pending.remove(usize::from(*pick) % self.pending.len());
                     let response = match answer {
                         Answer::Failed => Response::Failed(StoreError("fuzz".into())),
-                        Answer::Other(n) => other_response(*n),
+                        Answer::Other(n) => other_response(*n, &request),
                         _ => self.store_answer(&request),
                     };
                     self.answered.push(id);
@@ -870,7 +1005,12 @@ impl Harness {
                 }
             }
             Op::ScramFinal { session, right } => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
+                if self.clients[i].disconnected {
+                    return;
+                }
                 let client = &mut self.clients[i];
                 let payload = match (&client.scram, &client.challenge) {
                     (Some((sha256, bare)), Some(challenge)) => {
@@ -890,7 +1030,9 @@ impl Harness {
                 self.manager.handle_input(id, xml.as_bytes(), self.now);
             }
             Op::Send { session, stanza } => {
-                let Some(i) = self.client(*session) else { return };
+                let Some(i) = self.client(*session) else {
+                    return;
+                };
                 let id = self.clients[i].id;
                 let open = self.manager.session(id).is_some_and(|s| s.is_open());
                 let sent = self
@@ -898,12 +1040,13 @@ impl Harness {
                     .send(id, &parse_stanza(&render_stanza(stanza, None, None)));
                 assert_eq!(sent, open, "send() result for {id}");
                 expect.silent = !open;
+                expect.embedder_send = Some(id);
             }
         }
         self.drain(&expect);
     }
 
-    /// The store's answer, checked for sanity.
+    /// The in-memory store's answer to a request.
     fn store_answer(&mut self, request: &Request) -> Response {
         use xmpp_session::Store;
         self.store.answer(request)
@@ -917,7 +1060,10 @@ impl Harness {
             .filter_map(|c| self.manager.session(c.id).map(|s| (c.id, s.kind())))
             .collect();
         while let Some(output) = self.manager.poll_output() {
-            assert!(!expect.silent, "output from an operation on a stale handle: {output:?}");
+            assert!(
+                !expect.silent,
+                "output from an operation on a stale handle: {output:?}"
+            );
             self.check_output(output, expect);
         }
         self.check_state(&before, expect);
@@ -926,10 +1072,14 @@ impl Harness {
     fn check_output(&mut self, output: Output, expect: &Expect) {
         match output {
             Output::Transmit { session, data } => {
-                assert_ne!(expect.no_bytes_for, Some(session), "bytes for a disconnected socket");
+                assert_ne!(
+                    expect.no_bytes_for,
+                    Some(session),
+                    "bytes for a disconnected socket"
+                );
                 let client = self.client_by_id(session);
                 assert!(!client.closed, "{session} got bytes after its Close");
-                client.receive(&data);
+                client.receive(&data, expect.embedder_send == Some(session));
             }
             Output::StartTls { session } => {
                 let client = self.client_by_id(session);
@@ -937,9 +1087,16 @@ impl Harness {
                 client.awaiting_tls = true;
             }
             Output::Close { session } => {
-                assert_ne!(expect.no_bytes_for, Some(session), "Close for a disconnected socket");
+                assert_ne!(
+                    expect.no_bytes_for,
+                    Some(session),
+                    "Close for a disconnected socket"
+                );
                 if let Some(due) = &expect.timeout {
-                    assert!(due.contains(&session), "timeout closed {session}, which was not due");
+                    assert!(
+                        due.contains(&session),
+                        "timeout closed {session}, which was not due"
+                    );
                 }
                 let client = self.client_by_id(session);
                 assert!(!client.closed, "{session} closed twice");
@@ -948,7 +1105,10 @@ impl Harness {
             Output::Route { stanza } => {
                 self.reached.insert("route");
                 let from = stanza.attr("from").map(Jid::new);
-                assert!(matches!(from, Some(Ok(_))), "routed without a valid from: {stanza:?}");
+                assert!(
+                    matches!(from, Some(Ok(_))),
+                    "routed without a valid from: {stanza:?}"
+                );
                 match stanza.attr("to").map(Jid::new) {
                     Some(Ok(to)) => assert!(
                         !self.manager.config().serves(to.domain().as_str()),
@@ -986,7 +1146,10 @@ impl Harness {
         });
         match event {
             Event::Authenticated { session, username } => {
-                assert!(USERS.contains(&username.as_str()), "unknown account {username} authenticated");
+                assert!(
+                    USERS.contains(&username.as_str()),
+                    "unknown account {username} authenticated"
+                );
                 let client = self.client_by_id(session);
                 assert!(
                     client.may_know_password,
@@ -996,12 +1159,23 @@ impl Harness {
             Event::Bound { session, jid } => {
                 self.client_by_id(session);
                 assert_eq!(jid.domain().as_str(), DOMAIN);
-                let node = jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
-                assert!(USERS.contains(&node.as_str()), "bound {jid} for an unknown account");
+                let node = jid
+                    .node()
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default();
+                assert!(
+                    USERS.contains(&node.as_str()),
+                    "bound {jid} for an unknown account"
+                );
                 self.bares.insert(jid.to_bare());
+                let client = self.client_by_id(session);
+                assert!(client.bound.is_none(), "{session} bound twice");
+                client.bound = Some(jid.to_bare());
             }
-            Event::Unbound { session, .. } => {
-                self.client_by_id(session);
+            Event::Unbound { session, jid } => {
+                let client = self.client_by_id(session);
+                assert_eq!(client.bound.as_ref(), Some(&jid.to_bare()), "Unbound {jid}");
+                client.bound = None;
             }
             Event::Closed { session } => {
                 let client = self.client_by_id(session);
@@ -1083,6 +1257,13 @@ impl Harness {
     fn finish(&mut self) {
         for _ in 0..10_000 {
             if self.pending.is_empty() {
+                for client in &self.clients {
+                    assert!(
+                        !client.disconnected || client.removed,
+                        "{} outlived its disconnect with nothing left to wait for",
+                        client.id
+                    );
+                }
                 return;
             }
             let (id, request) = self.pending.remove(0);
@@ -1095,14 +1276,26 @@ impl Harness {
     }
 }
 
-fn other_response(n: u8) -> Response {
+fn other_response(n: u8, request: &Request) -> Response {
     match n % 6 {
         0 => Response::Done,
         1 => Response::UserExists(n >= 128),
-        2 => Response::Credentials(if n >= 128 { Some(credentials().clone()) } else { None }),
-        3 => Response::Offline(vec![parse_stanza(
-            "<message from='romeo@localhost/orchard' to='juliet@localhost' type='chat'><body>stored</body></message>",
-        )]),
+        2 => Response::Credentials(if n >= 128 {
+            Some(credentials().clone())
+        } else {
+            None
+        }),
+        3 => {
+            // Stored messages are for the user whose store is read.
+            let to = match request {
+                Request::TakeOffline { username, .. } => username.as_str(),
+                _ => "juliet",
+            };
+            Response::Offline(vec![parse_stanza(&format!(
+                "<message from='mercutio@example.org/street' to='{to}@localhost' type='chat'>\
+                 <body>stored</body></message>"
+            ))])
+        }
         4 => Response::Roster(Roster::default()),
         _ => Response::Failed(StoreError(String::new())),
     }

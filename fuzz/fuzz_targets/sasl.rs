@@ -306,7 +306,11 @@ fn scram_client(
     let client_key = hmac(hash, &salted, b"Client Key");
     let stored_key = digest(hash, &client_key);
     let signature = hmac(hash, &stored_key, auth_message.as_bytes());
-    let proof = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let server_key = hmac(hash, &salted, b"Server Key");
     let server_signature = hmac(hash, &server_key, auth_message.as_bytes());
     (proof, server_signature)
@@ -599,7 +603,11 @@ fuzz_target!(|input: Input| {
                 && let Some((authz, authcid)) = &first.identity
             {
                 let prepped = saslprep(authcid);
-                assert_eq!(prepped.as_deref(), Some(username.as_str()), "username is SASLprep(authcid)");
+                assert_eq!(
+                    prepped.as_deref(),
+                    Some(username.as_str()),
+                    "username is SASLprep(authcid)"
+                );
                 assert!(
                     authz_ok(authz, authcid, username, input.for_domain),
                     "authzid {authz:?} accepted for {authcid:?}"
@@ -615,7 +623,10 @@ fuzz_target!(|input: Input| {
                     .plain_password
                     .as_deref()
                     .is_none_or(|p| saslprep(p).is_some_and(|p| !p.is_empty()));
-                assert!(!(first.canonical && plain_ok), "canonical first message refused: {step:?}");
+                assert!(
+                    !(first.canonical && plain_ok),
+                    "canonical first message refused: {step:?}"
+                );
             }
         }
         other => panic!("unexpected first step {other:?}"),
@@ -624,21 +635,28 @@ fuzz_target!(|input: Input| {
 
     for action in &input.actions {
         let was_finished = run.finished;
-        let waiting_for_credentials = run.username.is_some() && run.provided.is_none() && !run.finished;
+        let waiting_for_credentials =
+            run.username.is_some() && run.provided.is_none() && !run.finished;
         let awaiting_final = run.scram.server_first.is_some() && !run.finished;
         let step = match action {
             Action::Respond(msg) => {
                 let (bytes, sent) = run.encode(msg, false);
                 let step = exchange.respond(&bytes);
                 if !awaiting_final {
-                    assert!(is_failure(&step), "response out of order accepted: {step:?}");
+                    assert!(
+                        is_failure(&step),
+                        "response out of order accepted: {step:?}"
+                    );
                 }
                 match &step {
                     SaslStep::Success {
                         username,
                         additional_data,
                     } => {
-                        assert!(mechanism.scram_hash().is_some(), "PLAIN succeeded on a response");
+                        assert!(
+                            mechanism.scram_hash().is_some(),
+                            "PLAIN succeeded on a response"
+                        );
                         let sent = sent.expect("success on a message that is not a client-final");
                         let creds = run.provided.expect("success without credentials");
                         let password = creds
@@ -661,7 +679,11 @@ fuzz_target!(|input: Input| {
                         );
                         let expected =
                             format!("v={}", BASE64_STANDARD.encode(server_signature)).into_bytes();
-                        assert_eq!(additional_data.as_ref(), Some(&expected), "server signature");
+                        assert_eq!(
+                            additional_data.as_ref(),
+                            Some(&expected),
+                            "server signature"
+                        );
                         assert_eq!(Some(username), run.username.as_ref());
                     }
                     SaslStep::Failure { failure, .. } => {
@@ -685,11 +707,23 @@ fuzz_target!(|input: Input| {
                     run.provided = Some(*choice);
                     match choice {
                         CredChoice::Missing => assert!(
-                            matches!(step, SaslStep::Failure { failure: SaslFailure::NotAuthorized, .. }),
+                            matches!(
+                                step,
+                                SaslStep::Failure {
+                                    failure: SaslFailure::NotAuthorized,
+                                    ..
+                                }
+                            ),
                             "{step:?}"
                         ),
                         CredChoice::Disabled => assert!(
-                            matches!(step, SaslStep::Failure { failure: SaslFailure::AccountDisabled, .. }),
+                            matches!(
+                                step,
+                                SaslStep::Failure {
+                                    failure: SaslFailure::AccountDisabled,
+                                    ..
+                                }
+                            ),
                             "{step:?}"
                         ),
                         _ => {}
@@ -698,7 +732,10 @@ fuzz_target!(|input: Input| {
                     assert!(
                         matches!(
                             step,
-                            SaslStep::Failure { failure: SaslFailure::TemporaryAuthFailure, .. }
+                            SaslStep::Failure {
+                                failure: SaslFailure::TemporaryAuthFailure,
+                                ..
+                            }
                         ),
                         "credentials out of order: {step:?}"
                     );
@@ -706,7 +743,10 @@ fuzz_target!(|input: Input| {
                 match &step {
                     SaslStep::Challenge(data) => {
                         assert!(mechanism.scram_hash().is_some(), "PLAIN challenge");
-                        assert!(choice.password_for(mechanism).is_some(), "challenge with unusable credentials");
+                        assert!(
+                            choice.password_for(mechanism).is_some(),
+                            "challenge with unusable credentials"
+                        );
                         let text = String::from_utf8(data.clone()).expect("server-first is UTF-8");
                         let combined = text
                             .split(',')
@@ -719,7 +759,10 @@ fuzz_target!(|input: Input| {
                             .split(',')
                             .find_map(|a| a.strip_prefix("r="))
                             .unwrap_or_default();
-                        assert!(combined.starts_with(client_nonce), "nonce extends the client's");
+                        assert!(
+                            combined.starts_with(client_nonce),
+                            "nonce extends the client's"
+                        );
                         // An empty server nonce is the caller's choice
                         // (the manager always passes random bytes).
                         if !input.server_nonce.is_empty() {
@@ -753,7 +796,11 @@ fuzz_target!(|input: Input| {
                             && let Some(password) = choice.password_for(mechanism)
                             && let Some(first) = &run.first
                             && first.canonical
-                            && first.plain_password.as_deref().and_then(saslprep).as_deref()
+                            && first
+                                .plain_password
+                                .as_deref()
+                                .and_then(saslprep)
+                                .as_deref()
                                 == Some(password)
                         {
                             panic!("PLAIN with the right password refused: {step:?}");
@@ -784,7 +831,10 @@ fuzz_target!(|input: Input| {
         }
         assert_eq!(exchange.is_finished(), run.finished);
         let debug = format!("{exchange:?}");
-        assert!(!debug.contains(PASSWORD) && !debug.contains(OTHER), "Debug leaks a password");
+        assert!(
+            !debug.contains(PASSWORD) && !debug.contains(OTHER),
+            "Debug leaks a password"
+        );
         if trace() {
             eprintln!("TRACE {mechanism} {step:?}");
         }
