@@ -151,7 +151,11 @@ fn open_tag<'a>(
 ) -> Option<Frame<'a>> {
     let current = defaults.last().map_or(NS_CLIENT, String::as_str);
     let mut pushed = false;
-    let prefix = if el.has_ns(NS_STREAMS) {
+    // `current` is never NS_STREAMS or XML_NS: those get prefixes instead.
+    let in_current = el.has_ns(current);
+    let prefix = if in_current {
+        Prefix::None
+    } else if el.has_ns(NS_STREAMS) {
         Prefix::Stream
     } else if el.has_ns(XML_NS) {
         Prefix::Xml
@@ -161,7 +165,7 @@ fn open_tag<'a>(
     out.put_u8(b'<');
     out.put_slice(prefix.as_bytes());
     out.put_slice(el.name().as_bytes());
-    if matches!(prefix, Prefix::None) && !el.has_ns(current) {
+    if matches!(prefix, Prefix::None) && !in_current {
         let ns = el.ns();
         out.put_slice(b" xmlns='");
         escape(ns.as_bytes(), true, out);
@@ -239,70 +243,101 @@ fn put_prefix(out: &mut BytesMut, before: &[u8], index: usize) {
     out.put_slice(digits.get(pos..).unwrap_or_default());
 }
 
-/// Bytes that need a look: markup characters, C0 controls, and 0xEF (the
-/// lead byte of U+FFFE and U+FFFF).
-const fn special_table() -> [u8; 256] {
-    let mut t = [0u8; 256];
+/// Bytes that need a look in text: markup characters, C0 controls other
+/// than tab and LF, and 0xEF (the lead byte of U+FFFE and U+FFFF).
+/// Attribute values also need a look at `'`, tab and LF.
+const fn special_table(attr: bool) -> [bool; 256] {
+    let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
-        t[i] = 1;
+        t[i] = attr || (i != b'\t' as usize && i != b'\n' as usize);
         i += 1;
     }
-    t[b'&' as usize] = 1;
-    t[b'<' as usize] = 1;
-    t[b'>' as usize] = 1;
-    t[b'\'' as usize] = 1;
-    t[0xEF] = 1;
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'\'' as usize] = attr;
+    t[0xEF] = true;
     t
 }
-static SPECIAL: [u8; 256] = special_table();
+static TEXT_SPECIAL: [bool; 256] = special_table(false);
+static ATTR_SPECIAL: [bool; 256] = special_table(true);
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether some byte of `x` may need a look (never a false negative).
+#[inline(always)]
+fn may_be_special(x: u64, attr: bool) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let eq = |b: u8| zero(x ^ ONES.wrapping_mul(u64::from(b)));
+    let mut hits =
+        (x.wrapping_sub(ONES.wrapping_mul(0x20)) & !x) | eq(b'&') | eq(b'<') | eq(b'>') | eq(0xEF);
+    if attr {
+        hits |= eq(b'\'');
+    }
+    hits & HIGHS != 0
+}
+
+/// Length of the prefix of `raw` that can be copied as it is.
+#[inline]
+fn plain_run(raw: &[u8], attr: bool) -> usize {
+    let table = if attr { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
+    let mut i = 0usize;
+    let mut words = raw.chunks_exact(8);
+    for chunk in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        if may_be_special(u64::from_le_bytes(word), attr)
+            && let Some(p) = chunk.iter().position(|&b| table[usize::from(b)])
+        {
+            return i.saturating_add(p);
+        }
+        i = i.saturating_add(8);
+    }
+    let tail = words.remainder();
+    i.saturating_add(
+        tail.iter()
+            .position(|&b| table[usize::from(b)])
+            .unwrap_or(tail.len()),
+    )
+}
 
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
 /// Escape `raw` (valid UTF-8) for text content or, with `attr`, for a
 /// single-quoted attribute value.
 fn escape(raw: &[u8], attr: bool, out: &mut BytesMut) {
-    let mut start = 0;
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        if SPECIAL[b as usize] == 0 {
-            i += 1;
-            continue;
+    let mut rest = raw;
+    loop {
+        let n = plain_run(rest, attr);
+        let (run, tail) = rest.split_at(n.min(rest.len()));
+        if !run.is_empty() {
+            out.put_slice(run);
         }
-        let mut skip = 1;
+        let Some((&b, after)) = tail.split_first() else {
+            return;
+        };
+        rest = after;
         let replacement: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
-            b'\'' if attr => b"&apos;",
-            b'\t' if attr => b"&#9;",
-            b'\n' if attr => b"&#10;",
-            b'\'' | b'\t' | b'\n' => {
-                i += 1;
-                continue;
-            }
+            b'\'' => b"&apos;",
+            b'\t' => b"&#9;",
+            b'\n' => b"&#10;",
             b'\r' => b"&#13;",
-            0xEF => match raw.get(i.saturating_add(1)..i.saturating_add(3)) {
-                Some([0xBF, 0xBE | 0xBF]) => {
-                    skip = 3;
+            0xEF => match after {
+                [0xBF, 0xBE | 0xBF, tail @ ..] => {
+                    rest = tail;
                     REPLACEMENT
                 }
-                _ => {
-                    i += 1;
-                    continue;
-                }
+                _ => &[0xEF],
             },
             _ => REPLACEMENT,
         };
-        if let Some(run) = raw.get(start..i) {
-            out.put_slice(run);
-        }
         out.put_slice(replacement);
-        i = i.saturating_add(skip);
-        start = i;
-    }
-    if let Some(run) = raw.get(start..) {
-        out.put_slice(run);
     }
 }
 
@@ -565,7 +600,37 @@ mod tests {
         assert_eq!(reader.next_event(), Ok(Some(StreamEvent::Close)));
     }
 
+    /// Escaping one character at a time, as the specification reads.
+    fn escape_slowly(raw: &str, attr: bool) -> String {
+        let mut out = String::new();
+        for c in raw.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\'' if attr => out.push_str("&apos;"),
+                '\t' if attr => out.push_str("&#9;"),
+                '\n' if attr => out.push_str("&#10;"),
+                '\r' => out.push_str("&#13;"),
+                '\t' | '\n' => out.push(c),
+                '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
     proptest! {
+        #[test]
+        fn escaping_matches_the_specification(
+            raw in "[a-z'\"<>&\t\n\r\u{0}\u{1}\u{7f}\u{e9}\u{fffd}\u{fffe}\u{ffff}\u{ef00}\u{1F600} ]{0,40}",
+            attr in any::<bool>(),
+        ) {
+            let mut out = BytesMut::new();
+            escape(raw.as_bytes(), attr, &mut out);
+            prop_assert_eq!(String::from_utf8(out.to_vec()).unwrap(), escape_slowly(&raw, attr));
+        }
+
         #[test]
         fn writer_output_reads_back_equal(el in arb_element(4)) {
             let bytes = element_bytes(&el);

@@ -6,6 +6,10 @@
 //! the `Name` production of XML 1.0 (fifth edition) and the `Char`
 //! production for character data.
 
+use std::sync::OnceLock;
+
+use minidom::rxml::NcName;
+
 /// A byte that ends a run of character data: `<`, `&`, `]`, CR and the C0
 /// controls other than tab and LF.
 pub(super) const TEXT_STOP: u8 = 1;
@@ -83,6 +87,92 @@ pub(super) fn run_until(bytes: &[u8], mask: u8) -> usize {
         .unwrap_or(bytes.len())
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `x` may be below 0x20 or equal to `a`, `b` or `c`
+/// (never a false negative).
+#[inline(always)]
+fn may_stop(x: u64, a: u8, b: u8, c: u8) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let hits = zero(x ^ ONES.wrapping_mul(u64::from(a)))
+        | zero(x ^ ONES.wrapping_mul(u64::from(b)))
+        | zero(x ^ ONES.wrapping_mul(u64::from(c)))
+        | (x.wrapping_sub(ONES.wrapping_mul(0x20)) & !x);
+    hits & HIGHS != 0
+}
+
+/// [`run_until`] for a `mask` made of the C0 controls (or some of them)
+/// and `a`, `b`, `c`, eight bytes at a time.
+#[inline(always)]
+fn run_until_wide(bytes: &[u8], mask: u8, a: u8, b: u8, c: u8) -> usize {
+    let mut i = 0usize;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        if may_stop(u64::from_le_bytes(word), a, b, c)
+            && let Some(p) = chunk.iter().position(|&x| is(x, mask))
+        {
+            return i.saturating_add(p);
+        }
+        i = i.saturating_add(8);
+    }
+    let tail = words.remainder();
+    i.saturating_add(run_until(tail, mask))
+}
+
+/// Length of the run of character data at the start of `bytes`: up to
+/// the first byte of [`TEXT_STOP`].
+#[inline]
+pub(super) fn text_run(bytes: &[u8]) -> usize {
+    run_until_wide(bytes, TEXT_STOP, b'<', b'&', b']')
+}
+
+/// Length of the run of attribute value quoted with `quote` at the start
+/// of `bytes`: up to the first byte of [`APOS_STOP`] or [`QUOT_STOP`].
+#[inline]
+pub(super) fn value_run(bytes: &[u8], quote: u8) -> usize {
+    if quote == b'\'' {
+        run_until_wide(bytes, APOS_STOP, b'<', b'&', b'\'')
+    } else {
+        run_until_wide(bytes, QUOT_STOP, b'<', b'&', b'"')
+    }
+}
+
+/// Length of the name at the start of `bytes` and, if it is a valid
+/// qualified name, its colon's position (see [`qname`]).
+#[inline]
+pub(super) fn name_run(bytes: &[u8]) -> (usize, Option<Option<usize>>) {
+    let mut n = 0usize;
+    let mut colon = None;
+    let mut colons = 0u32;
+    let mut ascii = true;
+    for &b in bytes {
+        if !is(b, NAME) {
+            break;
+        }
+        if b == b':' {
+            colons = colons.saturating_add(1);
+            colon = colon.or(Some(n));
+        }
+        ascii &= b < 0x80;
+        n = n.saturating_add(1);
+    }
+    let name = bytes.get(..n).unwrap_or_default();
+    if !ascii {
+        return (n, qname(name));
+    }
+    let start = |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_');
+    let valid = start(name.first())
+        && match colon {
+            None => true,
+            Some(c) => colons == 1 && start(name.get(c.saturating_add(1))),
+        };
+    (n, valid.then_some(colon))
+}
+
 /// Length of the longest prefix of `bytes` made of bytes of `mask`.
 #[inline(always)]
 pub(super) fn run_while(bytes: &[u8], mask: u8) -> usize {
@@ -105,8 +195,17 @@ pub(super) fn is_xml_char(c: char) -> bool {
 /// Validate character data: UTF-8 without U+FFFE or U+FFFF. The C0
 /// controls are kept out by the tokenizer before data gets here.
 pub(super) fn cdata(bytes: &[u8]) -> Option<&str> {
-    let s = std::str::from_utf8(bytes).ok()?;
+    chars(std::str::from_utf8(bytes).ok()?)
+}
+
+/// `s` if it has no U+FFFE or U+FFFF.
+#[inline]
+pub(super) fn chars(s: &str) -> Option<&str> {
+    if s.is_ascii() {
+        return Some(s);
+    }
     // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+    let bytes = s.as_bytes();
     for at in memchr::memchr_iter(0xef, bytes) {
         if let Some([0xbf, 0xbe | 0xbf]) = bytes.get(at.saturating_add(1)..at.saturating_add(3)) {
             return None;
@@ -182,6 +281,101 @@ pub(super) fn split(name: &str) -> Option<Option<usize>> {
         .then_some(Some(colon))
 }
 
+/// Validate a qualified name (the `Name` production, at most one colon,
+/// neither part empty, the local part starting with a `NameStartChar`) and
+/// return its colon's position, if any.
+pub(super) fn qname(bytes: &[u8]) -> Option<Option<usize>> {
+    let (&first, rest) = bytes.split_first()?;
+    if first < 0x80 {
+        if !(first.is_ascii_alphabetic() || first == b'_') {
+            return None;
+        }
+        let mut colon = None;
+        let mut ascii = true;
+        for (i, &b) in rest.iter().enumerate() {
+            if b >= 0x80 {
+                ascii = false;
+                break;
+            }
+            if !is(b, NAME) {
+                return None;
+            }
+            if b == b':' {
+                if colon.is_some() {
+                    return None;
+                }
+                colon = Some(i.saturating_add(1));
+            }
+        }
+        if ascii {
+            if let Some(c) = colon {
+                let next = *bytes.get(c.saturating_add(1))?;
+                if !(next.is_ascii_alphabetic() || next == b'_') {
+                    return None;
+                }
+            }
+            return Some(colon);
+        }
+    }
+    name(bytes).and_then(split)
+}
+
+/// Attribute names common in XMPP, kept ready as [`NcName`]s.
+const COMMON_NAMES: [&str; 16] = [
+    "to",
+    "from",
+    "type",
+    "id",
+    "version",
+    "lang",
+    "name",
+    "jid",
+    "node",
+    "var",
+    "ver",
+    "hash",
+    "subscription",
+    "ask",
+    "code",
+    "category",
+];
+
+/// `local` (a valid local part of a qualified name) as an [`NcName`].
+pub(super) fn ncname(local: &[u8]) -> Option<NcName> {
+    static COMMON: OnceLock<Vec<Option<NcName>>> = OnceLock::new();
+    let index = match local {
+        b"to" => Some(0),
+        b"from" => Some(1),
+        b"type" => Some(2),
+        b"id" => Some(3),
+        b"version" => Some(4),
+        b"lang" => Some(5),
+        b"name" => Some(6),
+        b"jid" => Some(7),
+        b"node" => Some(8),
+        b"var" => Some(9),
+        b"ver" => Some(10),
+        b"hash" => Some(11),
+        b"subscription" => Some(12),
+        b"ask" => Some(13),
+        b"code" => Some(14),
+        b"category" => Some(15),
+        _ => None,
+    };
+    if let Some(i) = index {
+        let common = COMMON.get_or_init(|| {
+            COMMON_NAMES
+                .iter()
+                .map(|n| NcName::try_from(*n).ok())
+                .collect()
+        });
+        if let Some(Some(name)) = common.get(i) {
+            return Some(name.clone());
+        }
+    }
+    NcName::try_from(std::str::from_utf8(local).ok()?).ok()
+}
+
 /// The replacement text of a predefined entity.
 pub(super) fn predefined_entity(name: &[u8]) -> Option<u8> {
     match name {
@@ -233,6 +427,43 @@ mod tests {
     }
 
     #[test]
+    fn wide_runs() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"abcdefgh<",
+            b"abcdefghijklmnop&x",
+            b"0123456789abcdef0123]",
+            b"\t\nabc\rdef",
+            b"hello world, this is text without stops at all....",
+            "é😀ü<".as_bytes(),
+            b"x\x7fy\x1fz",
+            b"0123456789abcdef0123456789abcdef\t\n0123456789abcdef\r",
+            b"0123456789abcdef0123456789abcdef]",
+            b"aaaaaaa'bbbbbbbb\"c",
+            b"aaaaaaaaaaaaaaa\x00",
+        ];
+        for s in samples {
+            assert_eq!(text_run(s), run_until(s, TEXT_STOP), "{s:?}");
+            assert_eq!(value_run(s, b'\''), run_until(s, APOS_STOP), "{s:?}");
+            assert_eq!(value_run(s, b'"'), run_until(s, QUOT_STOP), "{s:?}");
+            for start in 0..s.len() {
+                let t = &s[start..];
+                assert_eq!(text_run(t), run_until(t, TEXT_STOP), "{t:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            for at in 0..40 {
+                let mut v = vec![b'a'; 40];
+                v[at] = b;
+                assert_eq!(text_run(&v), run_until(&v, TEXT_STOP));
+                assert_eq!(value_run(&v, b'\''), run_until(&v, APOS_STOP));
+                assert_eq!(value_run(&v, b'"'), run_until(&v, QUOT_STOP));
+            }
+        }
+    }
+
+    #[test]
     fn names() {
         assert_eq!(name(b"stream:stream"), Some("stream:stream"));
         assert_eq!(name(b"_a.b-c9"), Some("_a.b-c9"));
@@ -249,6 +480,64 @@ mod tests {
         assert_eq!(split("a:b:c"), None);
         assert_eq!(split("a:9"), None);
         assert_eq!(split("a:-"), None);
+    }
+
+    #[test]
+    fn qnames() {
+        for s in [
+            "a",
+            "a:b",
+            "_:_",
+            "a-b.c:d9",
+            "é:à",
+            "a:é",
+            "stream:stream",
+            "xml:lang",
+        ] {
+            assert_eq!(
+                qname(s.as_bytes()),
+                name(s.as_bytes()).and_then(split),
+                "{s}"
+            );
+            assert!(qname(s.as_bytes()).is_some(), "{s}");
+        }
+        for s in [
+            "", ":", ":a", "a:", "a:b:c", "a:1", "a:-", "1", "-a", "a b", "a\u{0}", "é:1", "a:·",
+        ] {
+            assert_eq!(qname(s.as_bytes()), None, "{s:?}");
+        }
+        assert_eq!(qname(b"p:q"), Some(Some(1)));
+        for s in [
+            "a", "a:b", "_:_", "a-b.c:d9", "é:à", "a:é", "", ":", ":a", "a:", "a:b:c", "a:1", "1",
+            "-a", "é:1",
+        ] {
+            for tail in ["", " ", ">", "/>", "='"] {
+                let full = format!("{s}{tail}");
+                assert_eq!(
+                    name_run(full.as_bytes()),
+                    (s.len(), qname(s.as_bytes())),
+                    "{full:?}"
+                );
+            }
+        }
+        assert_eq!(qname(b"\xff"), None);
+        assert_eq!(ncname(b"to").map(|n| n.to_string()), Some("to".to_owned()));
+        assert_eq!(
+            ncname(b"other").map(|n| n.to_string()),
+            Some("other".to_owned())
+        );
+        assert_eq!(
+            ncname("é".as_bytes()).map(|n| n.to_string()),
+            Some("é".to_owned())
+        );
+        assert_eq!(COMMON_NAMES.len(), 16);
+        for (i, n) in COMMON_NAMES.iter().enumerate() {
+            assert_eq!(
+                ncname(n.as_bytes()).map(|x| x.to_string()).as_deref(),
+                Some(*n),
+                "{i}"
+            );
+        }
     }
 
     #[test]
