@@ -277,29 +277,18 @@ impl SessionManager {
                 self.out.push_back(Output::Route { stanza });
             }
             Target::Host(_) => self.deliver_to_host(stanza, origin, now),
-            Target::OwnAccount(user) | Target::Bare(user) => {
-                let user = user.clone();
-                self.submit(
-                    user,
-                    Work::Deliver {
-                        stanza,
-                        origin,
-                        target,
-                    },
-                    now,
-                );
-            }
-            Target::Full(full) => {
-                let user = full.to_bare();
-                self.submit(
-                    user,
-                    Work::Deliver {
-                        stanza,
-                        origin,
-                        target,
-                    },
-                    now,
-                );
+            Target::OwnAccount(_) | Target::Bare(_) | Target::Full(_) => {
+                let user = match &target {
+                    Target::Full(full) => full.to_bare(),
+                    Target::OwnAccount(user) | Target::Bare(user) => user.clone(),
+                    Target::Host(_) | Target::Remote => return,
+                };
+                let work = Work::Deliver {
+                    stanza,
+                    origin,
+                    target,
+                };
+                self.submit(user, work, now);
             }
         }
     }
