@@ -22,11 +22,14 @@
 //! sets `require_tls(false)` and `allow_plain_without_tls(true)`. Keep it on
 //! loopback. A peer that misbehaves or vanishes only ends its own session;
 //! I/O errors are logged, never unwrapped. Not production-grade: a client
-//! that stops reading makes its (unbounded) output queue grow.
+//! that stops reading is disconnected once more than 8 MiB of output waits
+//! for it, so one slow reader cannot exhaust memory.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -95,8 +98,14 @@ enum ToCore {
 struct Conn {
     tx: mpsc::UnboundedSender<Bytes>,
     reader: AbortHandle,
+    writer: AbortHandle,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
     peer: SocketAddr,
 }
+
+/// Output allowed to wait for a client that does not read.
+const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 struct Core {
     manager: SessionManager,
@@ -123,12 +132,23 @@ impl Core {
             .connect(ConnectionInfo::plain(), Instant::now());
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(id, write, rx, self.to_core.clone()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(writer(id, write, rx, queued.clone(), self.to_core.clone()))
+            .abort_handle();
         let reader = tokio::spawn(reader(id, read, self.to_core.clone())).abort_handle();
         if self.verbose {
             eprintln!("{id:?} connected from {peer}");
         }
-        self.conns.insert(id, Conn { tx, reader, peer });
+        self.conns.insert(
+            id,
+            Conn {
+                tx,
+                reader,
+                writer,
+                queued,
+                peer,
+            },
+        );
     }
 
     fn handle(&mut self, msg: ToCore) {
@@ -167,11 +187,29 @@ impl Core {
                 _ => {}
             }
         }
+        let mut stuck = Vec::new();
         for (session, chunks) in self.outbox.drain() {
             if let Some(conn) = self.conns.get(&session) {
+                let data = concat(chunks);
+                let waiting = conn.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+                if waiting > MAX_QUEUED_BYTES {
+                    stuck.push(session);
+                    continue;
+                }
                 // A send error means the writer already stopped; its Gone is on the way.
-                let _ = conn.tx.send(concat(chunks));
+                let _ = conn.tx.send(data);
             }
+        }
+        // Clients that stopped reading: drop them (their unavailable presence
+        // and the like go to the others in the next round).
+        for session in stuck {
+            if let Some(conn) = self.conns.remove(&session) {
+                eprintln!("{session:?} ({}): not reading, disconnected", conn.peer);
+                conn.reader.abort();
+                conn.writer.abort();
+            }
+            self.manager.handle_disconnect(session, Instant::now());
+            self.flush();
         }
     }
 
@@ -230,6 +268,7 @@ async fn writer(
     id: SessionId,
     mut write: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
     core: mpsc::Sender<ToCore>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -246,6 +285,7 @@ async fn writer(
             let _ = core.send(ToCore::Gone(id)).await;
             return;
         }
+        queued.fetch_sub(data.len(), Ordering::Relaxed);
     }
     // The core dropped the connection: everything queued has been written.
     let _ = write.shutdown().await;
