@@ -204,11 +204,8 @@ impl SessionManager {
             return;
         }
         let request = Request::RosterChanged {
-            username: user
-                .node()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default(),
-            host: user.domain().as_str().to_owned(),
+            username: crate::storage::username_of(user),
+            host: crate::storage::host_of(user),
             version,
             change,
         };

@@ -443,11 +443,8 @@ impl SessionManager {
         if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
             return Flow::Wait(
                 Request::LoadRoster {
-                    username: user
-                        .node()
-                        .map(|n| n.as_str().to_owned())
-                        .unwrap_or_default(),
-                    host: user.domain().as_str().to_owned(),
+                    username: crate::storage::username_of(user),
+                    host: crate::storage::host_of(user),
                 },
                 Work::RosterLoaded(Box::new(work)),
             );
@@ -549,11 +546,8 @@ impl SessionManager {
 
     fn take_offline_request(&self, user: &BareJid) -> Request {
         Request::TakeOffline {
-            username: user
-                .node()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default(),
-            host: user.domain().as_str().to_owned(),
+            username: crate::storage::username_of(user),
+            host: crate::storage::host_of(user),
         }
     }
 
@@ -653,11 +647,8 @@ impl SessionManager {
     ) -> Flow {
         Flow::Wait(
             Request::UserExists {
-                username: user
-                    .node()
-                    .map(|n| n.as_str().to_owned())
-                    .unwrap_or_default(),
-                host: user.domain().as_str().to_owned(),
+                username: crate::storage::username_of(user),
+                host: crate::storage::host_of(user),
             },
             Work::AfterExists {
                 stanza,
@@ -736,11 +727,8 @@ impl SessionManager {
                 stored.append_child(delay);
                 Flow::Wait(
                     Request::StoreOffline {
-                        username: user
-                            .node()
-                            .map(|n| n.as_str().to_owned())
-                            .unwrap_or_default(),
-                        host: user.domain().as_str().to_owned(),
+                        username: crate::storage::username_of(user),
+                        host: crate::storage::host_of(user),
                         stanza: stored.clone(),
                     },
                     Work::AfterStore {

@@ -99,6 +99,18 @@ pub enum Response {
     Failed(StoreError),
 }
 
+/// The user-name part of an account's bare JID, as used in requests.
+pub(crate) fn username_of(user: &jid::BareJid) -> String {
+    user.node()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// The domain of an account's bare JID, as used in requests.
+pub(crate) fn host_of(user: &jid::BareJid) -> String {
+    user.domain().as_str().to_owned()
+}
+
 /// A storage failure reported by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("storage failed: {0}")]
