@@ -145,8 +145,10 @@ impl Client {
 
 fn logins(c: &mut Criterion) {
     let mut store = MemoryStore::new();
-    store.add_user("localhost", "juliet", "password");
-    let config = Config::builder("localhost").build();
+    store
+        .add_user(&xmpp_session::testkit::account("juliet"), "password")
+        .expect("the OS generator works");
+    let config = Config::builder("localhost").build().expect("valid config");
     let mut manager = SessionManager::new(config);
     let now = Instant::now();
     let mut client = Client { salted: None };

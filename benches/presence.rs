@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xmpp_session::jid::BareJid;
 use xmpp_session::roster::{RosterChange, RosterItem, Subscription};
-use xmpp_session::testkit::{DOMAIN, TestServer};
+use xmpp_session::testkit::{DOMAIN, TestServer, account};
 use xmpp_session::{Output, Store};
 
 const CONTACTS: usize = 1000;
@@ -24,7 +24,7 @@ fn fan_out(c: &mut Criterion) {
         let version = u64::try_from(i + 1).expect("small");
         server
             .store
-            .change_roster("star", DOMAIN, version, &RosterChange::SetItem(item))
+            .change_roster(&account("star"), version, &RosterChange::SetItem(item))
             .expect("memory store");
     }
     for i in 0..CONTACTS {

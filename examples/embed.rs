@@ -1,7 +1,16 @@
 //! Adding one IQ namespace (XEP-0202 entity time, simplified) to the core:
 //! the embedder claims it, answers each claimed iq, and disco lists it.
+use xmpp_session::minidom::rxml::{Namespace, NcName};
 use xmpp_session::testkit::{TestServer, parse_stanza};
-use xmpp_session::{Event, xml};
+use xmpp_session::{Element, Event};
+
+/// Sets an attribute in no namespace (minidom keys attributes by namespace
+/// and XML name).
+fn set_attr(el: &mut Element, name: &str, value: &str) {
+    let name = NcName::try_from(name).expect("a valid attribute name");
+    el.attrs_mut()
+        .insert(Namespace::NONE, name, value.to_owned());
+}
 
 fn main() {
     let mut server = TestServer::new();
@@ -16,14 +25,16 @@ fn main() {
     // Claimed stanzas come out as events; answer each iq exactly once.
     for event in server.take_events() {
         if let Event::Stanza { stanza, .. } = event {
-            let mut time = xmpp_session::Element::bare("time", "urn:xmpp:time");
-            time.append_child(xml::text_element(
-                "utc",
-                "urn:xmpp:time",
-                "2026-11-26T12:00:00Z",
-            ));
-            time.append_child(xml::text_element("tzo", "urn:xmpp:time", "+00:00"));
-            let reply = xml::iq_result(&stanza, Some(time));
+            // The result: same id, `from` and `to` swapped.
+            let mut reply = parse_stanza(
+                "<iq type='result'><time xmlns='urn:xmpp:time'>\
+                 <utc>2026-11-26T12:00:00Z</utc><tzo>+00:00</tzo></time></iq>",
+            );
+            for (name, from) in [("id", "id"), ("to", "from"), ("from", "to")] {
+                if let Some(value) = stanza.attr(from) {
+                    set_attr(&mut reply, name, value);
+                }
+            }
             let now = server.now();
             server.manager.handle_routed(reply, now);
         }

@@ -42,7 +42,9 @@ use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
 use xmpp_session::random::{OsRandom, RandomSource};
 use xmpp_session::sasl::Credentials;
-use xmpp_session::{Config, ConnectionInfo, Event, MemoryStore, Output, SessionId, SessionManager};
+use xmpp_session::{
+    AccountJid, Config, ConnectionInfo, Event, MemoryStore, Output, SessionId, SessionManager,
+};
 
 /// Accounts created when no `--user`/`--users-file` is given (password
 /// `password`): the ones the acceptance scripts and load tests log in with.
@@ -316,23 +318,29 @@ fn load_accounts(args: &Args) -> Result<Vec<(String, String)>, String> {
 }
 
 /// The store with the given accounts, or with the demo accounts if none.
-fn make_store(domain: &str, accounts: &[(String, String)]) -> MemoryStore {
+fn make_store(domain: &str, accounts: &[(String, String)]) -> Result<MemoryStore, String> {
     let mut store = MemoryStore::new();
     for (name, password) in accounts {
-        store.add_user(domain, name, password);
+        let account =
+            AccountJid::new(name, domain).map_err(|e| format!("account {name}@{domain}: {e}"))?;
+        store
+            .add_user(&account, password)
+            .map_err(|e| e.to_string())?;
     }
     if accounts.is_empty() {
         // One key derivation shared by all demo accounts keeps start-up fast.
         let mut salt = [0u8; 16];
-        OsRandom.fill(&mut salt);
+        OsRandom.fill(&mut salt).map_err(|e| e.to_string())?;
         let credentials = Credentials::from_password("password", &salt, 4096);
         println!("demo accounts (password 'password'):");
         for name in DEMO_USERS.split_whitespace() {
-            store.add_credentials(domain, name, credentials.clone());
-            println!("  {name}@{domain}");
+            let account = AccountJid::new(name, domain)
+                .map_err(|e| format!("account {name}@{domain}: {e}"))?;
+            store.add_credentials(&account, credentials.clone());
+            println!("  {account}");
         }
     }
-    store
+    Ok(store)
 }
 
 #[tokio::main]
@@ -345,11 +353,18 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let store = make_store(&args.domain, &accounts);
+    let store = make_store(&args.domain, &accounts).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    });
     let config = Config::builder(args.domain.clone())
         .require_tls(false)
         .allow_plain_without_tls(true)
-        .build();
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("error: invalid configuration: {e}");
+            std::process::exit(2);
+        });
     let mut manager = SessionManager::new(config);
     manager.set_wall_clock(Instant::now(), SystemTime::now());
 

@@ -22,60 +22,88 @@ pub enum ConflictPolicy {
 
 /// Configuration of a [`SessionManager`](crate::SessionManager).
 ///
-/// Build it with [`Config::builder`]; every field has a documented default.
+/// Build it with [`Config::builder`] and [`ConfigBuilder::build`], which
+/// validates every option and normalises the host names; every option has a
+/// documented default, readable through the method of the same name.
+///
+/// ```
+/// use xmpp_session::Config;
+///
+/// let config = Config::builder("Example.COM.").max_resources_per_user(8).build()?;
+/// assert_eq!(config.hosts(), ["example.com"]);
+/// assert!(config.serves("example.com"));
+/// # Ok::<(), xmpp_session::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
-    /// The domains this server serves (the first is the primary one).
-    pub hosts: Vec<String>,
-    /// Refuse SASL until the stream is encrypted. Default `true`.
-    pub require_tls: bool,
-    /// Offer PLAIN on an unencrypted stream. Default `false`.
-    pub allow_plain_without_tls: bool,
-    /// Mechanisms to offer, strongest first. Default SCRAM-SHA-256,
-    /// SCRAM-SHA-1, PLAIN.
-    pub mechanisms: Vec<Mechanism>,
-    /// Failed SASL attempts allowed on one connection before it is closed
-    /// with `policy-violation` (RFC 6120 §6.4.5 suggests 2 to 5). Default 3.
-    pub max_auth_failures: u32,
-    /// Limits for an authenticated stream. Default: 262144-byte stanzas
-    /// (as Prosody), depth 64, 64 attributes per element, 262144-byte text.
-    pub limits: XmlLimits,
-    /// Limits before authentication. Default: 10000-byte stanzas (as
-    /// Prosody 0.12), other limits as [`Config::limits`].
-    pub unauthenticated_limits: XmlLimits,
-    /// Close a connection that has not authenticated after this long with
-    /// `connection-timeout`. Default 5 minutes (Prosody's `c2s_timeout`).
-    pub auth_timeout: Duration,
-    /// Resource conflict policy. Default [`ConflictPolicy::KickOld`].
-    pub conflict_policy: ConflictPolicy,
-    /// Connected resources allowed per account; binding beyond it gets
-    /// `resource-constraint`. Default 64.
-    pub max_resources_per_user: usize,
-    /// Idle time advertised in XEP-0478 stream limits. Default 840 s.
-    pub idle_seconds: u32,
-    /// Store chat/normal messages for users without a top resource and
-    /// deliver them at their next initial presence. Default `true`.
-    pub offline_storage: bool,
-    /// Stanzas parked per user while storage answers. Default 1024.
-    pub max_parked_per_user: usize,
-    /// Software name reported by XEP-0092 (`None` answers
-    /// `service-unavailable`). Default `Some("xmpp-session")`.
-    pub software_name: Option<String>,
-    /// Software version reported by XEP-0092, if a name is set. Default the
-    /// crate version.
-    pub software_version: Option<String>,
-    /// Operating system reported by XEP-0092. Default `None`.
-    pub software_os: Option<String>,
-    /// Iterations used when deriving SCRAM keys from passwords. Default 4096.
-    pub scram_iterations: u32,
-    /// Roster items plus pending inbound requests per account; a roster set
-    /// beyond it gets `resource-constraint`, further inbound requests are
-    /// dropped. Default 10000.
-    pub max_roster_items: usize,
-    /// Directed-presence recipients remembered per session; beyond it,
-    /// directed presence is still delivered but no longer tracked for the
-    /// unavailable on logout. Default 1000.
-    pub max_directed_presence: usize,
+    pub(crate) hosts: Vec<String>,
+    pub(crate) require_tls: bool,
+    pub(crate) allow_plain_without_tls: bool,
+    pub(crate) mechanisms: Vec<Mechanism>,
+    pub(crate) max_auth_failures: u32,
+    pub(crate) limits: XmlLimits,
+    pub(crate) unauthenticated_limits: XmlLimits,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) conflict_policy: ConflictPolicy,
+    pub(crate) max_resources_per_user: usize,
+    pub(crate) offline_storage: bool,
+    pub(crate) max_parked_per_user: usize,
+    pub(crate) software_name: Option<String>,
+    pub(crate) software_version: Option<String>,
+    pub(crate) software_os: Option<String>,
+    pub(crate) max_roster_items: usize,
+    pub(crate) max_directed_presence: usize,
+}
+
+/// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
+/// declarations, or a SASL `<auth/>` with a SCRAM first message, is more
+/// than 150 bytes.
+pub const MIN_STANZA_BYTES: usize = 256;
+/// Smallest accepted `max_depth`: an iq and its payload.
+pub const MIN_DEPTH: usize = 2;
+/// Smallest accepted `max_attributes`: a stream header carries `xmlns`,
+/// `xmlns:stream`, `to`, `version` and usually `xml:lang`.
+pub const MIN_ATTRIBUTES: usize = 5;
+
+/// Why [`ConfigBuilder::build`] refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A host is not a valid domain (RFC 7622 domainpart: no `@`, no `/`,
+    /// IDNA and nameprep must succeed).
+    #[error("host {host:?} is not a valid domain")]
+    InvalidHost {
+        /// The host as given.
+        host: String,
+    },
+    /// Two hosts are the same domain after normalisation.
+    #[error("host {host:?} is listed twice")]
+    DuplicateHost {
+        /// The normalised host.
+        host: String,
+    },
+    /// No SASL mechanism is enabled, so nobody could log in.
+    #[error("no SASL mechanism is enabled")]
+    NoMechanisms,
+    /// An option is zero where zero makes no sense.
+    #[error("{option} must not be zero")]
+    Zero {
+        /// The builder method that sets the option.
+        option: &'static str,
+    },
+    /// An XML limit is too small for a stream to be negotiated at all.
+    #[error("{option}.{field} = {value} is below the minimum {min}")]
+    LimitTooSmall {
+        /// `limits` or `unauthenticated_limits`.
+        option: &'static str,
+        /// The [`XmlLimits`] field.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest accepted value.
+        min: usize,
+    },
 }
 
 impl Config {
@@ -96,13 +124,11 @@ impl Config {
                 auth_timeout: Duration::from_secs(300),
                 conflict_policy: ConflictPolicy::KickOld,
                 max_resources_per_user: 64,
-                idle_seconds: 840,
                 offline_storage: true,
                 max_parked_per_user: 1024,
                 software_name: Some("xmpp-session".to_owned()),
                 software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
                 software_os: None,
-                scram_iterations: 4096,
                 max_roster_items: 10_000,
                 max_directed_presence: 1000,
             },
@@ -113,9 +139,111 @@ impl Config {
     pub fn serves(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| h == host)
     }
+
+    /// The domains this server serves, normalised (lowercase, nameprep, no
+    /// trailing dot); the first is the primary one.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Refuse SASL until the stream is encrypted. Default `true`.
+    pub fn require_tls(&self) -> bool {
+        self.require_tls
+    }
+
+    /// Offer PLAIN on an unencrypted stream. Default `false`.
+    pub fn allow_plain_without_tls(&self) -> bool {
+        self.allow_plain_without_tls
+    }
+
+    /// Mechanisms to offer, strongest first. Default SCRAM-SHA-256,
+    /// SCRAM-SHA-1, PLAIN. Never empty.
+    pub fn mechanisms(&self) -> &[Mechanism] {
+        &self.mechanisms
+    }
+
+    /// Failed SASL attempts allowed on one connection before it is closed
+    /// with `policy-violation` (RFC 6120 §6.4.5 suggests 2 to 5). Default 3,
+    /// at least 1.
+    pub fn max_auth_failures(&self) -> u32 {
+        self.max_auth_failures
+    }
+
+    /// Limits for an authenticated stream. Default: 262144-byte stanzas
+    /// (as Prosody), depth 64, 64 attributes per element, 262144-byte text.
+    pub fn limits(&self) -> XmlLimits {
+        self.limits
+    }
+
+    /// Limits before authentication. Default: 10000-byte stanzas (as
+    /// Prosody 0.12), other limits as [`Config::limits`].
+    pub fn unauthenticated_limits(&self) -> XmlLimits {
+        self.unauthenticated_limits
+    }
+
+    /// Close a connection that has not authenticated after this long with
+    /// `connection-timeout`. Default 5 minutes (Prosody's `c2s_timeout`).
+    pub fn auth_timeout(&self) -> Duration {
+        self.auth_timeout
+    }
+
+    /// Resource conflict policy. Default [`ConflictPolicy::KickOld`].
+    pub fn conflict_policy(&self) -> ConflictPolicy {
+        self.conflict_policy
+    }
+
+    /// Connected resources allowed per account; binding beyond it gets
+    /// `resource-constraint`. Default 64, at least 1.
+    pub fn max_resources_per_user(&self) -> usize {
+        self.max_resources_per_user
+    }
+
+    /// Store chat/normal messages for users without a top resource and
+    /// deliver them at their next initial presence. Default `true`.
+    pub fn offline_storage(&self) -> bool {
+        self.offline_storage
+    }
+
+    /// Stanzas parked per user while storage answers. Default 1024, at
+    /// least 1.
+    pub fn max_parked_per_user(&self) -> usize {
+        self.max_parked_per_user
+    }
+
+    /// Software name reported by XEP-0092 (`None` answers
+    /// `service-unavailable`). Default `Some("xmpp-session")`.
+    pub fn software_name(&self) -> Option<&str> {
+        self.software_name.as_deref()
+    }
+
+    /// Software version reported by XEP-0092, if a name is set. Default the
+    /// crate version.
+    pub fn software_version(&self) -> Option<&str> {
+        self.software_version.as_deref()
+    }
+
+    /// Operating system reported by XEP-0092. Default `None`.
+    pub fn software_os(&self) -> Option<&str> {
+        self.software_os.as_deref()
+    }
+
+    /// Roster items plus pending inbound requests per account; a roster set
+    /// beyond it gets `resource-constraint`, further inbound requests are
+    /// dropped. Default 10000, at least 1.
+    pub fn max_roster_items(&self) -> usize {
+        self.max_roster_items
+    }
+
+    /// Directed-presence recipients remembered per session; beyond it,
+    /// directed presence is still delivered but no longer tracked for the
+    /// unavailable on logout. Default 1000; 0 tracks none.
+    pub fn max_directed_presence(&self) -> usize {
+        self.max_directed_presence
+    }
 }
 
-/// Builder for [`Config`].
+/// Builder for [`Config`]. Setters take any value; [`ConfigBuilder::build`]
+/// checks them.
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     config: Config,
@@ -137,9 +265,14 @@ impl ConfigBuilder {
         self.config.allow_plain_without_tls = on;
         self
     }
-    /// See [`Config::mechanisms`].
+    /// See [`Config::mechanisms`]. Duplicates are dropped, order is kept.
     pub fn mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
-        self.config.mechanisms = mechanisms.to_vec();
+        self.config.mechanisms.clear();
+        for m in mechanisms {
+            if !self.config.mechanisms.contains(m) {
+                self.config.mechanisms.push(*m);
+            }
+        }
         self
     }
     /// See [`Config::max_auth_failures`].
@@ -195,11 +328,6 @@ impl ConfigBuilder {
         self.config.software_os = os;
         self
     }
-    /// See [`Config::scram_iterations`].
-    pub fn scram_iterations(mut self, n: u32) -> Self {
-        self.config.scram_iterations = n;
-        self
-    }
     /// See [`Config::max_roster_items`].
     pub fn max_roster_items(mut self, n: usize) -> Self {
         self.config.max_roster_items = n;
@@ -210,8 +338,181 @@ impl ConfigBuilder {
         self.config.max_directed_presence = n;
         self
     }
-    /// The finished configuration.
-    pub fn build(self) -> Config {
-        self.config
+
+    /// The finished configuration, or the first problem found:
+    ///
+    /// * every host must be a valid domain; hosts are normalised (lowercase,
+    ///   nameprep, one trailing dot stripped) and must then be distinct;
+    /// * at least one SASL mechanism;
+    /// * `max_auth_failures`, `max_resources_per_user`,
+    ///   `max_parked_per_user`, `max_roster_items` and `auth_timeout` must
+    ///   not be zero;
+    /// * both [`XmlLimits`] must allow at least [`MIN_STANZA_BYTES`],
+    ///   [`MIN_DEPTH`], [`MIN_ATTRIBUTES`] and one byte of text.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let mut config = self.config;
+        let mut hosts: Vec<String> = Vec::with_capacity(config.hosts.len());
+        for host in &config.hosts {
+            let normalised = normalise_host(host)
+                .ok_or_else(|| ConfigError::InvalidHost { host: host.clone() })?;
+            if hosts.contains(&normalised) {
+                return Err(ConfigError::DuplicateHost { host: normalised });
+            }
+            hosts.push(normalised);
+        }
+        config.hosts = hosts;
+        if config.mechanisms.is_empty() {
+            return Err(ConfigError::NoMechanisms);
+        }
+        let zeros = [
+            ("max_auth_failures", config.max_auth_failures == 0),
+            ("max_resources_per_user", config.max_resources_per_user == 0),
+            ("max_parked_per_user", config.max_parked_per_user == 0),
+            ("max_roster_items", config.max_roster_items == 0),
+            ("auth_timeout", config.auth_timeout.is_zero()),
+        ];
+        if let Some((option, _)) = zeros.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError::Zero { option });
+        }
+        check_limits("limits", &config.limits)?;
+        check_limits("unauthenticated_limits", &config.unauthenticated_limits)?;
+        Ok(config)
+    }
+}
+
+/// A host as a normalised domain: a JID with neither localpart nor resource.
+fn normalise_host(host: &str) -> Option<String> {
+    let jid = jid::Jid::new(host).ok()?;
+    if jid.node().is_some() || jid.resource().is_some() {
+        return None;
+    }
+    Some(jid.domain().as_str().to_owned())
+}
+
+fn check_limits(option: &'static str, limits: &XmlLimits) -> Result<(), ConfigError> {
+    let checks = [
+        (
+            "max_stanza_bytes",
+            limits.max_stanza_bytes,
+            MIN_STANZA_BYTES,
+        ),
+        ("max_depth", limits.max_depth, MIN_DEPTH),
+        ("max_attributes", limits.max_attributes, MIN_ATTRIBUTES),
+        ("max_text_bytes", limits.max_text_bytes, 1),
+    ];
+    for (field, value, min) in checks {
+        if value < min {
+            return Err(ConfigError::LimitTooSmall {
+                option,
+                field,
+                value,
+                min,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::builder("localhost").build().expect("valid");
+        assert_eq!(config.hosts(), ["localhost"]);
+        assert_eq!(config.max_resources_per_user(), 64);
+    }
+
+    #[test]
+    fn hosts_are_normalised_and_checked() {
+        let config = Config::builder("Example.COM.")
+            .host("xn--caf-dma.example")
+            .host("CAFÉ.example.org")
+            .build()
+            .expect("valid");
+        assert_eq!(
+            config.hosts(),
+            ["example.com", "xn--caf-dma.example", "café.example.org"]
+        );
+        for bad in [
+            "",
+            "user@example.com",
+            "example.com/res",
+            "exa mple.com",
+            "a..b",
+        ] {
+            assert_eq!(
+                Config::builder(bad).build().err(),
+                Some(ConfigError::InvalidHost { host: bad.into() }),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Config::builder("example.com")
+                .host("EXAMPLE.com.")
+                .build()
+                .err(),
+            Some(ConfigError::DuplicateHost {
+                host: "example.com".into()
+            })
+        );
+    }
+
+    #[test]
+    fn zeros_and_small_limits_are_refused() {
+        assert_eq!(
+            Config::builder("a.example").mechanisms(&[]).build().err(),
+            Some(ConfigError::NoMechanisms)
+        );
+        assert_eq!(
+            Config::builder("a.example")
+                .max_resources_per_user(0)
+                .build()
+                .err(),
+            Some(ConfigError::Zero {
+                option: "max_resources_per_user"
+            })
+        );
+        assert_eq!(
+            Config::builder("a.example")
+                .max_auth_failures(0)
+                .build()
+                .err(),
+            Some(ConfigError::Zero {
+                option: "max_auth_failures"
+            })
+        );
+        assert_eq!(
+            Config::builder("a.example")
+                .auth_timeout(Duration::ZERO)
+                .build()
+                .err(),
+            Some(ConfigError::Zero {
+                option: "auth_timeout"
+            })
+        );
+        assert!(
+            Config::builder("a.example")
+                .max_directed_presence(0)
+                .build()
+                .is_ok()
+        );
+        let small = XmlLimits {
+            max_stanza_bytes: 100,
+            ..XmlLimits::default()
+        };
+        assert_eq!(
+            Config::builder("a.example")
+                .unauthenticated_limits(small)
+                .build()
+                .err(),
+            Some(ConfigError::LimitTooSmall {
+                option: "unauthenticated_limits",
+                field: "max_stanza_bytes",
+                value: 100,
+                min: MIN_STANZA_BYTES,
+            })
+        );
     }
 }

@@ -18,11 +18,11 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use xmpp_session::{Config, ConnectionInfo, MemoryStore, Output, SessionManager};
+//! use xmpp_session::{AccountJid, Config, ConnectionInfo, MemoryStore, Output, SessionManager};
 //!
 //! let mut store = MemoryStore::new();
-//! store.add_user("localhost", "juliet", "secret");
-//! let config = Config::builder("localhost").require_tls(false).allow_plain_without_tls(true).build();
+//! store.add_user(&AccountJid::new("juliet", "localhost")?, "secret")?;
+//! let config = Config::builder("localhost").require_tls(false).allow_plain_without_tls(true).build()?;
 //! let mut manager = SessionManager::new(config);
 //! let now = Instant::now();
 //!
@@ -36,12 +36,14 @@
 //!         written.extend_from_slice(&data); // a real server writes this to the socket
 //!     }
 //! }
-//! let text = String::from_utf8(written).unwrap();
+//! let text = String::from_utf8(written)?;
 //! assert!(text.contains("<mechanism>SCRAM-SHA-256</mechanism>"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod account;
 mod clock;
 pub mod config;
 pub mod error;
@@ -57,12 +59,13 @@ pub mod sasl;
 mod session;
 pub mod storage;
 pub mod stream;
-pub mod xml;
+mod xml;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use config::{Config, ConfigBuilder, ConflictPolicy};
+pub use account::AccountJid;
+pub use config::{Config, ConfigBuilder, ConfigError, ConflictPolicy};
 pub use error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
 pub use ids::{RequestId, SessionId};
 pub use manager::{ConnectionInfo, Event, Output, SessionManager, TlsInfo};

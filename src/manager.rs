@@ -109,16 +109,24 @@ pub enum Event {
     },
 }
 
-/// Facts about a new connection.
+/// Facts about a new connection. Build it with [`ConnectionInfo::plain`],
+/// [`ConnectionInfo::starttls`] or [`ConnectionInfo::direct_tls`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionInfo {
-    /// The transport is already encrypted (direct TLS).
-    pub secure: bool,
-    /// The caller can run STARTTLS on this connection.
-    pub starttls_available: bool,
+    pub(crate) secure: bool,
+    pub(crate) starttls_available: bool,
 }
 
 impl ConnectionInfo {
+    /// The transport is already encrypted (direct TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// The caller can run STARTTLS on this connection.
+    pub fn starttls_available(&self) -> bool {
+        self.starttls_available
+    }
     /// Plain TCP without STARTTLS.
     pub fn plain() -> Self {
         Self {
@@ -142,8 +150,11 @@ impl ConnectionInfo {
     }
 }
 
-/// Facts about a finished TLS handshake.
+/// Facts about a finished TLS handshake. Nothing is read from it yet; it
+/// has room for channel-binding data and the peer certificate. Build it
+/// with [`TlsInfo::default`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {}
 
 /// A user with at least one bound resource.
@@ -201,7 +212,7 @@ impl SessionManager {
     }
 
     /// A manager with its own source of randomness (nonces, ids). Tests use
-    /// [`SeededRandom`](crate::random::SeededRandom) for reproducible output.
+    /// `SeededRandom` (feature `testkit`) for reproducible output.
     pub fn with_random(config: Config, rng: Box<dyn RandomSource>) -> Self {
         Self {
             config,
@@ -539,16 +550,8 @@ impl SessionManager {
                     }
                 }
             }
-            Step::Credentials { username } => {
-                let host = self
-                    .sessions
-                    .get(&id)
-                    .and_then(|s| s.host.clone())
-                    .unwrap_or_default();
-                self.new_request(
-                    Pending::Credentials(id),
-                    Request::Credentials { username, host },
-                );
+            Step::Credentials { account } => {
+                self.new_request(Pending::Credentials(id), Request::Credentials { account });
             }
             Step::Bind(request) => self.bind(id, request, now),
             Step::Authenticated => {
@@ -630,7 +633,12 @@ impl SessionManager {
                 }
             },
             None => loop {
-                let candidate = random_id(self.rng.as_mut(), 12);
+                let Ok(candidate) = random_id(self.rng.as_mut(), 12) else {
+                    return Err(StanzaError::new(
+                        ErrorType::Wait,
+                        StanzaErrorCondition::InternalServerError,
+                    ));
+                };
                 if !taken(self, &candidate) {
                     break candidate;
                 }

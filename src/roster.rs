@@ -204,8 +204,7 @@ impl SessionManager {
             return;
         }
         let request = Request::RosterChanged {
-            username: crate::storage::username_of(user),
-            host: crate::storage::host_of(user),
+            account: crate::storage::account_of(user),
             version,
             change,
         };
@@ -236,7 +235,11 @@ impl SessionManager {
         xml::set_attr(&mut query, "ver", roster.version.to_string());
         query.append_child(item);
         let mut push = Element::bare("iq", xml::NS_CLIENT);
-        let id = format!("push{}", crate::random::random_id(self.rng.as_mut(), 10));
+        // A push id is not a secret, only a label the client echoes.
+        let id = format!(
+            "push{}",
+            crate::random::random_id(self.rng.as_mut(), 10).unwrap_or_default()
+        );
         xml::set_attr(&mut push, "id", id);
         xml::set_attr(&mut push, "type", "set");
         push.append_child(query);

@@ -443,8 +443,7 @@ impl SessionManager {
         if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
             return Flow::Wait(
                 Request::LoadRoster {
-                    username: crate::storage::username_of(user),
-                    host: crate::storage::host_of(user),
+                    account: crate::storage::account_of(user),
                 },
                 Work::RosterLoaded(Box::new(work)),
             );
@@ -546,8 +545,7 @@ impl SessionManager {
 
     fn take_offline_request(&self, user: &BareJid) -> Request {
         Request::TakeOffline {
-            username: crate::storage::username_of(user),
-            host: crate::storage::host_of(user),
+            account: crate::storage::account_of(user),
         }
     }
 
@@ -647,8 +645,7 @@ impl SessionManager {
     ) -> Flow {
         Flow::Wait(
             Request::UserExists {
-                username: crate::storage::username_of(user),
-                host: crate::storage::host_of(user),
+                account: crate::storage::account_of(user),
             },
             Work::AfterExists {
                 stanza,
@@ -727,8 +724,7 @@ impl SessionManager {
                 stored.append_child(delay);
                 Flow::Wait(
                     Request::StoreOffline {
-                        username: crate::storage::username_of(user),
-                        host: crate::storage::host_of(user),
+                        account: crate::storage::account_of(user),
                         stanza: stored.clone(),
                     },
                     Work::AfterStore {

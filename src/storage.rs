@@ -14,56 +14,49 @@ use std::collections::HashMap;
 
 use minidom::Element;
 
+use crate::account::AccountJid;
+use crate::random::{OsRandom, RandomError, RandomSource};
 use crate::roster::{Roster, RosterChange};
 use crate::sasl::Credentials;
 
-/// What the core needs from storage.
+/// What the core needs from storage. Every variant names its account with
+/// one [`AccountJid`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
-    /// The SASL credentials of `username@host`.
+    /// The SASL credentials of an account.
     /// Answer with [`Response::Credentials`].
     Credentials {
-        /// The (nodeprepped or saslprepped) user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The account (the SASL user name, nodeprepped, at the stream's host).
+        account: AccountJid,
     },
-    /// Whether the account `username@host` exists.
+    /// Whether the account exists.
     /// Answer with [`Response::UserExists`].
     UserExists {
-        /// The user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The account.
+        account: AccountJid,
     },
     /// Store a message for a user who has no resource to take it
     /// (RFC 6121 §8.5.2.2). The stanza already carries its XEP-0203
     /// `<delay/>`. Answer with [`Response::Done`], or
     /// [`Response::UserExists`]`(false)` if there is no such account.
     StoreOffline {
-        /// The recipient's user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The recipient.
+        account: AccountJid,
         /// The message as it will be delivered.
         stanza: Element,
     },
     /// The user's roster. Answer with [`Response::Roster`] (an empty
     /// [`Roster`] when there is none).
     LoadRoster {
-        /// The user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The account.
+        account: AccountJid,
     },
     /// Apply one change to the user's stored roster and record `version`.
     /// Answer with [`Response::Done`].
     RosterChanged {
-        /// The user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The account.
+        account: AccountJid,
         /// The roster version after this change.
         version: u64,
         /// The change.
@@ -72,11 +65,23 @@ pub enum Request {
     /// Take (return and delete) every message stored for the user, oldest
     /// first. Answer with [`Response::Offline`].
     TakeOffline {
-        /// The user name.
-        username: String,
-        /// The served domain.
-        host: String,
+        /// The account.
+        account: AccountJid,
     },
+}
+
+impl Request {
+    /// The account this request is about.
+    pub fn account(&self) -> &AccountJid {
+        match self {
+            Request::Credentials { account }
+            | Request::UserExists { account }
+            | Request::StoreOffline { account, .. }
+            | Request::LoadRoster { account }
+            | Request::RosterChanged { account, .. }
+            | Request::TakeOffline { account } => account,
+        }
+    }
 }
 
 /// The caller's answer to a [`Request`].
@@ -99,16 +104,9 @@ pub enum Response {
     Failed(StoreError),
 }
 
-/// The user-name part of an account's bare JID, as used in requests.
-pub(crate) fn username_of(user: &jid::BareJid) -> String {
-    user.node()
-        .map(|n| n.as_str().to_owned())
-        .unwrap_or_default()
-}
-
-/// The domain of an account's bare JID, as used in requests.
-pub(crate) fn host_of(user: &jid::BareJid) -> String {
-    user.domain().as_str().to_owned()
+/// The account of a user's bare JID, as used in requests.
+pub(crate) fn account_of(user: &jid::BareJid) -> AccountJid {
+    AccountJid::from_user_jid(user)
 }
 
 /// A storage failure reported by the caller.
@@ -118,36 +116,27 @@ pub struct StoreError(pub String);
 
 /// A synchronous store. Implement it to answer every [`Request`] at once.
 pub trait Store {
-    /// The credentials of `username@host`, `None` if there is no such user.
-    fn credentials(
-        &mut self,
-        username: &str,
-        host: &str,
-    ) -> Result<Option<Credentials>, StoreError>;
+    /// The credentials of the account, `None` if there is no such account.
+    fn credentials(&mut self, account: &AccountJid) -> Result<Option<Credentials>, StoreError>;
 
     /// Whether the account exists.
-    fn user_exists(&mut self, username: &str, host: &str) -> Result<bool, StoreError>;
+    fn user_exists(&mut self, account: &AccountJid) -> Result<bool, StoreError>;
 
-    /// Appends a message to the user's offline store. Returns `false` if the
-    /// account does not exist.
-    fn store_offline(
-        &mut self,
-        username: &str,
-        host: &str,
-        stanza: &Element,
-    ) -> Result<bool, StoreError>;
+    /// Appends a message to the account's offline store. Returns `false` if
+    /// the account does not exist.
+    fn store_offline(&mut self, account: &AccountJid, stanza: &Element)
+    -> Result<bool, StoreError>;
 
-    /// Removes and returns the user's offline messages, oldest first.
-    fn take_offline(&mut self, username: &str, host: &str) -> Result<Vec<Element>, StoreError>;
+    /// Removes and returns the account's offline messages, oldest first.
+    fn take_offline(&mut self, account: &AccountJid) -> Result<Vec<Element>, StoreError>;
 
-    /// The user's roster (empty when there is none).
-    fn load_roster(&mut self, username: &str, host: &str) -> Result<Roster, StoreError>;
+    /// The account's roster (empty when there is none).
+    fn load_roster(&mut self, account: &AccountJid) -> Result<Roster, StoreError>;
 
-    /// Applies one change to the user's stored roster.
+    /// Applies one change to the account's stored roster.
     fn change_roster(
         &mut self,
-        username: &str,
-        host: &str,
+        account: &AccountJid,
         version: u64,
         change: &RosterChange,
     ) -> Result<(), StoreError>;
@@ -155,166 +144,166 @@ pub trait Store {
     /// Answers one request. The default calls the methods above.
     fn answer(&mut self, request: &Request) -> Response {
         let result = match request {
-            Request::Credentials { username, host } => {
-                self.credentials(username, host).map(Response::Credentials)
+            Request::Credentials { account } => {
+                self.credentials(account).map(Response::Credentials)
             }
-            Request::UserExists { username, host } => {
-                self.user_exists(username, host).map(Response::UserExists)
+            Request::UserExists { account } => self.user_exists(account).map(Response::UserExists),
+            Request::StoreOffline { account, stanza } => {
+                self.store_offline(account, stanza).map(|stored| {
+                    if stored {
+                        Response::Done
+                    } else {
+                        Response::UserExists(false)
+                    }
+                })
             }
-            Request::StoreOffline {
-                username,
-                host,
-                stanza,
-            } => self.store_offline(username, host, stanza).map(|stored| {
-                if stored {
-                    Response::Done
-                } else {
-                    Response::UserExists(false)
-                }
-            }),
-            Request::TakeOffline { username, host } => {
-                self.take_offline(username, host).map(Response::Offline)
-            }
-            Request::LoadRoster { username, host } => {
-                self.load_roster(username, host).map(Response::Roster)
-            }
+            Request::TakeOffline { account } => self.take_offline(account).map(Response::Offline),
+            Request::LoadRoster { account } => self.load_roster(account).map(Response::Roster),
             Request::RosterChanged {
-                username,
-                host,
+                account,
                 version,
                 change,
             } => self
-                .change_roster(username, host, *version, change)
+                .change_roster(account, *version, change)
                 .map(|()| Response::Done),
         };
         result.unwrap_or_else(Response::Failed)
     }
 }
 
-/// A complete in-memory [`Store`]. Passwords are kept only as SCRAM keys.
-#[derive(Debug, Default, Clone)]
+/// A complete in-memory [`Store`]. Passwords are kept only as SCRAM keys,
+/// salted with bytes from a [`RandomSource`].
 pub struct MemoryStore {
-    users: HashMap<(String, String), Credentials>,
-    offline: HashMap<(String, String), Vec<Element>>,
-    rosters: HashMap<(String, String), Roster>,
+    users: HashMap<AccountJid, Credentials>,
+    offline: HashMap<AccountJid, Vec<Element>>,
+    rosters: HashMap<AccountJid, Roster>,
     iterations: u32,
+    rng: Box<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("users", &self.users.len())
+            .field("offline", &self.offline.len())
+            .field("rosters", &self.rosters.len())
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
-    /// An empty store (SCRAM keys derived with 4096 iterations).
+    /// An empty store: SCRAM keys derived with 4096 iterations, salts from
+    /// the operating system ([`OsRandom`]).
     pub fn new() -> Self {
         Self::with_iterations(4096)
     }
 
-    /// An empty store deriving SCRAM keys with `iterations` (at least 1).
+    /// An empty store deriving SCRAM keys with `iterations` (at least 1),
+    /// salts from the operating system.
     pub fn with_iterations(iterations: u32) -> Self {
+        Self::with_random(Box::new(OsRandom), iterations)
+    }
+
+    /// An empty store taking salts from `rng` and deriving SCRAM keys with
+    /// `iterations` (at least 1). Tests pass a seeded source for
+    /// reproducible keys.
+    pub fn with_random(rng: Box<dyn RandomSource>, iterations: u32) -> Self {
         Self {
             users: HashMap::new(),
             offline: HashMap::new(),
             rosters: HashMap::new(),
             iterations: iterations.max(1),
+            rng,
         }
     }
 
     /// Adds (or replaces) an account. The password is turned into salted
-    /// SCRAM keys and forgotten.
-    pub fn add_user(&mut self, host: &str, username: &str, password: &str) {
+    /// SCRAM keys and forgotten. Fails, adding nothing, when no random salt
+    /// can be had.
+    pub fn add_user(&mut self, account: &AccountJid, password: &str) -> Result<(), RandomError> {
         let mut salt = [0u8; 16];
-        crate::random::RandomSource::fill(&mut crate::random::OsRandom, &mut salt);
-        let creds = Credentials::from_password(password, &salt, self.iterations.max(1));
-        self.users
-            .insert((host.to_owned(), username.to_owned()), creds);
+        self.rng.fill(&mut salt)?;
+        let creds = Credentials::from_password(password, &salt, self.iterations);
+        self.users.insert(account.clone(), creds);
+        Ok(())
     }
 
     /// Adds an account with credentials derived elsewhere.
-    pub fn add_credentials(&mut self, host: &str, username: &str, credentials: Credentials) {
-        self.users
-            .insert((host.to_owned(), username.to_owned()), credentials);
+    pub fn add_credentials(&mut self, account: &AccountJid, credentials: Credentials) {
+        self.users.insert(account.clone(), credentials);
     }
 
     /// Removes an account.
-    pub fn remove_user(&mut self, host: &str, username: &str) -> bool {
-        self.users
-            .remove(&(host.to_owned(), username.to_owned()))
-            .is_some()
+    pub fn remove_user(&mut self, account: &AccountJid) -> bool {
+        self.users.remove(account).is_some()
     }
 
     /// Whether the account exists.
-    pub fn has_user(&self, host: &str, username: &str) -> bool {
-        self.users
-            .contains_key(&(host.to_owned(), username.to_owned()))
+    pub fn has_user(&self, account: &AccountJid) -> bool {
+        self.users.contains_key(account)
     }
 
-    /// The stored roster of a user (for inspection).
-    pub fn stored_roster(&self, host: &str, username: &str) -> Option<&Roster> {
-        self.rosters.get(&(host.to_owned(), username.to_owned()))
+    /// The stored roster of an account (for inspection).
+    pub fn stored_roster(&self, account: &AccountJid) -> Option<&Roster> {
+        self.rosters.get(account)
     }
 
-    /// The messages stored for a user, oldest first (for inspection).
-    pub fn offline_messages(&self, host: &str, username: &str) -> &[Element] {
+    /// The messages stored for an account, oldest first (for inspection).
+    pub fn offline_messages(&self, account: &AccountJid) -> &[Element] {
         self.offline
-            .get(&(host.to_owned(), username.to_owned()))
+            .get(account)
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
 }
 
 impl Store for MemoryStore {
-    fn credentials(
-        &mut self,
-        username: &str,
-        host: &str,
-    ) -> Result<Option<Credentials>, StoreError> {
-        Ok(self
-            .users
-            .get(&(host.to_owned(), username.to_owned()))
-            .cloned())
+    fn credentials(&mut self, account: &AccountJid) -> Result<Option<Credentials>, StoreError> {
+        Ok(self.users.get(account).cloned())
     }
 
-    fn user_exists(&mut self, username: &str, host: &str) -> Result<bool, StoreError> {
-        Ok(self.has_user(host, username))
+    fn user_exists(&mut self, account: &AccountJid) -> Result<bool, StoreError> {
+        Ok(self.has_user(account))
     }
 
     fn store_offline(
         &mut self,
-        username: &str,
-        host: &str,
+        account: &AccountJid,
         stanza: &Element,
     ) -> Result<bool, StoreError> {
-        if !self.has_user(host, username) {
+        if !self.has_user(account) {
             return Ok(false);
         }
         self.offline
-            .entry((host.to_owned(), username.to_owned()))
+            .entry(account.clone())
             .or_default()
             .push(stanza.clone());
         Ok(true)
     }
 
-    fn take_offline(&mut self, username: &str, host: &str) -> Result<Vec<Element>, StoreError> {
-        Ok(self
-            .offline
-            .remove(&(host.to_owned(), username.to_owned()))
-            .unwrap_or_default())
+    fn take_offline(&mut self, account: &AccountJid) -> Result<Vec<Element>, StoreError> {
+        Ok(self.offline.remove(account).unwrap_or_default())
     }
 
-    fn load_roster(&mut self, username: &str, host: &str) -> Result<Roster, StoreError> {
-        Ok(self
-            .rosters
-            .get(&(host.to_owned(), username.to_owned()))
-            .cloned()
-            .unwrap_or_default())
+    fn load_roster(&mut self, account: &AccountJid) -> Result<Roster, StoreError> {
+        Ok(self.rosters.get(account).cloned().unwrap_or_default())
     }
 
     fn change_roster(
         &mut self,
-        username: &str,
-        host: &str,
+        account: &AccountJid,
         version: u64,
         change: &RosterChange,
     ) -> Result<(), StoreError> {
         self.rosters
-            .entry((host.to_owned(), username.to_owned()))
+            .entry(account.clone())
             .or_default()
             .apply(version, change);
         Ok(())

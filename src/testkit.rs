@@ -29,16 +29,56 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use minidom::Element;
 
-use crate::config::Config;
+use crate::account::AccountJid;
+use crate::config::{Config, ConfigBuilder};
 use crate::ids::{RequestId, SessionId};
 use crate::manager::{ConnectionInfo, Event, Output, SessionManager, TlsInfo};
-use crate::random::SeededRandom;
+use crate::random::{RandomError, RandomSource, SeededRandom};
 use crate::storage::{MemoryStore, Request, Store};
 use crate::stream::{StreamEvent, StreamReader, XmlLimits};
 use crate::xml::{NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS};
 
 /// The domain a [`TestServer`] serves by default.
 pub const DOMAIN: &str = "localhost";
+
+/// The account `user@`[`DOMAIN`]. Panics if `user` is not a valid
+/// localpart (a test helper).
+pub fn account(user: &str) -> AccountJid {
+    AccountJid::new(user, DOMAIN).expect("a valid user name")
+}
+
+/// A [`RandomSource`] that gives `ok` fills from a [`SeededRandom`], then
+/// fails every time: for testing that the core fails closed.
+#[derive(Debug, Clone)]
+pub struct FailingRandom {
+    inner: SeededRandom,
+    ok: usize,
+}
+
+impl FailingRandom {
+    /// Fails from the first fill on.
+    pub fn always() -> Self {
+        Self::after(0)
+    }
+
+    /// Succeeds `ok` times, then fails.
+    pub fn after(ok: usize) -> Self {
+        Self {
+            inner: SeededRandom::new(42),
+            ok,
+        }
+    }
+}
+
+impl RandomSource for FailingRandom {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RandomError> {
+        if self.ok == 0 {
+            return Err(RandomError::new("the test generator is broken"));
+        }
+        self.ok -= 1;
+        self.inner.fill(buf)
+    }
+}
 
 /// What one simulated client has seen.
 #[derive(Debug)]
@@ -129,28 +169,37 @@ impl TestServer {
     /// A server for [`DOMAIN`] that allows PLAIN without TLS (so tests need
     /// no TLS), with a fixed seed and wall clock.
     pub fn new() -> Self {
-        Self::with_config(Self::config())
+        Self::with_config(
+            Self::config()
+                .build()
+                .expect("the test configuration is valid"),
+        )
     }
 
-    /// The configuration [`TestServer::new`] uses, to adjust.
-    pub fn config() -> Config {
+    /// The configuration [`TestServer::new`] uses, to adjust and build.
+    pub fn config() -> ConfigBuilder {
         Config::builder(DOMAIN)
             .require_tls(false)
             .allow_plain_without_tls(true)
-            .build()
     }
 
     /// A server with this configuration.
     pub fn with_config(config: Config) -> Self {
+        Self::with_random(config, Box::new(SeededRandom::new(42)))
+    }
+
+    /// A server with this configuration and source of randomness for the
+    /// manager (the store keeps its own seeded salts).
+    pub fn with_random(config: Config, rng: Box<dyn RandomSource>) -> Self {
         let now = Instant::now();
-        let mut manager = SessionManager::with_random(config, Box::new(SeededRandom::new(42)));
+        let mut manager = SessionManager::with_random(config, rng);
         manager.set_wall_clock(
             now,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_680_000),
         );
         Self {
             manager,
-            store: MemoryStore::with_iterations(64),
+            store: MemoryStore::with_random(Box::new(SeededRandom::new(43)), 64),
             now,
             clients: HashMap::new(),
             hold: false,
@@ -172,9 +221,11 @@ impl TestServer {
         self.pump();
     }
 
-    /// Adds an account to the store.
+    /// Adds an account `username@`[`DOMAIN`] to the store.
     pub fn add_user(&mut self, username: &str, password: &str) {
-        self.store.add_user(DOMAIN, username, password);
+        self.store
+            .add_user(&account(username), password)
+            .expect("seeded salts never fail");
     }
 
     /// While on, requests are kept for [`TestServer::answer_held`] instead of

@@ -123,15 +123,6 @@ impl StanzaKind {
             _ => None,
         }
     }
-
-    /// The element name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Message => "message",
-            Self::Presence => "presence",
-            Self::Iq => "iq",
-        }
-    }
 }
 
 /// A reply skeleton: the same element name in `jabber:client`, `id` kept,

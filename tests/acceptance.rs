@@ -214,7 +214,7 @@ impl Client {
              <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
              <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
              <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
-             <idle-seconds>840</idle-seconds></limits>\
+             </limits>\
              </stream:features>",
         );
         let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0password"));
@@ -231,7 +231,7 @@ impl Client {
              <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
              <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
              <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
-             <idle-seconds>840</idle-seconds></limits></stream:features>",
+             </limits></stream:features>",
         );
         c.send(&format!(
             "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\

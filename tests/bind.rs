@@ -45,7 +45,8 @@ fn server_with(policy: ConflictPolicy) -> TestServer {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .conflict_policy(policy)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     server.add_user("juliet", "pass");
@@ -399,7 +400,8 @@ fn max_resources_per_user_is_resource_constraint() {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .max_resources_per_user(2)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     server.add_user("juliet", "pass");

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use xmpp_session::testkit::{TestServer, parse_stanza};
+use xmpp_session::testkit::{TestServer, account, parse_stanza};
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 
@@ -107,7 +107,7 @@ fn nothing_new_is_delivered_to_a_dropped_socket() {
     );
     let stored: Vec<String> = server
         .store
-        .offline_messages("localhost", "romeo")
+        .offline_messages(&account("romeo"))
         .iter()
         .map(|m| {
             m.get_child("body", "jabber:client")

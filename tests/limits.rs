@@ -1,7 +1,7 @@
 //! Bounds on per-user state, and input that waits on storage when the
 //! client's connection drops.
 
-use xmpp_session::testkit::TestServer;
+use xmpp_session::testkit::{TestServer, account};
 use xmpp_session::{Request, SessionId};
 
 fn server_with(config: xmpp_session::Config, users: &[&str]) -> TestServer {
@@ -21,11 +21,10 @@ fn roster_set(server: &mut TestServer, id: SessionId, n: usize, jid: &str) {
 
 #[test]
 fn a_full_roster_refuses_new_items_but_updates_existing_ones() {
-    let config = TestServer::config();
-    let config = xmpp_session::Config {
-        max_roster_items: 2,
-        ..config
-    };
+    let config = TestServer::config()
+        .max_roster_items(2)
+        .build()
+        .expect("valid config");
     let mut server = server_with(config, &["alice"]);
     let alice = server.login("alice", "r");
     roster_set(&mut server, alice, 1, "a@example.org");
@@ -48,17 +47,17 @@ fn a_full_roster_refuses_new_items_but_updates_existing_ones() {
     assert_eq!(got.first().and_then(|e| e.attr("id")), Some("s4"));
     let stored = server
         .store
-        .stored_roster("localhost", "alice")
+        .stored_roster(&account("alice"))
         .expect("stored");
     assert_eq!(stored.items.len(), 2);
 }
 
 #[test]
 fn directed_presence_tracking_is_bounded_but_delivery_is_not() {
-    let config = xmpp_session::Config {
-        max_directed_presence: 1,
-        ..TestServer::config()
-    };
+    let config = TestServer::config()
+        .max_directed_presence(1)
+        .build()
+        .expect("valid config");
     let mut server = server_with(config, &["alice", "bob", "carol"]);
     let alice = server.login("alice", "r");
     let bob = server.login("bob", "r");
@@ -84,7 +83,10 @@ fn directed_presence_tracking_is_bounded_but_delivery_is_not() {
 
 #[test]
 fn input_waiting_on_storage_is_still_processed_after_a_disconnect() {
-    let mut server = server_with(TestServer::config(), &["alice", "bob"]);
+    let mut server = server_with(
+        TestServer::config().build().expect("valid config"),
+        &["alice", "bob"],
+    );
     let alice = server.login("alice", "r");
     let bob = server.login("bob", "r");
     server.send(bob, "<presence/>");
@@ -115,7 +117,10 @@ fn input_waiting_on_storage_is_still_processed_after_a_disconnect() {
 
 #[test]
 fn elements_can_be_sent_and_the_cached_roster_is_visible() {
-    let mut server = server_with(TestServer::config(), &["alice"]);
+    let mut server = server_with(
+        TestServer::config().build().expect("valid config"),
+        &["alice"],
+    );
     let alice = server.login("alice", "r");
     let bare = xmpp_session::jid::BareJid::new("alice@localhost").unwrap();
     assert!(

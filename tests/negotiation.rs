@@ -40,7 +40,7 @@ fn stream_id_of(raw: &str) -> String {
 fn limits(max_bytes: usize) -> String {
     format!(
         "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>{max_bytes}</max-bytes>\
-         <idle-seconds>840</idle-seconds></limits>"
+         </limits>"
     )
 }
 
@@ -144,7 +144,8 @@ fn advertised_limits_follow_the_configuration() {
             max_stanza_bytes: 65536,
             ..Default::default()
         })
-        .build();
+        .build()
+        .expect("valid config");
     let mut server = TestServer::with_config(config);
     server.add_user("romeo", "pass");
     let c = server.connect();
@@ -172,8 +173,12 @@ fn starttls_feature_exact_bytes() {
         ),
         (false, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
     ] {
-        let mut server =
-            TestServer::with_config(Config::builder("localhost").require_tls(require).build());
+        let mut server = TestServer::with_config(
+            Config::builder("localhost")
+                .require_tls(require)
+                .build()
+                .expect("valid config"),
+        );
         let c = server.connect_with(ConnectionInfo::starttls());
         server.open_stream(c);
         let raw = server.take_raw(c);
@@ -200,7 +205,8 @@ fn starttls_feature_exact_bytes() {
 
 #[test]
 fn after_starttls_the_new_header_gets_mechanisms() {
-    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").build().expect("valid config"));
     let c = server.connect_with(ConnectionInfo::starttls());
     server.open_stream(c);
     server.take_raw(c);
@@ -227,8 +233,12 @@ fn after_starttls_the_new_header_gets_mechanisms() {
 
 #[test]
 fn required_tls_that_cannot_happen_is_undefined_condition() {
-    let mut server =
-        TestServer::with_config(Config::builder("localhost").require_tls(true).build());
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(true)
+            .build()
+            .expect("valid config"),
+    );
     let c = server.connect_with(ConnectionInfo::plain());
     server.open_stream(c);
     let raw = server.take_raw(c);
@@ -252,7 +262,8 @@ fn no_mechanism_left_is_undefined_condition() {
         Config::builder("localhost")
             .require_tls(false)
             .mechanisms(&[xmpp_session::sasl::Mechanism::Plain])
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     let c = server.connect();
     server.open_stream(c);
@@ -276,7 +287,8 @@ fn every_served_host_can_be_opened() {
             .host("example.net")
             .require_tls(false)
             .allow_plain_without_tls(true)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     let c = server.connect();
     server.send(

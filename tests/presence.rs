@@ -6,7 +6,7 @@
 mod common_presence;
 
 use common_presence::*;
-use xmpp_session::testkit::{TestServer, parse_stanza};
+use xmpp_session::testkit::{TestServer, account, parse_stanza};
 use xmpp_session::{Element, Request, SessionId};
 
 // ---------------------------------------------------------------- stanza builders
@@ -1335,7 +1335,7 @@ fn priority_is_parsed_clamped_and_negative_resources_are_not_top_resources() {
     );
     expect_nothing(&mut s, a1);
     expect_nothing(&mut s, a2);
-    assert_eq!(s.store.offline_messages("localhost", "alice").len(), 1);
+    assert_eq!(s.store.offline_messages(&account("alice")).len(), 1);
 }
 
 // ---------------------------------------------------------------- directed presence
@@ -1752,7 +1752,7 @@ fn a_request_to_a_user_that_does_not_exist_is_dropped() {
     let a = online(&mut s, "alice", "a");
     s.send(a, "<presence type='subscribe' to='nobody@localhost'/>");
     expect(&mut s, a, &[&push(1, "nobody", "none+ask")]);
-    assert_eq!(s.store.stored_roster("localhost", "nobody"), None);
+    assert_eq!(s.store.stored_roster(&account("nobody")), None);
     expect_no_route(&mut s);
 }
 
@@ -1764,14 +1764,14 @@ fn held(s: &TestServer) -> Vec<String> {
     s.held_requests()
         .iter()
         .map(|r| match r {
-            Request::LoadRoster { username, .. } => format!("load {username}"),
-            Request::UserExists { username, .. } => format!("exists {username}"),
+            Request::LoadRoster { account } => format!("load {}", account.user()),
+            Request::UserExists { account } => format!("exists {}", account.user()),
             Request::RosterChanged {
-                username, version, ..
-            } => format!("write {username} v{version}"),
-            Request::StoreOffline { username, .. } => format!("offline+ {username}"),
-            Request::TakeOffline { username, .. } => format!("offline- {username}"),
-            Request::Credentials { username, .. } => format!("credentials {username}"),
+                account, version, ..
+            } => format!("write {} v{version}", account.user()),
+            Request::StoreOffline { account, .. } => format!("offline+ {}", account.user()),
+            Request::TakeOffline { account } => format!("offline- {}", account.user()),
+            Request::Credentials { account } => format!("credentials {}", account.user()),
             other => format!("{other:?}"),
         })
         .collect()
@@ -2012,15 +2012,7 @@ struct Observed {
 }
 
 fn user_of(request: &Request) -> String {
-    match request {
-        Request::LoadRoster { username, .. }
-        | Request::UserExists { username, .. }
-        | Request::RosterChanged { username, .. }
-        | Request::StoreOffline { username, .. }
-        | Request::TakeOffline { username, .. }
-        | Request::Credentials { username, .. } => username.clone(),
-        _ => String::new(),
-    }
+    request.account().user().to_owned()
 }
 
 /// Chooses which held requests to answer next, in order.
@@ -2114,7 +2106,7 @@ fn run_scenario(mut pick: Pick<'_>, keep: &dyn Fn(usize) -> bool) -> Observed {
             .collect(),
         offline: users
             .iter()
-            .map(|u| (*u, s.store.offline_messages("localhost", u).to_vec()))
+            .map(|u| (*u, s.store.offline_messages(&account(u)).to_vec()))
             .collect(),
     }
 }

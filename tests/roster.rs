@@ -6,6 +6,7 @@ mod common_presence;
 
 use common_presence::*;
 use xmpp_session::Request;
+use xmpp_session::testkit::account;
 
 const GET: &str = "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>";
 
@@ -850,8 +851,7 @@ fn work_waiting_for_the_roster_is_run_in_order_once_it_loads() {
             assert_eq!(
                 s.held_requests(),
                 [Request::LoadRoster {
-                    username: "alice".into(),
-                    host: "localhost".into()
+                    account: account("alice")
                 }]
             );
             assert!(s.take(a).is_empty());

@@ -368,7 +368,8 @@ fn software_version_configured() {
             Some("2.5".into()),
             Some("Plan 9".into()),
         )
-        .build();
+        .build()
+        .expect("valid config");
     let mut net = Net::with_config(config, &["alice"]);
     let alice = net.online("alice", "r", None);
     net.send(
@@ -397,7 +398,8 @@ fn software_version_disabled() {
         .require_tls(false)
         .allow_plain_without_tls(true)
         .software(None, None, None)
-        .build();
+        .build()
+        .expect("valid config");
     let mut net = Net::with_config(config, &["alice"]);
     let alice = net.online("alice", "r", None);
     net.send(

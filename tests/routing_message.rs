@@ -784,7 +784,8 @@ fn offline_storage_disabled_answers_service_unavailable() {
         .require_tls(false)
         .allow_plain_without_tls(true)
         .offline_storage(false)
-        .build();
+        .build()
+        .expect("valid config");
     let mut net = Net::with_config(config, &["alice", "bob", "carol"]);
     let alice = net.online("alice", "r", None);
     net.connect("carol", "c");

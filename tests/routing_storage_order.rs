@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use common::{STAMP, render};
 use proptest::prelude::*;
-use xmpp_session::testkit::{TestServer, parse_stanza};
+use xmpp_session::testkit::{TestServer, account, parse_stanza};
 use xmpp_session::{Element, SessionId};
 
 /// Decides which held requests to answer, and when.
@@ -311,7 +311,7 @@ fn two_messages_to_one_offline_user_are_stored_in_order_whatever_the_answer_orde
         for (user, ids) in [("bob", ["b1", "b2"]), ("carol", ["c1", "c2"])] {
             let got: Vec<_> = server
                 .store
-                .offline_messages("localhost", user)
+                .offline_messages(&account(user))
                 .iter()
                 .map(|m| m.attr("id").unwrap_or_default().to_owned())
                 .collect();

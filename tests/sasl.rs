@@ -11,9 +11,9 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use xmpp_session::roster::Roster;
 use xmpp_session::sasl::Mechanism;
-use xmpp_session::testkit::TestServer;
+use xmpp_session::testkit::{TestServer, account};
 use xmpp_session::{
-    Config, ConnectionInfo, Element, Event, Output, Request, SessionId, SessionKind,
+    AccountJid, Config, ConnectionInfo, Element, Event, Output, Request, SessionId, SessionKind,
     SessionManager, Store, StoreError,
 };
 
@@ -240,7 +240,8 @@ fn disabled_mechanism_is_invalid_mechanism() {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .mechanisms(&[Mechanism::ScramSha256])
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     let c = server.connect();
@@ -251,7 +252,7 @@ fn disabled_mechanism_is_invalid_mechanism() {
         raw,
         format!(
             "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism></mechanisms>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )
@@ -353,8 +354,12 @@ fn unknown_sasl_element_is_unsupported_stanza_type() {
 
 #[test]
 fn require_tls_refuses_auth_before_starttls() {
-    let mut server =
-        TestServer::with_config(Config::builder("localhost").require_tls(true).build());
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(true)
+            .build()
+            .expect("valid config"),
+    );
     server.add_user("romeo", "pass");
     let c = server.connect_with(ConnectionInfo::starttls());
     server.open_stream(c);
@@ -364,7 +369,7 @@ fn require_tls_refuses_auth_before_starttls() {
         raw,
         format!(
             "{}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )
@@ -384,8 +389,12 @@ fn require_tls_refuses_auth_before_starttls() {
 
 #[test]
 fn plain_is_not_offered_or_accepted_without_tls() {
-    let mut server =
-        TestServer::with_config(Config::builder("localhost").require_tls(false).build());
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .build()
+            .expect("valid config"),
+    );
     server.add_user("romeo", "pass");
     let c = server.connect();
     server.open_stream(c);
@@ -396,7 +405,7 @@ fn plain_is_not_offered_or_accepted_without_tls() {
         format!(
             "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism>\
              <mechanism>SCRAM-SHA-1</mechanism></mechanisms>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )
@@ -407,7 +416,8 @@ fn plain_is_not_offered_or_accepted_without_tls() {
 
 #[test]
 fn plain_is_offered_on_direct_tls() {
-    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").build().expect("valid config"));
     server.add_user("romeo", "pass");
     let c = server.connect_with(ConnectionInfo::direct_tls());
     server.open_stream(c);
@@ -416,7 +426,7 @@ fn plain_is_offered_on_direct_tls() {
         &["<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
            <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
            <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
-           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
            </limits></stream:features>"],
     );
     server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
@@ -428,7 +438,8 @@ fn plain_is_offered_on_direct_tls() {
 
 #[test]
 fn starttls_then_authenticate() {
-    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").build().expect("valid config"));
     server.add_user("romeo", "pass");
     let c = server.connect_with(ConnectionInfo::starttls());
     server.open_stream(c);
@@ -465,7 +476,7 @@ fn starttls_then_authenticate() {
         format!(
             "{}<stream:features><mechanisms xmlns='{NS_SASL}'><mechanism>SCRAM-SHA-256</mechanism>\
              <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )
@@ -476,8 +487,12 @@ fn starttls_then_authenticate() {
 
 #[test]
 fn starttls_offered_without_required_when_optional() {
-    let mut server =
-        TestServer::with_config(Config::builder("localhost").require_tls(false).build());
+    let mut server = TestServer::with_config(
+        Config::builder("localhost")
+            .require_tls(false)
+            .build()
+            .expect("valid config"),
+    );
     let c = server.connect_with(ConnectionInfo::starttls());
     server.open_stream(c);
     server.expect(
@@ -486,7 +501,7 @@ fn starttls_offered_without_required_when_optional() {
            <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\
            <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
            <mechanism>SCRAM-SHA-1</mechanism></mechanisms>\
-           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes><idle-seconds>840</idle-seconds>\
+           <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
            </limits></stream:features>"],
     );
 }
@@ -507,7 +522,8 @@ fn starttls_not_offered_is_failure_and_close() {
 
 #[test]
 fn starttls_twice_is_failure_and_close() {
-    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").build().expect("valid config"));
     let c = server.connect_with(ConnectionInfo::starttls());
     server.open_stream(c);
     server.send(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
@@ -528,7 +544,8 @@ fn starttls_after_authentication_is_failure_and_close() {
         Config::builder("localhost")
             .require_tls(false)
             .allow_plain_without_tls(true)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     let c = server.connect_with(ConnectionInfo::starttls());
@@ -544,7 +561,8 @@ fn starttls_after_authentication_is_failure_and_close() {
 
 #[test]
 fn required_tls_without_starttls_has_no_features() {
-    let mut server = TestServer::with_config(Config::builder("localhost").build());
+    let mut server =
+        TestServer::with_config(Config::builder("localhost").build().expect("valid config"));
     let c = server.connect();
     server.open_stream(c);
     let raw = server.take_raw(c);
@@ -618,7 +636,8 @@ fn aborts_do_not_count() {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .max_auth_failures(1)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     let c = opened(&mut server);
@@ -637,7 +656,8 @@ fn configured_failure_limit() {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .max_auth_failures(1)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     let c = opened(&mut server);
@@ -665,8 +685,7 @@ fn credentials_answered_late_still_work_and_later_input_waits() {
     assert_eq!(
         server.held_requests(),
         vec![Request::Credentials {
-            username: "romeo".to_owned(),
-            host: "localhost".to_owned()
+            account: account("romeo")
         }]
     );
     // The client pipelines its restart: it must not be read before <success/>.
@@ -691,7 +710,7 @@ fn credentials_answered_late_still_work_and_later_input_waits() {
             "{}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
              <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
              <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes><idle-seconds>840</idle-seconds>\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )
@@ -720,27 +739,25 @@ struct BrokenStore;
 impl Store for BrokenStore {
     fn credentials(
         &mut self,
-        _: &str,
-        _: &str,
+        _: &AccountJid,
     ) -> Result<Option<xmpp_session::sasl::Credentials>, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn user_exists(&mut self, _: &str, _: &str) -> Result<bool, StoreError> {
+    fn user_exists(&mut self, _: &AccountJid) -> Result<bool, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn store_offline(&mut self, _: &str, _: &str, _: &Element) -> Result<bool, StoreError> {
+    fn store_offline(&mut self, _: &AccountJid, _: &Element) -> Result<bool, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn take_offline(&mut self, _: &str, _: &str) -> Result<Vec<Element>, StoreError> {
+    fn take_offline(&mut self, _: &AccountJid) -> Result<Vec<Element>, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn load_roster(&mut self, _: &str, _: &str) -> Result<Roster, StoreError> {
+    fn load_roster(&mut self, _: &AccountJid) -> Result<Roster, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
     fn change_roster(
         &mut self,
-        _: &str,
-        _: &str,
+        _: &AccountJid,
         _: u64,
         _: &xmpp_session::roster::RosterChange,
     ) -> Result<(), StoreError> {
@@ -773,7 +790,8 @@ fn failing_store_is_temporary_auth_failure() {
     let config = Config::builder("localhost")
         .require_tls(false)
         .allow_plain_without_tls(true)
-        .build();
+        .build()
+        .expect("valid config");
     let mut manager = SessionManager::new(config);
     let now = Instant::now();
     let c = manager.connect(ConnectionInfo::plain(), now);
@@ -812,7 +830,8 @@ fn wrong_answer_to_credentials_is_temporary_auth_failure() {
     let config = Config::builder("localhost")
         .require_tls(false)
         .allow_plain_without_tls(true)
-        .build();
+        .build()
+        .expect("valid config");
     let mut manager = SessionManager::new(config);
     let now = Instant::now();
     let c = manager.connect(ConnectionInfo::plain(), now);
@@ -832,8 +851,7 @@ fn wrong_answer_to_credentials_is_temporary_auth_failure() {
     assert_eq!(
         r,
         Request::Credentials {
-            username: "romeo".to_owned(),
-            host: "localhost".to_owned()
+            account: account("romeo")
         }
     );
     manager.complete(id, xmpp_session::Response::Done, now);

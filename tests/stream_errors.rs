@@ -274,7 +274,8 @@ fn restart_to_another_host_is_not_authorized() {
             .host("example.net")
             .require_tls(false)
             .allow_plain_without_tls(true)
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     server.add_user("romeo", "pass");
     let c = opened(&mut server);
@@ -529,7 +530,8 @@ fn configured_stanza_limits_before_and_after_auth() {
             max_stanza_bytes: 600,
             ..XmlLimits::default()
         })
-        .build();
+        .build()
+        .expect("valid config");
 
     // Before authentication the smaller limit applies.
     let mut server = TestServer::with_config(config.clone());
@@ -563,6 +565,7 @@ fn small_limits() -> Config {
             max_text_bytes: 10,
         })
         .build()
+        .expect("valid config")
 }
 
 #[test]
@@ -711,7 +714,8 @@ fn unauthenticated_connection_times_out() {
             .require_tls(false)
             .allow_plain_without_tls(true)
             .auth_timeout(Duration::from_secs(30))
-            .build(),
+            .build()
+            .expect("valid config"),
     );
     let c = opened(&mut server);
     assert_eq!(

@@ -40,6 +40,7 @@ use xmpp_session::sasl::Credentials;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 use xmpp_session::{
+    AccountJid,
     Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request, RequestId,
     Response, SessionId, SessionKind, SessionManager, StoreError, StreamError,
     StreamErrorCondition, TlsInfo,
@@ -790,8 +791,8 @@ impl Harness {
             .max_auth_failures(u32::from(settings.max_auth_failures % 4) + 1)
             .max_parked_per_user(usize::from(settings.max_parked % 8) + 1)
             .auth_timeout(auth_timeout)
-            .scram_iterations(ITERATIONS)
-            .build();
+            .build()
+            .expect("a valid configuration");
         let now = Instant::now();
         let mut manager = SessionManager::with_random(config, Box::new(SeededRandom::new(7)));
         manager.set_wall_clock(
@@ -805,7 +806,8 @@ impl Harness {
         }
         let mut store = MemoryStore::with_iterations(ITERATIONS);
         for user in USERS {
-            store.add_credentials(DOMAIN, user, credentials().clone());
+            let account = AccountJid::new(user, DOMAIN).expect("a valid account");
+            store.add_credentials(&account, credentials().clone());
         }
         let bares = USERS
             .iter()
@@ -1288,7 +1290,7 @@ fn other_response(n: u8, request: &Request) -> Response {
         3 => {
             // Stored messages are for the user whose store is read.
             let to = match request {
-                Request::TakeOffline { username, .. } => username.as_str(),
+                Request::TakeOffline { account } => account.user(),
                 _ => "juliet",
             };
             Response::Offline(vec![parse_stanza(&format!(

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use minidom::Element;
 
 use super::{Ctx, Step};
+use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::manager::Output;
@@ -107,7 +108,14 @@ impl Session {
             return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
         };
         let mut nonce = [0u8; NONCE_BYTES];
-        ctx.rng.fill(&mut nonce);
+        if ctx.rng.fill(&mut nonce).is_err() {
+            // Never a predictable nonce: no randomness, no login.
+            self.close(
+                ctx,
+                Some(StreamError::new(StreamErrorCondition::InternalServerError)),
+            );
+            return Step::Closed;
+        }
         let domain = self.host.clone().unwrap_or_default();
         let (exchange, step) =
             SaslExchange::start_for_domain(mechanism, initial.as_deref(), &nonce, &domain);
@@ -149,13 +157,12 @@ impl Session {
             }
             SaslStep::NeedCredentials { username } => {
                 // Accounts are keyed by their nodeprepped name.
-                let Ok(node) = jid::NodePart::new(&username) else {
+                let host = self.host.as_deref().unwrap_or_default();
+                let Ok(account) = AccountJid::new(&username, host) else {
                     return self.sasl_failure(ctx, SaslFailure::NotAuthorized, None);
                 };
                 self.blocked = Some(Blocked::Credentials);
-                Step::Credentials {
-                    username: node.as_str().to_owned(),
-                }
+                Step::Credentials { account }
             }
             SaslStep::Success {
                 username,

@@ -22,7 +22,15 @@ impl Session {
                 return Step::Closed;
             }
         }
-        self.stream_id = crate::random::random_id(ctx.rng, 16);
+        let Ok(stream_id) = crate::random::random_id(ctx.rng, 16) else {
+            // Never a predictable stream id: no randomness, no login.
+            self.close(
+                ctx,
+                Some(StreamError::new(StreamErrorCondition::InternalServerError)),
+            );
+            return Step::Closed;
+        };
+        self.stream_id = stream_id;
         // Echo the client's `from` only if it is a valid JID.
         let to = header
             .from
@@ -183,11 +191,6 @@ impl Session {
             "max-bytes",
             xml::NS_STREAM_LIMITS,
             &limits.max_stanza_bytes.to_string(),
-        ));
-        advert.append_child(xml::text_element(
-            "idle-seconds",
-            xml::NS_STREAM_LIMITS,
-            &config.idle_seconds.to_string(),
         ));
         features.append_child(advert);
         Some(features)

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 use minidom::Element;
 
+use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::manager::Output;
@@ -29,8 +30,8 @@ pub(crate) enum Step {
     Continue,
     /// A stanza from a bound session, to be routed.
     Stanza(Element),
-    /// SASL needs the credentials of this user.
-    Credentials { username: String },
+    /// SASL needs the credentials of this account.
+    Credentials { account: AccountJid },
     /// The client asks to bind a resource.
     Bind(BindRequest),
     /// SASL succeeded.
@@ -152,7 +153,9 @@ impl Session {
         let mut buf = BytesMut::with_capacity(256);
         if self.notopen {
             let id = if self.stream_id.is_empty() {
-                crate::random::random_id(ctx.rng, 16)
+                // This stream closes at once, so its id protects nothing;
+                // without randomness it stays empty rather than predictable.
+                crate::random::random_id(ctx.rng, 16).unwrap_or_default()
             } else {
                 self.stream_id.clone()
             };

@@ -17,8 +17,8 @@ mod differential;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod oracle;
-pub mod reader;
-pub mod writer;
+mod reader;
+mod writer;
 mod xml;
 
 pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};

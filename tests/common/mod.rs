@@ -8,7 +8,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use xmpp_session::testkit::{TestServer, parse_stanza};
+use xmpp_session::testkit::{TestServer, account, parse_stanza};
 use xmpp_session::{Config, Element, Event, SessionId};
 
 /// Stanza error namespace.
@@ -39,7 +39,7 @@ impl DerefMut for Net {
 impl Net {
     /// A default test server with these accounts (password "pass").
     pub fn new(users: &[&str]) -> Self {
-        Self::with_config(TestServer::config(), users)
+        Self::with_config(TestServer::config().build().expect("valid config"), users)
     }
 
     /// A server with this configuration and these accounts.
@@ -169,11 +169,7 @@ impl Net {
     /// Asserts the messages stored offline for `user`, oldest first.
     #[track_caller]
     pub fn expect_stored(&self, user: &str, expected: &[&str]) {
-        let got = self
-            .server
-            .store
-            .offline_messages("localhost", user)
-            .to_vec();
+        let got = self.server.store.offline_messages(&account(user)).to_vec();
         let want: Vec<Element> = expected.iter().map(|x| parse_stanza(x)).collect();
         assert_eq!(
             got,

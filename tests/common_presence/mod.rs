@@ -4,7 +4,7 @@
 use xmpp_session::jid::BareJid;
 use xmpp_session::roster::{Roster, RosterChange, RosterItem, Subscription};
 use xmpp_session::stream::element_bytes;
-use xmpp_session::testkit::{TestServer, parse_stanza};
+use xmpp_session::testkit::{TestServer, account, parse_stanza};
 use xmpp_session::{Element, SessionId, Store};
 
 /// The wall-clock stamp the testkit's clock shows before any `advance`.
@@ -27,7 +27,11 @@ pub fn normalize(mut el: Element) -> Element {
         && el.has_child("query", "jabber:iq:roster")
         && el.attr("id").is_some_and(|id| id.starts_with("push"));
     if is_push {
-        xmpp_session::xml::set_attr(&mut el, "id", "push");
+        el.attrs_mut().insert(
+            xmpp_session::minidom::rxml::Namespace::NONE,
+            xmpp_session::minidom::rxml::NcName::try_from("id").expect("a name"),
+            "push".to_owned(),
+        );
     }
     el
 }
@@ -95,14 +99,13 @@ pub fn item(contact: &str, state: &str) -> RosterItem {
 pub fn store_item(server: &mut TestServer, user: &str, contact: &str, state: &str) {
     let version = server
         .store
-        .stored_roster("localhost", user)
+        .stored_roster(&account(user))
         .map_or(0, |r| r.version)
         + 1;
     server
         .store
         .change_roster(
-            user,
-            "localhost",
+            &account(user),
             version,
             &RosterChange::SetItem(item(contact, state)),
         )
@@ -113,7 +116,7 @@ pub fn store_item(server: &mut TestServer, user: &str, contact: &str, state: &st
 pub fn store_pending(server: &mut TestServer, user: &str, contact: &str) {
     let version = server
         .store
-        .stored_roster("localhost", user)
+        .stored_roster(&account(user))
         .map_or(0, |r| r.version)
         + 1;
     let stanza = parse_stanza(&format!(
@@ -122,8 +125,7 @@ pub fn store_pending(server: &mut TestServer, user: &str, contact: &str) {
     server
         .store
         .change_roster(
-            user,
-            "localhost",
+            &account(user),
             version,
             &RosterChange::SetPending(BareJid::new(contact).unwrap(), stanza),
         )
@@ -162,7 +164,7 @@ pub fn summary(roster: Option<&Roster>) -> Vec<String> {
 
 /// The stored roster of `user` as in [`summary`].
 pub fn stored(server: &TestServer, user: &str) -> Vec<String> {
-    summary(server.store.stored_roster("localhost", user))
+    summary(server.store.stored_roster(&account(user)))
 }
 
 /// Asserts the stored roster of `user`.
@@ -176,7 +178,7 @@ pub fn expect_stored(server: &TestServer, user: &str, want: &[&str]) {
 pub fn stored_version(server: &TestServer, user: &str) -> u64 {
     server
         .store
-        .stored_roster("localhost", user)
+        .stored_roster(&account(user))
         .map_or(0, |r| r.version)
 }
 
