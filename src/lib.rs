@@ -16,6 +16,18 @@
 //! resource is bound, an *available* resource has sent initial presence and an
 //! *interested* resource has requested the roster.
 //!
+//! ## The API at a glance
+//!
+//! | What | Items |
+//! |---|---|
+//! | The core | [`SessionManager`], its [`Output`]s and [`Event`]s, [`ConnectionInfo`], [`TlsInfo`], [`SessionId`], the read-only [`Session`] |
+//! | Configuration | [`Config::builder`] → [`ConfigBuilder::build`] → [`Config`] or [`ConfigError`]; [`ConflictPolicy`] |
+//! | Storage | [`Request`] / [`Response`] with [`RequestId`]; the [`Store`] trait and [`MemoryStore`]; every account named by one [`AccountJid`] |
+//! | Randomness | [`random::RandomSource`], [`random::OsRandom`] (the default); failures are [`random::RandomError`] and fail the login |
+//! | Errors sent to clients | [`StreamError`], [`StanzaError`] |
+//! | Building blocks, usable alone | [`stream`] (incremental XML stream reader and writer, [`stream::XmlLimits`]), [`sasl`] (server-side SASL exchanges, [`sasl::Credentials`]), [`roster`] (roster items and changes) |
+//! | Tests (feature `testkit`) | `testkit::TestServer`, `random::SeededRandom` |
+//!
 //! ```
 //! use std::time::Instant;
 //! use xmpp_session::{AccountJid, Config, ConnectionInfo, MemoryStore, Output, SessionManager};
