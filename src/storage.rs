@@ -15,19 +15,41 @@ use std::collections::HashMap;
 use minidom::Element;
 
 use crate::roster::{Roster, RosterChange};
-use crate::sasl::Credentials;
+use crate::sasl::{Credentials, Password, PasswordCheck};
 
 /// What the core needs from storage.
+///
+/// `Debug` never shows a password (see [`Password`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
-    /// The SASL credentials of `username@host`.
+    /// The stored SASL credentials of `username@host`, for a SCRAM login.
     /// Answer with [`Response::Credentials`].
     Credentials {
         /// The (nodeprepped or saslprepped) user name.
         username: String,
         /// The served domain.
         host: String,
+    },
+    /// Check the password a client sent with SASL PLAIN for `username@host`.
+    /// Answer with [`Response::PasswordChecked`].
+    ///
+    /// Checking means deriving keys from the password with PBKDF2 (the stored
+    /// iteration count, 4096 by default): about a millisecond of CPU. Answer from a
+    /// thread pool (e.g. tokio's `spawn_blocking`) so that the task driving the
+    /// manager keeps serving other clients; [`PasswordCheck::from_credentials`]
+    /// does the check against stored [`Credentials`]. The session reads nothing
+    /// more until the answer arrives.
+    ///
+    /// The manager keeps no copy of the password: it lives only in this request,
+    /// and is wiped when the request (and every clone of it) is dropped.
+    VerifyPassword {
+        /// The nodeprepped user name.
+        username: String,
+        /// The served domain.
+        host: String,
+        /// The password as the client sent it (not SASLprepped).
+        password: Password,
     },
     /// Whether the account `username@host` exists.
     /// Answer with [`Response::UserExists`].
@@ -85,6 +107,8 @@ pub enum Request {
 pub enum Response {
     /// Answer to [`Request::Credentials`]: `None` when there is no such user.
     Credentials(Option<Credentials>),
+    /// Answer to [`Request::VerifyPassword`].
+    PasswordChecked(PasswordCheck),
     /// Answer to [`Request::UserExists`] (and `false` to refuse a
     /// [`Request::StoreOffline`] for an unknown user).
     UserExists(bool),
@@ -125,6 +149,24 @@ pub trait Store {
         host: &str,
     ) -> Result<Option<Credentials>, StoreError>;
 
+    /// The verdict on a PLAIN `password` for `username@host`.
+    ///
+    /// The default looks the [`Store::credentials`] up and runs
+    /// [`PasswordCheck::from_credentials`] (PBKDF2) on the calling thread; a store
+    /// that keeps passwords elsewhere (e.g. an LDAP bind) overrides it.
+    fn verify_password(
+        &mut self,
+        username: &str,
+        host: &str,
+        password: &Password,
+    ) -> Result<PasswordCheck, StoreError> {
+        let credentials = self.credentials(username, host)?;
+        Ok(PasswordCheck::from_credentials(
+            credentials.as_ref(),
+            password,
+        ))
+    }
+
     /// Whether the account exists.
     fn user_exists(&mut self, username: &str, host: &str) -> Result<bool, StoreError>;
 
@@ -158,6 +200,13 @@ pub trait Store {
             Request::Credentials { username, host } => {
                 self.credentials(username, host).map(Response::Credentials)
             }
+            Request::VerifyPassword {
+                username,
+                host,
+                password,
+            } => self
+                .verify_password(username, host, password)
+                .map(Response::PasswordChecked),
             Request::UserExists { username, host } => {
                 self.user_exists(username, host).map(Response::UserExists)
             }
@@ -192,6 +241,11 @@ pub trait Store {
 }
 
 /// A complete in-memory [`Store`]. Passwords are kept only as SCRAM keys.
+///
+/// It answers [`Request::VerifyPassword`] at once, on the calling thread, with
+/// [`PasswordCheck::from_credentials`]; an embedder that wants the PBKDF2 off its
+/// core task can look the [`Credentials`] up with [`Store::credentials`] and run
+/// the check elsewhere (see `examples/server.rs`).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     users: HashMap<(String, String), Credentials>,

@@ -1772,6 +1772,7 @@ fn held(s: &TestServer) -> Vec<String> {
             Request::StoreOffline { username, .. } => format!("offline+ {username}"),
             Request::TakeOffline { username, .. } => format!("offline- {username}"),
             Request::Credentials { username, .. } => format!("credentials {username}"),
+            Request::VerifyPassword { username, .. } => format!("verify-password {username}"),
             other => format!("{other:?}"),
         })
         .collect()
@@ -2018,7 +2019,8 @@ fn user_of(request: &Request) -> String {
         | Request::RosterChanged { username, .. }
         | Request::StoreOffline { username, .. }
         | Request::TakeOffline { username, .. }
-        | Request::Credentials { username, .. } => username.clone(),
+        | Request::Credentials { username, .. }
+        | Request::VerifyPassword { username, .. } => username.clone(),
         _ => String::new(),
     }
 }
