@@ -374,3 +374,49 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(store: &mut MemoryStore, username: &str, password: &str) -> Response {
+        store.answer(&Request::VerifyPassword {
+            username: username.to_owned(),
+            host: "localhost".to_owned(),
+            password: Password::from(password),
+        })
+    }
+
+    #[test]
+    fn memory_store_answers_password_checks_at_once() {
+        let mut store = MemoryStore::with_iterations(2);
+        store.add_user("localhost", "romeo", "pass");
+        let mut disabled = Credentials::from_password("pass", b"salt", 2);
+        disabled.disabled = true;
+        store.add_credentials("localhost", "tybalt", disabled);
+        for (user, password, expected) in [
+            ("romeo", "pass", PasswordCheck::Valid),
+            ("romeo", "Pass", PasswordCheck::WrongPassword),
+            ("mercutio", "pass", PasswordCheck::UnknownUser),
+            ("tybalt", "pass", PasswordCheck::AccountDisabled),
+        ] {
+            assert_eq!(
+                verify(&mut store, user, password),
+                Response::PasswordChecked(expected),
+                "{user}:{password}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_debug_hides_the_password() {
+        let request = Request::VerifyPassword {
+            username: "romeo".to_owned(),
+            host: "localhost".to_owned(),
+            password: Password::from("hunter2"),
+        };
+        let text = format!("{request:?} {request:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("romeo"), "{text}");
+    }
+}
