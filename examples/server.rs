@@ -18,6 +18,14 @@
 //! its bytes as one buffer (one write per socket per batch; the writer also
 //! merges buffers that queue up while a write is in flight).
 //!
+//! Storage requests are answered from the `MemoryStore` inline, except the
+//! PLAIN password check (`Request::VerifyPassword`): PBKDF2 costs about a
+//! millisecond, so the core looks the stored credentials up, hands the check
+//! to tokio's blocking pool (`spawn_blocking`) and goes on serving the other
+//! clients; the verdict comes back as one more message on the core's channel
+//! and is passed to `SessionManager::complete`. A connection that drops in the
+//! meantime is no problem: the manager ignores the late answer.
+//!
 //! Plain TCP only: STARTTLS in this example is a later step, so the config
 //! sets `require_tls(false)` and `allow_plain_without_tls(true)`. Keep it on
 //! loopback. A peer that misbehaves or vanishes only ends its own session;
@@ -41,9 +49,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
 use xmpp_session::random::{OsRandom, RandomSource};
-use xmpp_session::sasl::Credentials;
+use xmpp_session::sasl::{Credentials, PasswordCheck};
 use xmpp_session::{
-    AccountJid, Config, ConnectionInfo, Event, MemoryStore, Output, SessionId, SessionManager,
+    AccountJid, Config, ConnectionInfo, Event, MemoryStore, Output, Request, RequestId, Response,
+    SessionId, SessionManager, Store, StoreError,
 };
 
 /// Accounts created when no `--user`/`--users-file` is given (password
@@ -88,11 +97,13 @@ struct Args {
     verbose: bool,
 }
 
-/// What reader and writer tasks tell the core.
+/// What reader, writer and password-check tasks tell the core.
 enum ToCore {
     Input(SessionId, Bytes),
     /// The socket reached EOF or failed.
     Gone(SessionId),
+    /// The answer to a request handled off the core task.
+    Answer(RequestId, Response),
 }
 
 /// The core's handle on one connection. Dropping it ends the writer (after
@@ -158,14 +169,48 @@ impl Core {
         match msg {
             ToCore::Input(id, data) => self.manager.handle_input(id, &data, now),
             ToCore::Gone(id) => self.manager.handle_disconnect(id, now),
+            ToCore::Answer(id, response) => self.manager.complete(id, response, now),
         }
     }
 
-    /// Drains every output, answering storage requests from the store, then
-    /// hands each socket its bytes in one piece.
+    /// Answers a storage request: at once from the store, except a PLAIN
+    /// password check, which runs PBKDF2 on the blocking pool and comes back
+    /// as [`ToCore::Answer`].
+    fn answer(&mut self, id: RequestId, request: Request, now: Instant) {
+        let Request::VerifyPassword { account, password } = request else {
+            let response = self.store.answer(&request);
+            self.manager.complete(id, response, now);
+            return;
+        };
+        // The lookup is cheap; only the key derivation leaves the core.
+        let credentials = match self.store.credentials(&account) {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                self.manager.complete(id, Response::Failed(e), now);
+                return;
+            }
+        };
+        let to_core = self.to_core.clone();
+        tokio::spawn(async move {
+            let check = tokio::task::spawn_blocking(move || {
+                // `password` is wiped when this closure drops it.
+                PasswordCheck::from_credentials(credentials.as_ref(), &password)
+            })
+            .await;
+            let response = match check {
+                Ok(check) => Response::PasswordChecked(check),
+                Err(e) => Response::Failed(StoreError(format!("password check failed: {e}"))),
+            };
+            // A send error means the core is shutting down.
+            let _ = to_core.send(ToCore::Answer(id, response)).await;
+        });
+    }
+
+    /// Drains every output, answering storage requests (see
+    /// [`Core::answer`]), then hands each socket its bytes in one piece.
     fn flush(&mut self) {
         let now = Instant::now();
-        while let Some(output) = self.manager.poll_output_with(&mut self.store, now) {
+        while let Some(output) = self.manager.poll_output() {
             match output {
                 Output::Transmit { session, data } => {
                     self.outbox.entry(session).or_default().push(data)
@@ -184,7 +229,7 @@ impl Core {
                         stanza.attr("to")
                     );
                 }
-                Output::Request { .. } => {} // answered by poll_output_with
+                Output::Request { id, request } => self.answer(id, request, now),
                 Output::Event(event) if self.verbose => eprintln!("{event:?}"),
                 _ => {}
             }

@@ -167,7 +167,7 @@ pub(crate) struct UserRecord {
 /// Work waiting for a [`Response`].
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// SASL credentials for a session.
+    /// A SASL answer for a session: SCRAM credentials or a PLAIN password check.
     Credentials(SessionId),
     /// The suspended head of a user's queue.
     User(BareJid),
@@ -364,16 +364,12 @@ impl SessionManager {
                 let Some(session) = self.sessions.get_mut(&session_id) else {
                     return;
                 };
-                let creds = match &response {
-                    Response::Credentials(c) => Ok(c.as_ref()),
-                    _ => Err(()),
-                };
                 let mut ctx = Ctx {
                     config: &self.config,
                     rng: self.rng.as_mut(),
                     out: &mut self.out,
                 };
-                let step = session.provide_credentials(&mut ctx, creds);
+                let step = session.sasl_answer(&mut ctx, response);
                 self.after_step(session_id, step, now);
                 self.drive(session_id, now);
             }
@@ -550,8 +546,8 @@ impl SessionManager {
                     }
                 }
             }
-            Step::Credentials { account } => {
-                self.new_request(Pending::Credentials(id), Request::Credentials { account });
+            Step::SaslRequest(request) => {
+                self.new_request(Pending::Credentials(id), request);
             }
             Step::Bind(request) => self.bind(id, request, now),
             Step::Authenticated => {

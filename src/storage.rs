@@ -17,18 +17,38 @@ use minidom::Element;
 use crate::account::AccountJid;
 use crate::random::{OsRandom, RandomError, RandomSource};
 use crate::roster::{Roster, RosterChange};
-use crate::sasl::Credentials;
+use crate::sasl::{Credentials, Password, PasswordCheck};
 
 /// What the core needs from storage. Every variant names its account with
 /// one [`AccountJid`].
+///
+/// `Debug` never shows a password (see [`Password`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
-    /// The SASL credentials of an account.
+    /// The stored SASL credentials of an account, for a SCRAM login.
     /// Answer with [`Response::Credentials`].
     Credentials {
         /// The account (the SASL user name, nodeprepped, at the stream's host).
         account: AccountJid,
+    },
+    /// Check the password a client sent with SASL PLAIN for an account.
+    /// Answer with [`Response::PasswordChecked`].
+    ///
+    /// Checking means deriving keys from the password with PBKDF2 (the stored
+    /// iteration count, 4096 by default): about a millisecond of CPU. Answer from a
+    /// thread pool (e.g. tokio's `spawn_blocking`) so that the task driving the
+    /// manager keeps serving other clients; [`PasswordCheck::from_credentials`]
+    /// does the check against stored [`Credentials`]. The session reads nothing
+    /// more until the answer arrives.
+    ///
+    /// The manager keeps no copy of the password: it lives only in this request,
+    /// and is wiped when the request (and every clone of it) is dropped.
+    VerifyPassword {
+        /// The account (the SASL user name, nodeprepped, at the stream's host).
+        account: AccountJid,
+        /// The password as the client sent it (not SASLprepped).
+        password: Password,
     },
     /// Whether the account exists.
     /// Answer with [`Response::UserExists`].
@@ -75,6 +95,7 @@ impl Request {
     pub fn account(&self) -> &AccountJid {
         match self {
             Request::Credentials { account }
+            | Request::VerifyPassword { account, .. }
             | Request::UserExists { account }
             | Request::StoreOffline { account, .. }
             | Request::LoadRoster { account }
@@ -90,6 +111,8 @@ impl Request {
 pub enum Response {
     /// Answer to [`Request::Credentials`]: `None` when there is no such user.
     Credentials(Option<Credentials>),
+    /// Answer to [`Request::VerifyPassword`].
+    PasswordChecked(PasswordCheck),
     /// Answer to [`Request::UserExists`] (and `false` to refuse a
     /// [`Request::StoreOffline`] for an unknown user).
     UserExists(bool),
@@ -119,6 +142,23 @@ pub trait Store {
     /// The credentials of the account, `None` if there is no such account.
     fn credentials(&mut self, account: &AccountJid) -> Result<Option<Credentials>, StoreError>;
 
+    /// The verdict on a PLAIN `password` for the account.
+    ///
+    /// The default looks the [`Store::credentials`] up and runs
+    /// [`PasswordCheck::from_credentials`] (PBKDF2) on the calling thread; a store
+    /// that keeps passwords elsewhere (e.g. an LDAP bind) overrides it.
+    fn verify_password(
+        &mut self,
+        account: &AccountJid,
+        password: &Password,
+    ) -> Result<PasswordCheck, StoreError> {
+        let credentials = self.credentials(account)?;
+        Ok(PasswordCheck::from_credentials(
+            credentials.as_ref(),
+            password,
+        ))
+    }
+
     /// Whether the account exists.
     fn user_exists(&mut self, account: &AccountJid) -> Result<bool, StoreError>;
 
@@ -147,6 +187,9 @@ pub trait Store {
             Request::Credentials { account } => {
                 self.credentials(account).map(Response::Credentials)
             }
+            Request::VerifyPassword { account, password } => self
+                .verify_password(account, password)
+                .map(Response::PasswordChecked),
             Request::UserExists { account } => self.user_exists(account).map(Response::UserExists),
             Request::StoreOffline { account, stanza } => {
                 self.store_offline(account, stanza).map(|stored| {
@@ -173,6 +216,11 @@ pub trait Store {
 
 /// A complete in-memory [`Store`]. Passwords are kept only as SCRAM keys,
 /// salted with bytes from a [`RandomSource`].
+///
+/// It answers [`Request::VerifyPassword`] at once, on the calling thread, with
+/// [`PasswordCheck::from_credentials`]; an embedder that wants the PBKDF2 off its
+/// core task can look the [`Credentials`] up with [`Store::credentials`] and run
+/// the check elsewhere (see `examples/server.rs`).
 pub struct MemoryStore {
     users: HashMap<AccountJid, Credentials>,
     offline: HashMap<AccountJid, Vec<Element>>,
@@ -307,5 +355,53 @@ impl Store for MemoryStore {
             .or_default()
             .apply(version, change);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(store: &mut MemoryStore, username: &str, password: &str) -> Response {
+        let account = AccountJid::new(username, "localhost").expect("valid account");
+        store.answer(&Request::VerifyPassword {
+            account,
+            password: Password::from(password),
+        })
+    }
+
+    #[test]
+    fn memory_store_answers_password_checks_at_once() {
+        let mut store = MemoryStore::with_iterations(2);
+        let account = |user: &str| AccountJid::new(user, "localhost").expect("valid account");
+        store
+            .add_user(&account("romeo"), "pass")
+            .expect("random salt");
+        let mut disabled = Credentials::from_password("pass", b"salt", 2);
+        disabled.disabled = true;
+        store.add_credentials(&account("tybalt"), disabled);
+        for (user, password, expected) in [
+            ("romeo", "pass", PasswordCheck::Valid),
+            ("romeo", "Pass", PasswordCheck::WrongPassword),
+            ("mercutio", "pass", PasswordCheck::UnknownUser),
+            ("tybalt", "pass", PasswordCheck::AccountDisabled),
+        ] {
+            assert_eq!(
+                verify(&mut store, user, password),
+                Response::PasswordChecked(expected),
+                "{user}:{password}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_debug_hides_the_password() {
+        let request = Request::VerifyPassword {
+            account: AccountJid::new("romeo", "localhost").expect("valid account"),
+            password: Password::from("hunter2"),
+        };
+        let text = format!("{request:?} {request:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("romeo"), "{text}");
     }
 }

@@ -1772,6 +1772,9 @@ fn held(s: &TestServer) -> Vec<String> {
             Request::StoreOffline { account, .. } => format!("offline+ {}", account.user()),
             Request::TakeOffline { account } => format!("offline- {}", account.user()),
             Request::Credentials { account } => format!("credentials {}", account.user()),
+            Request::VerifyPassword { account, .. } => {
+                format!("verify-password {}", account.user())
+            }
             other => format!("{other:?}"),
         })
         .collect()

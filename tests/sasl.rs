@@ -10,11 +10,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use xmpp_session::roster::Roster;
-use xmpp_session::sasl::Mechanism;
+use xmpp_session::sasl::{Credentials, Mechanism, Password, PasswordCheck};
 use xmpp_session::testkit::{TestServer, account};
 use xmpp_session::{
-    AccountJid, Config, ConnectionInfo, Element, Event, Output, Request, SessionId, SessionKind,
-    SessionManager, Store, StoreError,
+    AccountJid, Config, ConnectionInfo, Element, Event, MemoryStore, Output, Request, RequestId,
+    Response, SessionId, SessionKind, SessionManager, Store, StoreError,
 };
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -682,10 +682,13 @@ fn credentials_answered_late_still_work_and_later_input_waits() {
     server.hold_requests(true);
     server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
     assert_eq!(server.take_raw(c), "");
+    // PLAIN asks for a password check (it used to ask for the stored
+    // credentials and run PBKDF2 inside `complete`).
     assert_eq!(
         server.held_requests(),
-        vec![Request::Credentials {
-            account: account("romeo")
+        vec![Request::VerifyPassword {
+            account: account("romeo"),
+            password: Password::from("pass"),
         }]
     );
     // The client pipelines its restart: it must not be read before <success/>.
@@ -847,11 +850,13 @@ fn wrong_answer_to_credentials_is_temporary_auth_failure() {
             request = Some((id, r));
         }
     }
-    let (id, r) = request.expect("a credentials request");
+    let (id, r) = request.expect("a password check request");
+    // PLAIN asks for a password check (it used to ask for the credentials).
     assert_eq!(
         r,
-        Request::Credentials {
-            account: account("romeo")
+        Request::VerifyPassword {
+            account: account("romeo"),
+            password: Password::from("pass"),
         }
     );
     manager.complete(id, xmpp_session::Response::Done, now);
@@ -868,6 +873,326 @@ fn wrong_answer_to_credentials_is_temporary_auth_failure() {
     // Completing the same request again does nothing.
     manager.complete(id, xmpp_session::Response::Done, now);
     assert_eq!(manager.poll_output(), None);
+}
+
+// --- PLAIN checked by the embedder ---------------------------------------------
+
+/// A manager for `localhost` allowing PLAIN without TLS, with an open stream on
+/// `c` and its output drained.
+fn manual() -> (SessionManager, SessionId, Instant) {
+    let config = Config::builder("localhost")
+        .require_tls(false)
+        .allow_plain_without_tls(true)
+        .build()
+        .expect("valid config");
+    let mut manager = SessionManager::new(config);
+    let now = Instant::now();
+    let c = open_manual(&mut manager, now);
+    (manager, c, now)
+}
+
+fn open_manual(manager: &mut SessionManager, now: Instant) -> SessionId {
+    let c = manager.connect(ConnectionInfo::plain(), now);
+    manager.handle_input(c, TestServer::stream_header().as_bytes(), now);
+    while manager.poll_output().is_some() {}
+    c
+}
+
+/// Everything the manager wants done now: bytes per session, requests, events.
+#[derive(Default)]
+struct Drained {
+    written: String,
+    requests: Vec<(RequestId, Request)>,
+    events: Vec<Event>,
+    closed: bool,
+}
+
+fn drain_manual(manager: &mut SessionManager) -> Drained {
+    let mut d = Drained::default();
+    while let Some(output) = manager.poll_output() {
+        match output {
+            Output::Transmit { data, .. } => {
+                d.written.push_str(std::str::from_utf8(&data).unwrap());
+            }
+            Output::Request { id, request } => d.requests.push((id, request)),
+            Output::Event(event) => d.events.push(event),
+            Output::Close { .. } => d.closed = true,
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    d
+}
+
+/// Sends a PLAIN `<auth/>` and returns the one request it causes.
+fn plain_request(
+    manager: &mut SessionManager,
+    c: SessionId,
+    user: &str,
+    password: &str,
+    now: Instant,
+) -> (RequestId, Request) {
+    manager.handle_input(
+        c,
+        auth("PLAIN", &plain_payload(user, password)).as_bytes(),
+        now,
+    );
+    let mut d = drain_manual(manager);
+    // Nothing is decided before the answer: no bytes, no event, one request.
+    assert_eq!(d.written, "");
+    assert!(d.events.is_empty());
+    assert_eq!(d.requests.len(), 1);
+    assert_eq!(
+        manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+    d.requests.remove(0)
+}
+
+#[test]
+fn plain_success_waits_for_the_password_check() {
+    let (mut manager, c, now) = manual();
+    let (id, request) = plain_request(&mut manager, c, "romeo", "pass", now);
+    assert_eq!(
+        request,
+        Request::VerifyPassword {
+            account: account("romeo"),
+            password: Password::from("pass"),
+        }
+    );
+    manager.complete(id, Response::PasswordChecked(PasswordCheck::Valid), now);
+    let d = drain_manual(&mut manager);
+    assert_eq!(d.written, format!("<success xmlns='{NS_SASL}'/>"));
+    assert!(d.requests.is_empty());
+    assert_eq!(
+        d.events,
+        vec![Event::Authenticated {
+            session: c,
+            username: "romeo".to_owned()
+        }]
+    );
+    assert_eq!(
+        manager.session(c).unwrap().kind(),
+        SessionKind::Authenticated
+    );
+}
+
+#[test]
+fn plain_failures_wait_for_the_password_check() {
+    let (mut manager, c, now) = manual();
+    let not_authorized = failure("not-authorized", Some(NOT_AUTHORIZED_TEXT));
+    for (verdict, expected) in [
+        (PasswordCheck::WrongPassword, not_authorized.clone()),
+        // An unknown user looks exactly like a wrong password.
+        (PasswordCheck::UnknownUser, not_authorized),
+    ] {
+        let (id, _) = plain_request(&mut manager, c, "romeo", "wrong", now);
+        manager.complete(id, Response::PasswordChecked(verdict), now);
+        let d = drain_manual(&mut manager);
+        assert_eq!(d.written, expected, "{verdict:?}");
+        assert!(d.events.is_empty());
+    }
+    // The third failure closes the stream, as before.
+    let (id, _) = plain_request(&mut manager, c, "romeo", "pass", now);
+    manager.complete(
+        id,
+        Response::PasswordChecked(PasswordCheck::AccountDisabled),
+        now,
+    );
+    let d = drain_manual(&mut manager);
+    assert_eq!(
+        d.written,
+        format!(
+            "{}{}",
+            failure("account-disabled", Some("Account disabled")),
+            too_many_failures()
+        )
+    );
+    assert!(d.closed);
+    assert!(manager.session(c).is_none());
+}
+
+#[test]
+fn plain_unknown_user_and_wrong_password_fail_alike_through_the_store() {
+    let mut server = server_with_romeo();
+    let mut seen = Vec::new();
+    for (user, password) in [("romeo", "wrong"), ("mercutio", "pass")] {
+        let c = opened(&mut server);
+        server.hold_requests(true);
+        server.send(c, &auth("PLAIN", &plain_payload(user, password)));
+        assert_eq!(server.take_raw(c), "");
+        let held = server.held_requests();
+        assert!(
+            matches!(&held[..], [Request::VerifyPassword { account, .. }] if account.user() == user),
+            "{held:?}"
+        );
+        server.hold_requests(false);
+        server.answer_all_held();
+        seen.push(server.take_raw(c));
+    }
+    assert_eq!(
+        seen[0],
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
+fn plain_disabled_account_through_the_store() {
+    let mut server = TestServer::new();
+    let mut creds = Credentials::from_password("pass", b"salt", 2);
+    creds.disabled = true;
+    server.store.add_credentials(&account("romeo"), creds);
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
+    assert_eq!(
+        server.take_raw(c),
+        failure("account-disabled", Some("Account disabled"))
+    );
+}
+
+#[test]
+fn plain_checks_answered_out_of_order_from_other_threads() {
+    let (mut manager, a, now) = manual();
+    let b = open_manual(&mut manager, now);
+    let mut store = MemoryStore::with_iterations(8);
+    store.add_user(&account("romeo"), "pass").expect("salt");
+    store.add_user(&account("juliet"), "balcony").expect("salt");
+    let (id_a, req_a) = plain_request(&mut manager, a, "romeo", "pass", now);
+    let (id_b, req_b) = plain_request(&mut manager, b, "juliet", "wrong", now);
+    // The embedder checks each password on a worker thread, as a server would
+    // with `spawn_blocking`, and answers the second request first.
+    let mut check = |request: Request| {
+        let Request::VerifyPassword { account, password } = request else {
+            panic!("expected a password check, got {request:?}");
+        };
+        let credentials = store.credentials(&account).unwrap();
+        std::thread::spawn(move || PasswordCheck::from_credentials(credentials.as_ref(), &password))
+    };
+    let (worker_a, worker_b) = (check(req_a), check(req_b));
+    let verdict_b = worker_b.join().unwrap();
+    assert_eq!(verdict_b, PasswordCheck::WrongPassword);
+    manager.complete(id_b, Response::PasswordChecked(verdict_b), now);
+    let d = drain_manual(&mut manager);
+    assert_eq!(
+        d.written,
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+    assert_eq!(
+        manager.session(a).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+
+    let verdict_a = worker_a.join().unwrap();
+    assert_eq!(verdict_a, PasswordCheck::Valid);
+    manager.complete(id_a, Response::PasswordChecked(verdict_a), now);
+    let d = drain_manual(&mut manager);
+    assert_eq!(d.written, format!("<success xmlns='{NS_SASL}'/>"));
+    assert_eq!(
+        manager.session(a).unwrap().kind(),
+        SessionKind::Authenticated
+    );
+    assert_eq!(
+        manager.session(b).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+    // Answering either again does nothing.
+    manager.complete(id_a, Response::PasswordChecked(PasswordCheck::Valid), now);
+    manager.complete(id_b, Response::PasswordChecked(PasswordCheck::Valid), now);
+    assert_eq!(manager.poll_output(), None);
+}
+
+#[test]
+fn plain_check_for_a_disconnected_session_is_dropped() {
+    let (mut manager, c, now) = manual();
+    let (id, _) = plain_request(&mut manager, c, "romeo", "pass", now);
+    manager.handle_disconnect(c, now);
+    let d = drain_manual(&mut manager);
+    assert_eq!(d.written, "");
+    assert_eq!(d.events, vec![Event::Closed { session: c }]);
+    assert!(manager.session(c).is_none());
+    // The late answer is ignored: no bytes, no event, no panic.
+    manager.complete(id, Response::PasswordChecked(PasswordCheck::Valid), now);
+    assert_eq!(manager.poll_output(), None);
+    // And a new connection is not confused with it.
+    let c2 = open_manual(&mut manager, now);
+    manager.complete(id, Response::PasswordChecked(PasswordCheck::Valid), now);
+    assert_eq!(manager.poll_output(), None);
+    assert_eq!(
+        manager.session(c2).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+}
+
+#[test]
+fn plain_check_for_a_timed_out_session_is_dropped() {
+    let (mut manager, c, now) = manual();
+    let (id, _) = plain_request(&mut manager, c, "romeo", "pass", now);
+    let deadline = manager.poll_timeout().expect("an auth deadline");
+    manager.handle_timeout(deadline);
+    let d = drain_manual(&mut manager);
+    assert!(d.written.contains("connection-timeout"), "{}", d.written);
+    assert!(d.closed);
+    assert!(manager.session(c).is_none());
+    manager.complete(
+        id,
+        Response::PasswordChecked(PasswordCheck::Valid),
+        deadline,
+    );
+    assert_eq!(manager.poll_output(), None);
+}
+
+#[test]
+fn stored_credentials_are_no_answer_to_a_plain_check() {
+    let (mut manager, c, now) = manual();
+    let (id, _) = plain_request(&mut manager, c, "romeo", "pass", now);
+    let creds = Credentials::from_password("pass", b"salt", 2);
+    manager.complete(id, Response::Credentials(Some(creds)), now);
+    assert_eq!(
+        drain_manual(&mut manager).written,
+        failure("temporary-auth-failure", None)
+    );
+    assert_eq!(
+        manager.session(c).unwrap().kind(),
+        SessionKind::Unauthenticated
+    );
+}
+
+#[test]
+fn scram_still_asks_for_stored_credentials() {
+    let (mut manager, c, now) = manual();
+    manager.handle_input(
+        c,
+        auth("SCRAM-SHA-256", &BASE64.encode("n,,n=romeo,r=abcdef")).as_bytes(),
+        now,
+    );
+    let d = drain_manual(&mut manager);
+    assert_eq!(d.written, "");
+    let requests: Vec<Request> = d.requests.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        requests,
+        vec![Request::Credentials {
+            account: account("romeo")
+        }]
+    );
+}
+
+#[test]
+fn the_password_never_shows_in_debug_output() {
+    let (mut manager, c, now) = manual();
+    manager.handle_input(
+        c,
+        auth("PLAIN", &plain_payload("romeo", "s3cr3t-pw")).as_bytes(),
+        now,
+    );
+    let mut text = String::new();
+    while let Some(output) = manager.poll_output() {
+        text.push_str(&format!("{output:?} {output:#?}"));
+    }
+    text.push_str(&format!("{manager:?} {:?}", manager.session(c)));
+    assert!(text.contains("VerifyPassword"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+    assert!(!text.contains("s3cr3t-pw"), "{text}");
+    assert!(!text.contains(&BASE64.encode("s3cr3t-pw")), "{text}");
 }
 
 // --- SCRAM ---------------------------------------------------------------------

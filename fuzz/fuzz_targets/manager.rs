@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use xmpp_session::jid::{BareJid, Jid};
 use xmpp_session::random::SeededRandom;
 use xmpp_session::roster::Roster;
-use xmpp_session::sasl::Credentials;
+use xmpp_session::sasl::{Credentials, PasswordCheck};
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 use xmpp_session::{
@@ -1122,6 +1122,7 @@ impl Harness {
             Output::Request { id, request } => {
                 self.reached.insert(match &request {
                     Request::Credentials { .. } => "req-credentials",
+                    Request::VerifyPassword { .. } => "req-verify-password",
                     Request::UserExists { .. } => "req-user-exists",
                     Request::StoreOffline { .. } => "req-store-offline",
                     Request::LoadRoster { .. } => "req-load-roster",
@@ -1279,7 +1280,7 @@ impl Harness {
 }
 
 fn other_response(n: u8, request: &Request) -> Response {
-    match n % 6 {
+    match n % 7 {
         0 => Response::Done,
         1 => Response::UserExists(n >= 128),
         2 => Response::Credentials(if n >= 128 {
@@ -1299,6 +1300,12 @@ fn other_response(n: u8, request: &Request) -> Response {
             ))])
         }
         4 => Response::Roster(Roster::default()),
+        5 => Response::PasswordChecked(match n / 7 % 4 {
+            0 => PasswordCheck::Valid,
+            1 => PasswordCheck::WrongPassword,
+            2 => PasswordCheck::UnknownUser,
+            _ => PasswordCheck::AccountDisabled,
+        }),
         _ => Response::Failed(StoreError(String::new())),
     }
 }

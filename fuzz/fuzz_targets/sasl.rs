@@ -18,7 +18,8 @@ use libfuzzer_sys::fuzz_target;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use xmpp_session::sasl::{
-    Credentials, Mechanism, SaslExchange, SaslFailure, SaslStep, ScramHash, ScramKeys,
+    Credentials, Mechanism, Password as SentPassword, PasswordCheck, SaslExchange, SaslFailure,
+    SaslStep, ScramHash, ScramKeys,
 };
 
 const PASSWORD: &str = "pencil";
@@ -351,8 +352,10 @@ struct Run {
     mechanism: Mechanism,
     scram: ScramClient,
     first: Option<FirstSent>,
-    /// Username from `NeedCredentials`.
+    /// Username from `NeedCredentials` / `VerifyPassword`.
     username: Option<String>,
+    /// PLAIN: the password from `VerifyPassword`, checked as an embedder would.
+    password: Option<SentPassword>,
     /// Credentials given when the exchange was waiting for them.
     provided: Option<CredChoice>,
     finished: bool,
@@ -582,6 +585,7 @@ fuzz_target!(|input: Input| {
         scram: ScramClient::default(),
         first: None,
         username: None,
+        password: None,
         provided: None,
         finished: false,
         succeeded: false,
@@ -598,7 +602,16 @@ fuzz_target!(|input: Input| {
         assert!(is_failure(&step), "no initial response must fail: {step:?}");
     }
     match &step {
-        SaslStep::NeedCredentials { username } => {
+        SaslStep::NeedCredentials { username } | SaslStep::VerifyPassword { username, .. } => {
+            let plain = matches!(step, SaslStep::VerifyPassword { .. });
+            assert_eq!(plain, mechanism == Mechanism::Plain, "{step:?}");
+            if let SaslStep::VerifyPassword { password, .. } = &step {
+                let sent = run.first.as_ref().and_then(|f| f.plain_password.as_deref());
+                if let Some(sent) = sent {
+                    assert_eq!(password.expose(), sent, "the password as sent");
+                }
+                run.password = Some(password.clone());
+            }
             if let Some(first) = &run.first
                 && let Some((authz, authcid)) = &first.identity
             {
@@ -702,7 +715,16 @@ fuzz_target!(|input: Input| {
                 step
             }
             Action::Provide(choice) => {
-                let step = exchange.provide_credentials(choice.get());
+                // PLAIN: check the password as an embedder would.
+                let step = if mechanism == Mechanism::Plain {
+                    let password = run.password.clone().unwrap_or_default();
+                    exchange.provide_password_check(PasswordCheck::from_credentials(
+                        choice.get(),
+                        &password,
+                    ))
+                } else {
+                    exchange.provide_credentials(choice.get())
+                };
                 if waiting_for_credentials {
                     run.provided = Some(*choice);
                     match choice {
@@ -806,7 +828,9 @@ fuzz_target!(|input: Input| {
                             panic!("PLAIN with the right password refused: {step:?}");
                         }
                     }
-                    SaslStep::NeedCredentials { .. } => panic!("credentials asked twice"),
+                    SaslStep::NeedCredentials { .. } | SaslStep::VerifyPassword { .. } => {
+                        panic!("credentials asked twice")
+                    }
                 }
                 if !matches!(step, SaslStep::Challenge(_)) {
                     run.scram.server_first = None;

@@ -1,16 +1,31 @@
 //! STARTTLS as a signal (RFC 6120 §5) and SASL (RFC 6120 §6).
+//!
+//! SASL never blocks the core loop on crypto: SCRAM asks storage for the stored
+//! keys ([`Request::Credentials`]) and does only cheap HMACs; PLAIN hands the
+//! password to the embedder ([`Request::VerifyPassword`]), which runs PBKDF2
+//! wherever it likes and answers with [`Response::PasswordChecked`].
+//!
+//! What is wiped (zeroized) on the way: the `<auth/>`/`<response/>` base64 text
+//! copied out of the element, the decoded payload bytes, the text nodes of the
+//! SASL element itself, the SASLprepped copy made to validate a PLAIN password,
+//! and the [`Password`](crate::sasl::Password) in the request (on drop, wherever
+//! the embedder drops it). Not wiped: the raw bytes in the stream reader's input
+//! buffer (overwritten as later input arrives) and any temporary copies made
+//! inside `stringprep`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use minidom::Element;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{Ctx, Step};
 use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::manager::Output;
-use crate::sasl::{Credentials, Mechanism, SaslExchange, SaslFailure, SaslStep};
+use crate::sasl::{Mechanism, SaslExchange, SaslFailure, SaslStep};
 use crate::session::{Blocked, Session, SessionKind};
+use crate::storage::{Request, Response};
 use crate::xml::{self, NS_SASL, NS_TLS};
 
 /// Bytes of randomness in a SCRAM server nonce.
@@ -55,7 +70,17 @@ impl Session {
             .filter(move |m| secure || !m.is_plaintext() || config.allow_plain_without_tls)
     }
 
-    pub(super) fn handle_sasl(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
+    /// Handles one SASL element, then wipes its text (the base64 payload, which
+    /// for PLAIN is the password).
+    pub(super) fn handle_sasl(&mut self, ctx: &mut Ctx<'_>, mut el: Element) -> Step {
+        let step = self.handle_sasl_element(ctx, &el);
+        for text in el.texts_mut() {
+            text.zeroize();
+        }
+        step
+    }
+
+    fn handle_sasl_element(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
         match el.name() {
             "auth" => self.handle_auth(ctx, el),
             "response" => {
@@ -66,10 +91,10 @@ impl Session {
                         Some("Out of order SASL element"),
                     );
                 };
-                let Some(data) = decode_payload(&el.text()) else {
+                let Some(data) = decode_payload(&Zeroizing::new(el.text())) else {
                     return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
                 };
-                let step = exchange.respond(data.as_deref().unwrap_or_default());
+                let step = exchange.respond(data.as_ref().map_or(&[][..], |data| data.as_slice()));
                 self.apply_sasl_step(ctx, step)
             }
             "abort" => {
@@ -104,7 +129,7 @@ impl Session {
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(initial) = decode_payload(&el.text()) else {
+        let Some(initial) = decode_payload(&Zeroizing::new(el.text())) else {
             return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
         };
         let mut nonce = [0u8; NONCE_BYTES];
@@ -117,29 +142,35 @@ impl Session {
             return Step::Closed;
         }
         let domain = self.host.clone().unwrap_or_default();
-        let (exchange, step) =
-            SaslExchange::start_for_domain(mechanism, initial.as_deref(), &nonce, &domain);
+        let (exchange, step) = SaslExchange::start_for_domain(
+            mechanism,
+            initial.as_ref().map(|data| data.as_slice()),
+            &nonce,
+            &domain,
+        );
         self.sasl = Some(exchange);
         self.apply_sasl_step(ctx, step)
     }
 
-    /// The manager's answer to a credentials request.
-    pub(crate) fn provide_credentials(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        credentials: Result<Option<&Credentials>, ()>,
-    ) -> Step {
+    /// The embedder's answer to this session's [`Step::SaslRequest`]: stored
+    /// credentials for SCRAM, a password verdict for PLAIN. Any other answer
+    /// (including [`Response::Failed`]) is `temporary-auth-failure`.
+    pub(crate) fn sasl_answer(&mut self, ctx: &mut Ctx<'_>, response: Response) -> Step {
         if self.blocked != Some(Blocked::Credentials) {
             return Step::Continue;
         }
         self.blocked = None;
-        let step = match (self.sasl.as_mut(), credentials) {
-            (Some(exchange), Ok(creds)) => exchange.provide_credentials(creds),
-            (Some(_), Err(())) => SaslStep::Failure {
+        let Some(exchange) = self.sasl.as_mut() else {
+            return Step::Continue;
+        };
+        let plain = exchange.mechanism().is_plaintext();
+        let step = match response {
+            Response::Credentials(creds) if !plain => exchange.provide_credentials(creds.as_ref()),
+            Response::PasswordChecked(check) if plain => exchange.provide_password_check(check),
+            _ => SaslStep::Failure {
                 failure: SaslFailure::TemporaryAuthFailure,
                 text: None,
             },
-            (None, _) => return Step::Continue,
         };
         self.apply_sasl_step(ctx, step)
     }
@@ -162,7 +193,16 @@ impl Session {
                     return self.sasl_failure(ctx, SaslFailure::NotAuthorized, None);
                 };
                 self.blocked = Some(Blocked::Credentials);
-                Step::Credentials { account }
+                Step::SaslRequest(Request::Credentials { account })
+            }
+            SaslStep::VerifyPassword { username, password } => {
+                let host = self.host.as_deref().unwrap_or_default();
+                let Ok(account) = AccountJid::new(&username, host) else {
+                    // `password` is wiped as it drops here.
+                    return self.sasl_failure(ctx, SaslFailure::NotAuthorized, None);
+                };
+                self.blocked = Some(Blocked::Credentials);
+                Step::SaslRequest(Request::VerifyPassword { account, password })
             }
             SaslStep::Success {
                 username,
@@ -232,16 +272,20 @@ impl Session {
 }
 
 /// Decodes a SASL payload: `None` on bad base64, `Some(None)` when there is
-/// no data at all, `Some(Some(empty))` for `=`.
-fn decode_payload(text: &str) -> Option<Option<Vec<u8>>> {
+/// no data at all, `Some(Some(empty))` for `=`. The decoded bytes (a PLAIN
+/// password among them) are wiped when dropped.
+fn decode_payload(text: &str) -> Option<Option<Zeroizing<Vec<u8>>>> {
     let text = text.trim();
     if text.is_empty() {
         return Some(None);
     }
     if text == "=" {
-        return Some(Some(Vec::new()));
+        return Some(Some(Zeroizing::new(Vec::new())));
     }
-    BASE64.decode(text).ok().map(Some)
+    BASE64
+        .decode(text)
+        .ok()
+        .map(|data| Some(Zeroizing::new(data)))
 }
 
 #[cfg(test)]
@@ -250,9 +294,10 @@ mod tests {
 
     #[test]
     fn payload_decoding() {
-        assert_eq!(decode_payload(""), Some(None));
-        assert_eq!(decode_payload(" = "), Some(Some(vec![])));
-        assert_eq!(decode_payload("AGEAYg=="), Some(Some(b"\0a\0b".to_vec())));
-        assert_eq!(decode_payload("!!"), None);
+        let plain = |text: &str| decode_payload(text).map(|data| data.map(|data| data.to_vec()));
+        assert_eq!(plain(""), Some(None));
+        assert_eq!(plain(" = "), Some(Some(vec![])));
+        assert_eq!(plain("AGEAYg=="), Some(Some(b"\0a\0b".to_vec())));
+        assert_eq!(plain("!!"), None);
     }
 }

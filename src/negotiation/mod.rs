@@ -10,12 +10,12 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 use minidom::Element;
 
-use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::manager::Output;
 use crate::random::RandomSource;
 use crate::session::{Session, SessionKind};
+use crate::storage::Request;
 use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
@@ -30,8 +30,10 @@ pub(crate) enum Step {
     Continue,
     /// A stanza from a bound session, to be routed.
     Stanza(Element),
-    /// SASL needs the credentials of this account.
-    Credentials { account: AccountJid },
+    /// SASL needs storage: SCRAM credentials ([`Request::Credentials`]) or a PLAIN
+    /// password check ([`Request::VerifyPassword`]). The answer goes back through
+    /// `Session::sasl_answer`.
+    SaslRequest(Request),
     /// The client asks to bind a resource.
     Bind(BindRequest),
     /// SASL succeeded.
@@ -95,7 +97,7 @@ impl Session {
             return self.handle_starttls(ctx);
         }
         if el.has_ns(NS_SASL) && self.kind == SessionKind::Unauthenticated {
-            return self.handle_sasl(ctx, &el);
+            return self.handle_sasl(ctx, el);
         }
         self.close(
             ctx,

@@ -6,6 +6,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::password::{Password, PasswordCheck};
 
 /// Hash function underlying a SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,14 +111,22 @@ impl fmt::Debug for ScramKeys {
 impl ScramKeys {
     /// Derives the keys for `password` (SASLprepped; the raw text is used if SASLprep
     /// fails). An iteration count of 0 is treated as 1.
+    ///
+    /// The intermediate secrets (a SASLprepped copy of the password, the salted
+    /// password and the client key) are wiped before returning.
     #[must_use]
     pub fn derive(hash: ScramHash, password: &str, salt: &[u8], iterations: u32) -> Self {
         let iterations = iterations.max(1);
-        let password = prep_password(password);
-        let salted = hash.salted_password(password.as_bytes(), salt, iterations);
-        let client_key = hash.hmac(&salted, b"Client Key");
+        let mut password = prep_password(password);
+        let mut salted = hash.salted_password(password.as_bytes(), salt, iterations);
+        if let std::borrow::Cow::Owned(prepped) = &mut password {
+            prepped.zeroize();
+        }
+        let mut client_key = hash.hmac(&salted, b"Client Key");
         let stored_key = hash.digest(&client_key);
         let server_key = hash.hmac(&salted, b"Server Key");
+        salted.zeroize();
+        client_key.zeroize();
         ScramKeys {
             salt: salt.to_vec(),
             iterations,
@@ -175,8 +186,27 @@ impl Credentials {
         }
     }
 
+    /// The verdict on a PLAIN password for this account: what an embedder answers
+    /// to [`Request::VerifyPassword`](crate::Request::VerifyPassword).
+    ///
+    /// A disabled account is [`PasswordCheck::AccountDisabled`] without any key
+    /// derivation; otherwise the password is checked as by
+    /// [`Credentials::verify_password`] (PBKDF2 with the stored iteration count,
+    /// compared in constant time), so run this off the core loop.
+    #[must_use]
+    pub fn check_plain(&self, password: &Password) -> PasswordCheck {
+        if self.disabled {
+            PasswordCheck::AccountDisabled
+        } else if self.verify_password(password.expose()) {
+            PasswordCheck::Valid
+        } else {
+            PasswordCheck::WrongPassword
+        }
+    }
+
     /// Checks a plaintext password (as sent with PLAIN) against the SHA-256 keys if
-    /// present, else the SHA-1 keys. Ignores [`Credentials::disabled`].
+    /// present, else the SHA-1 keys, comparing the derived keys in constant time.
+    /// Ignores [`Credentials::disabled`]; see [`Credentials::check_plain`].
     #[must_use]
     pub fn verify_password(&self, password: &str) -> bool {
         if let Some(keys) = &self.sha256 {

@@ -1,13 +1,19 @@
 //! Server-side SASL (RFC 6120 §6) as a pure state machine: PLAIN, SCRAM-SHA-1 and
 //! SCRAM-SHA-256.
 //!
-//! The machine never touches storage. When it needs an account's [`Credentials`] it
-//! returns [`SaslStep::NeedCredentials`]; the caller looks them up (possibly
-//! asynchronously) and resumes with [`SaslExchange::provide_credentials`]. Payloads are
-//! raw bytes: base64 coding of `<auth/>`, `<challenge/>`, `<response/>` and
-//! `<success/>` text is the caller's job.
+//! The machine never touches storage and never runs PBKDF2. SCRAM needs an account's
+//! stored [`Credentials`]: it returns [`SaslStep::NeedCredentials`]; the caller looks
+//! them up (possibly asynchronously) and resumes with
+//! [`SaslExchange::provide_credentials`]. PLAIN needs the password checked against
+//! those credentials, which costs a full key derivation: it returns
+//! [`SaslStep::VerifyPassword`] with the [`Password`], the caller checks it wherever it
+//! likes (e.g. with [`PasswordCheck::from_credentials`] on a thread pool) and resumes
+//! with [`SaslExchange::provide_password_check`]. The exchange keeps no copy of the
+//! password while it waits. Payloads are raw bytes: base64 coding of `<auth/>`,
+//! `<challenge/>`, `<response/>` and `<success/>` text is the caller's job.
 
 mod credentials;
+mod password;
 mod plain;
 mod scram;
 
@@ -16,6 +22,7 @@ use core::fmt;
 use base64::prelude::*;
 
 pub use credentials::{Credentials, ScramHash, ScramKeys};
+pub use password::{Password, PasswordCheck};
 
 /// A SASL mechanism supported by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,15 +141,27 @@ impl SaslFailure {
 }
 
 /// What the caller must do next.
+///
+/// `Debug` never shows a password (see [`Password`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaslStep {
     /// Send `<challenge/>` with these raw bytes (base64-encoded by the caller).
     Challenge(Vec<u8>),
-    /// Look up the [`Credentials`] of this SASLprepped username, then call
+    /// SCRAM: look up the [`Credentials`] of this SASLprepped username, then call
     /// [`SaslExchange::provide_credentials`].
     NeedCredentials {
         /// The SASLprepped authentication identity (not nodeprepped).
         username: String,
+    },
+    /// PLAIN: check this password for this SASLprepped username (e.g. with
+    /// [`PasswordCheck::from_credentials`], off the latency-sensitive thread), then
+    /// call [`SaslExchange::provide_password_check`]. The exchange keeps no copy of
+    /// the password; it is wiped when this value (and any clone) is dropped.
+    VerifyPassword {
+        /// The SASLprepped authentication identity (not nodeprepped).
+        username: String,
+        /// The password as sent (SASLprep is applied when it is checked).
+        password: Password,
     },
     /// Authentication succeeded; send `<success/>` with the additional data if any.
     Success {
@@ -174,11 +193,16 @@ const TEXT_MALFORMED: &str = "Invalid message";
 const TEXT_INVALID_AUTHZID: &str = "Authorization identity does not match the username";
 /// `<text/>` when the caller resumes an exchange that was not waiting for credentials.
 const TEXT_UNEXPECTED_CREDENTIALS: &str = "No credentials were requested";
+/// `<text/>` when the caller resumes an exchange that was not waiting for a password
+/// check.
+const TEXT_UNEXPECTED_CHECK: &str = "No password check was requested";
+/// `<text/>` for a disabled account.
+const TEXT_ACCOUNT_DISABLED: &str = "Account disabled";
 
 /// Where an exchange is.
 enum State {
-    /// PLAIN: message parsed, waiting for the account's credentials.
-    PlainNeedCredentials { username: String, password: String },
+    /// PLAIN: message parsed, password handed out, waiting for the verdict.
+    PlainAwaitCheck { username: String },
     /// SCRAM: client-first parsed, waiting for the account's credentials.
     ScramNeedCredentials(scram::ClientFirst),
     /// SCRAM: server-first sent, waiting for client-final.
@@ -190,9 +214,8 @@ enum State {
 impl State {
     fn phase(&self) -> &'static str {
         match self {
-            State::PlainNeedCredentials { .. } | State::ScramNeedCredentials(_) => {
-                "need-credentials"
-            }
+            State::PlainAwaitCheck { .. } => "await-password-check",
+            State::ScramNeedCredentials(_) => "need-credentials",
             State::ScramAwaitClientFinal(_) => "await-client-final",
             State::Finished => "finished",
         }
@@ -308,11 +331,13 @@ impl SaslExchange {
                         return fail(SaslFailure::InvalidAuthzid, TEXT_INVALID_AUTHZID);
                     }
                     let username = msg.username.clone();
-                    self.state = State::PlainNeedCredentials {
+                    self.state = State::PlainAwaitCheck {
                         username: msg.username,
-                        password: msg.password,
                     };
-                    SaslStep::NeedCredentials { username }
+                    SaslStep::VerifyPassword {
+                        username,
+                        password: msg.password,
+                    }
                 }
             },
             Some(_) => match scram::parse_client_first(message) {
@@ -357,25 +382,23 @@ impl SaslExchange {
                 }
                 Err(failure) => fail(failure, TEXT_MALFORMED),
             },
-            State::PlainNeedCredentials { .. }
-            | State::ScramNeedCredentials(_)
-            | State::Finished => fail(SaslFailure::MalformedRequest, TEXT_OUT_OF_ORDER),
+            State::PlainAwaitCheck { .. } | State::ScramNeedCredentials(_) | State::Finished => {
+                fail(SaslFailure::MalformedRequest, TEXT_OUT_OF_ORDER)
+            }
         }
     }
 
-    /// Resumes after [`SaslStep::NeedCredentials`] with the account's stored
-    /// credentials.
+    /// Resumes a SCRAM exchange after [`SaslStep::NeedCredentials`] with the
+    /// account's stored credentials.
     ///
     /// `None` (no such user) and missing keys for the mechanism's hash yield
     /// `not-authorized`, indistinguishable from a wrong password; a disabled account
     /// yields `account-disabled`. Calling this when no credentials were requested
+    /// (including a PLAIN exchange, which asks for [`SaslStep::VerifyPassword`])
     /// finishes the exchange with `temporary-auth-failure`.
     pub fn provide_credentials(&mut self, credentials: Option<&Credentials>) -> SaslStep {
         let state = core::mem::replace(&mut self.state, State::Finished);
-        if !matches!(
-            state,
-            State::PlainNeedCredentials { .. } | State::ScramNeedCredentials(_)
-        ) {
+        if !matches!(state, State::ScramNeedCredentials(_)) {
             return fail(
                 SaslFailure::TemporaryAuthFailure,
                 TEXT_UNEXPECTED_CREDENTIALS,
@@ -385,19 +408,9 @@ impl SaslExchange {
             return fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED);
         };
         if credentials.disabled {
-            return fail(SaslFailure::AccountDisabled, "Account disabled");
+            return fail(SaslFailure::AccountDisabled, TEXT_ACCOUNT_DISABLED);
         }
         match state {
-            State::PlainNeedCredentials { username, password } => {
-                if credentials.verify_password(&password) {
-                    SaslStep::Success {
-                        username,
-                        additional_data: None,
-                    }
-                } else {
-                    fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED)
-                }
-            }
             State::ScramNeedCredentials(first) => {
                 let keys = self
                     .mechanism
@@ -411,10 +424,39 @@ impl SaslExchange {
                 self.state = State::ScramAwaitClientFinal(pending);
                 SaslStep::Challenge(challenge)
             }
-            State::ScramAwaitClientFinal(_) | State::Finished => fail(
-                SaslFailure::TemporaryAuthFailure,
-                TEXT_UNEXPECTED_CREDENTIALS,
-            ),
+            State::PlainAwaitCheck { .. } | State::ScramAwaitClientFinal(_) | State::Finished => {
+                fail(
+                    SaslFailure::TemporaryAuthFailure,
+                    TEXT_UNEXPECTED_CREDENTIALS,
+                )
+            }
+        }
+    }
+
+    /// Resumes a PLAIN exchange after [`SaslStep::VerifyPassword`] with the verdict.
+    ///
+    /// [`PasswordCheck::Valid`] succeeds; [`PasswordCheck::WrongPassword`] and
+    /// [`PasswordCheck::UnknownUser`] yield the same `not-authorized` and text (as
+    /// for SCRAM); [`PasswordCheck::AccountDisabled`] yields `account-disabled`.
+    /// Calling this when no check was requested (including on a SCRAM exchange)
+    /// finishes the exchange with `temporary-auth-failure`.
+    pub fn provide_password_check(&mut self, check: PasswordCheck) -> SaslStep {
+        let State::PlainAwaitCheck { username } =
+            core::mem::replace(&mut self.state, State::Finished)
+        else {
+            return fail(SaslFailure::TemporaryAuthFailure, TEXT_UNEXPECTED_CHECK);
+        };
+        match check {
+            PasswordCheck::Valid => SaslStep::Success {
+                username,
+                additional_data: None,
+            },
+            PasswordCheck::WrongPassword | PasswordCheck::UnknownUser => {
+                fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED)
+            }
+            PasswordCheck::AccountDisabled => {
+                fail(SaslFailure::AccountDisabled, TEXT_ACCOUNT_DISABLED)
+            }
         }
     }
 

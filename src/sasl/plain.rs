@@ -1,6 +1,8 @@
 //! PLAIN (RFC 4616) message parsing.
 
-use super::SaslFailure;
+use zeroize::Zeroize;
+
+use super::{Password, SaslFailure};
 
 /// A parsed PLAIN message: `[authzid] NUL authcid NUL passwd`.
 pub(crate) struct PlainMessage {
@@ -10,12 +12,15 @@ pub(crate) struct PlainMessage {
     pub authcid: String,
     /// The SASLprepped authentication identity.
     pub username: String,
-    /// The password, as sent (SASLprep is applied when it is checked).
-    pub password: String,
+    /// The password, as sent (SASLprep is applied when it is checked). Wiped on drop.
+    pub password: Password,
 }
 
 /// Parses a PLAIN message. Any format, UTF-8 or SASLprep problem, or an empty
 /// authcid or password, is `MalformedRequest`.
+///
+/// The password is copied once, into the returned [`Password`]; the SASLprepped
+/// copy made to validate it is wiped. Wiping `message` is the caller's job.
 pub(crate) fn parse(message: &[u8]) -> Result<PlainMessage, SaslFailure> {
     let mut parts = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
@@ -30,18 +35,26 @@ pub(crate) fn parse(message: &[u8]) -> Result<PlainMessage, SaslFailure> {
     };
     let authzid = utf8(authzid)?;
     let authcid = utf8(authcid)?;
-    let password = utf8(password)?;
+    let password = core::str::from_utf8(password).map_err(|_| SaslFailure::MalformedRequest)?;
     if authcid.is_empty() || password.is_empty() {
         return Err(SaslFailure::MalformedRequest);
     }
     let username = stringprep::saslprep(&authcid)
         .map_err(|_| SaslFailure::MalformedRequest)?
         .into_owned();
-    let prepped_password =
-        stringprep::saslprep(&password).map_err(|_| SaslFailure::MalformedRequest)?;
-    if username.is_empty() || prepped_password.is_empty() {
+    let prepped_empty = match stringprep::saslprep(password) {
+        Err(_) => return Err(SaslFailure::MalformedRequest),
+        Ok(std::borrow::Cow::Borrowed(prepped)) => prepped.is_empty(),
+        Ok(std::borrow::Cow::Owned(mut prepped)) => {
+            let empty = prepped.is_empty();
+            prepped.zeroize();
+            empty
+        }
+    };
+    if username.is_empty() || prepped_empty {
         return Err(SaslFailure::MalformedRequest);
     }
+    let password = Password::new(password.to_owned());
     Ok(PlainMessage {
         authzid: (!authzid.is_empty()).then_some(authzid),
         authcid,
@@ -59,7 +72,7 @@ mod tests {
         let m = parse(b"\0user\0pencil").unwrap();
         assert_eq!(m.authzid, None);
         assert_eq!(m.username, "user");
-        assert_eq!(m.password, "pencil");
+        assert_eq!(m.password.expose(), "pencil");
         let m = parse(b"user@example.com\0user\0pencil").unwrap();
         assert_eq!(m.authzid.as_deref(), Some("user@example.com"));
         assert_eq!(m.authcid, "user");

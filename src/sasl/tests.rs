@@ -50,6 +50,13 @@ fn need(user: &str) -> SaslStep {
     }
 }
 
+fn verify(user: &str, password: &str) -> SaslStep {
+    SaslStep::VerifyPassword {
+        username: user.to_owned(),
+        password: Password::from(password),
+    }
+}
+
 /// A client-side SCRAM proof computation, for driving exchanges in tests.
 fn client_final(
     hash: ScramHash,
@@ -155,10 +162,13 @@ fn exchange_is_send_and_debug_hides_secrets() {
     fn is_send<T: Send>() {}
     is_send::<SaslExchange>();
     is_send::<SaslStep>();
-    let (ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0user\0hunter2"), b"");
-    let text = format!("{ex:?}");
+    is_send::<Password>();
+    let (ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0user\0hunter2"), b"");
+    let text = format!("{ex:?} {step:?} {step:#?}");
     assert!(!text.contains("hunter2"), "{text}");
-    assert!(text.contains("need-credentials"), "{text}");
+    assert!(text.contains("await-password-check"), "{text}");
+    let (ex, _) = SaslExchange::start(Mechanism::ScramSha1, Some(b"n,,n=user,r=abc"), b"n");
+    assert!(format!("{ex:?}").contains("need-credentials"));
 }
 
 // ---------------------------------------------------------------- RFC vectors
@@ -617,12 +627,34 @@ fn scram_out_of_order() {
 
 // ---------------------------------------------------------------- PLAIN
 
+/// Runs the check an embedder would run for a PLAIN [`SaslStep::VerifyPassword`].
+fn check(step: &SaslStep, creds: Option<&Credentials>) -> PasswordCheck {
+    match step {
+        SaslStep::VerifyPassword { password, .. } => {
+            PasswordCheck::from_credentials(creds, password)
+        }
+        other => panic!("expected a password check, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_asks_for_a_password_check_not_credentials() {
+    // PLAIN hands the password out (the embedder runs PBKDF2) and keeps none.
+    let (ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
+    assert_eq!(step, verify("juliet", "r0m30"));
+    assert!(!ex.is_finished());
+    let text = format!("{step:?} {ex:?}");
+    assert!(!text.contains("r0m30"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+    assert!(text.contains("await-password-check"), "{text}");
+}
+
 #[test]
 fn plain_success() {
     let (mut ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
-    assert_eq!(step, need("juliet"));
+    assert_eq!(check(&step, Some(&cheap("r0m30"))), PasswordCheck::Valid);
     assert_eq!(
-        ex.provide_credentials(Some(&cheap("r0m30"))),
+        ex.provide_password_check(PasswordCheck::Valid),
         SaslStep::Success {
             username: "juliet".into(),
             additional_data: None
@@ -634,33 +666,31 @@ fn plain_success() {
     // Only SHA-1 keys stored.
     let mut creds = cheap("r0m30");
     creds.sha256 = None;
-    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
-    assert!(matches!(
-        ex.provide_credentials(Some(&creds)),
-        SaslStep::Success { .. }
-    ));
+    let (_, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
+    assert_eq!(check(&step, Some(&creds)), PasswordCheck::Valid);
 
     // SASLprep on the password: soft hyphen is mapped to nothing.
-    let (mut ex, _) = SaslExchange::start(
+    let (_, step) = SaslExchange::start(
         Mechanism::Plain,
         Some("\0juliet\0r0\u{AD}m30".as_bytes()),
         b"",
     );
-    assert!(matches!(
-        ex.provide_credentials(Some(&cheap("r0m30"))),
-        SaslStep::Success { .. }
-    ));
+    assert_eq!(check(&step, Some(&cheap("r0m30"))), PasswordCheck::Valid);
 }
 
 #[test]
 fn plain_not_authorized() {
-    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0wrong"), b"");
-    let wrong = ex.provide_credentials(Some(&cheap("r0m30")));
+    let (mut ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0wrong"), b"");
+    let verdict = check(&step, Some(&cheap("r0m30")));
+    assert_eq!(verdict, PasswordCheck::WrongPassword);
+    let wrong = ex.provide_password_check(verdict);
     assert_failure(&wrong, SaslFailure::NotAuthorized);
     assert!(ex.is_finished());
 
-    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0nobody\0wrong"), b"");
-    let unknown = ex.provide_credentials(None);
+    let (mut ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0nobody\0wrong"), b"");
+    let verdict = check(&step, None);
+    assert_eq!(verdict, PasswordCheck::UnknownUser);
+    let unknown = ex.provide_password_check(verdict);
     assert_eq!(
         unknown, wrong,
         "unknown user must look like a wrong password"
@@ -671,10 +701,12 @@ fn plain_not_authorized() {
         sha256: None,
         disabled: false,
     };
-    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0x"), b"");
-    assert_failure(
-        &ex.provide_credentials(Some(&no_keys)),
-        SaslFailure::NotAuthorized,
+    let (mut ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0x"), b"");
+    let verdict = check(&step, Some(&no_keys));
+    assert_eq!(
+        ex.provide_password_check(verdict),
+        wrong,
+        "no keys must look like a wrong password"
     );
 }
 
@@ -682,10 +714,30 @@ fn plain_not_authorized() {
 fn plain_disabled() {
     let mut creds = cheap("r0m30");
     creds.disabled = true;
-    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
+    let (mut ex, step) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0r0m30"), b"");
+    let verdict = check(&step, Some(&creds));
+    assert_eq!(verdict, PasswordCheck::AccountDisabled);
     assert_failure(
-        &ex.provide_credentials(Some(&creds)),
+        &ex.provide_password_check(verdict),
         SaslFailure::AccountDisabled,
+    );
+    assert!(ex.is_finished());
+}
+
+#[test]
+fn password_check_and_credentials_go_to_their_own_mechanism() {
+    // Stored credentials are not an answer to a PLAIN exchange...
+    let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0pw"), b"");
+    assert_failure(
+        &ex.provide_credentials(Some(&cheap("pw"))),
+        SaslFailure::TemporaryAuthFailure,
+    );
+    assert!(ex.is_finished());
+    // ...nor a verdict an answer to a SCRAM one.
+    let (mut ex, _) = SaslExchange::start(Mechanism::ScramSha1, Some(b"n,,n=user,r=abc"), b"n");
+    assert_failure(
+        &ex.provide_password_check(PasswordCheck::Valid),
+        SaslFailure::TemporaryAuthFailure,
     );
     assert!(ex.is_finished());
 }
@@ -715,7 +767,7 @@ fn plain_malformed() {
 #[test]
 fn plain_authzid() {
     let (_, step) = SaslExchange::start(Mechanism::Plain, Some(b"juliet\0juliet\0pw"), b"");
-    assert_eq!(step, need("juliet"));
+    assert_eq!(step, verify("juliet", "pw"));
     let (_, step) = SaslExchange::start(Mechanism::Plain, Some(b"romeo\0juliet\0pw"), b"");
     assert_failure(&step, SaslFailure::InvalidAuthzid);
     let (_, step) = SaslExchange::start(
@@ -730,7 +782,7 @@ fn plain_authzid() {
         b"",
         "capulet.lit",
     );
-    assert_eq!(step, need("juliet"));
+    assert_eq!(step, verify("juliet", "pw"));
     let (_, step) = SaslExchange::start_for_domain(
         Mechanism::Plain,
         Some(b"juliet@capulet.lit/balcony\0juliet\0pw"),
@@ -753,18 +805,18 @@ fn plain_out_of_order() {
     assert_failure(&ex.respond(b"\0juliet\0pw"), SaslFailure::MalformedRequest);
     assert!(ex.is_finished());
     assert_failure(
-        &ex.provide_credentials(Some(&cheap("pw"))),
+        &ex.provide_password_check(PasswordCheck::Valid),
         SaslFailure::TemporaryAuthFailure,
     );
 
     let (mut ex, _) = SaslExchange::start(Mechanism::Plain, Some(b"\0juliet\0pw"), b"");
     assert!(matches!(
-        ex.provide_credentials(Some(&cheap("pw"))),
+        ex.provide_password_check(PasswordCheck::Valid),
         SaslStep::Success { .. }
     ));
     assert_failure(&ex.respond(b""), SaslFailure::MalformedRequest);
     assert_failure(
-        &ex.provide_credentials(Some(&cheap("pw"))),
+        &ex.provide_password_check(PasswordCheck::Valid),
         SaslFailure::TemporaryAuthFailure,
     );
 }
@@ -817,6 +869,12 @@ proptest! {
         );
         if provide_early || matches!(step, SaslStep::NeedCredentials { .. }) {
             let _ = ex.provide_credentials(user_exists.then_some(&creds));
+        }
+        if let (false, SaslStep::VerifyPassword { password, .. }) = (provide_early, &step) {
+            let verdict = PasswordCheck::from_credentials(user_exists.then_some(&creds), password);
+            let step = ex.provide_password_check(verdict);
+            let valid = verdict == PasswordCheck::Valid;
+            prop_assert_eq!(matches!(step, SaslStep::Success { .. }), valid);
         }
         for r in &responses {
             let step = ex.respond(r);
