@@ -119,12 +119,18 @@
 //!
 //! ## Memory between stanzas
 //!
-//! Between top-level elements the reader holds no data but the namespace
-//! declarations of the header, the names of the root and a few element
-//! prototypes. The scratch buffers keep their capacity in a busy stream but
-//! are released once they have grown beyond a few KiB, and the input
-//! buffer is released whenever it is empty after a top-level element, so
-//! an idle session holds no input buffer.
+//! Whenever the input buffer is empty after a call, it is released: the
+//! next [`push`](StreamReader::push) allocates what it brings. When a
+//! top-level element (or the header) is complete and nothing is buffered,
+//! the session may stay idle for hours, so the reader also frees its empty
+//! scratch buffers (partial tokens, open elements, attributes) and trims
+//! the ones that keep the root's name and the header's namespace
+//! declarations to at most 64 spare bytes each (none after the header).
+//! It then holds a few hundred bytes of heap. While more bytes are
+//! buffered the stream is busy and the scratch buffers keep their capacity
+//! (those that grew beyond 16 KiB are shrunk after each top-level element).
+//! The element prototypes that let parsed elements share namespace strings
+//! are kept per thread, not per reader.
 //!
 //! ## Differences from rxml
 //!
@@ -160,6 +166,8 @@
 //! }
 //! assert_eq!(reader.next_event(), Ok(None)); // the keepalive space is dropped
 //! ```
+
+use std::cell::RefCell;
 
 use bytes::{Buf, BytesMut};
 use minidom::rxml::{AttrMap, Namespace, NcName};
@@ -460,8 +468,8 @@ enum CurAttr {
     DeclPrefix((usize, usize)),
 }
 
-/// How many distinct (name, namespace) element prototypes are kept.
-const PROTOTYPES: usize = 8;
+/// How many distinct (name, namespace) element prototypes a thread keeps.
+const PROTOTYPES: usize = 16;
 /// Longest name plus namespace of a kept prototype.
 const PROTOTYPE_BYTES: usize = 128;
 
@@ -530,10 +538,6 @@ pub struct StreamReader {
     attr_names: Vec<u8>,
     cur_attr: CurAttr,
     head_attrs: Vec<HeadAttr>,
-    /// Empty elements with recently seen names and namespaces: cloning one
-    /// shares its namespace instead of allocating it again.
-    protos: Vec<Element>,
-    proto_next: usize,
     frames: Vec<Frame>,
     error: Option<ReadError>,
 }
@@ -610,31 +614,61 @@ fn top<'a>(names: &'a [u8], ends: &[usize]) -> &'a [u8] {
     names.get(start..end).unwrap_or_default()
 }
 
-/// An empty element `{ns}local`, cloned from `protos` when one matches.
-fn element(
-    protos: &mut Vec<Element>,
-    next: &mut usize,
-    local: &[u8],
-    ns: &str,
-) -> Result<Element, ReadError> {
-    if let Some(proto) = protos
-        .iter()
-        .find(|p| p.name().as_bytes() == local && p.has_ns(ns))
-    {
-        return Ok(proto.clone());
-    }
+/// Empty elements with recently seen names and namespaces.
+struct Prototypes {
+    els: Vec<Element>,
+    /// The slot to replace next once `els` is full.
+    next: usize,
+}
+
+thread_local! {
+    /// Prototypes shared by every reader on the thread: cloning one shares
+    /// its namespace instead of allocating it again, so elements read on
+    /// one thread share a handful of namespace strings, and an idle reader
+    /// holds none of them. Bounded: at most [`PROTOTYPES`] elements of at
+    /// most [`PROTOTYPE_BYTES`] of name and namespace.
+    static PROTOS: RefCell<Prototypes> = const {
+        RefCell::new(Prototypes {
+            els: Vec::new(),
+            next: 0,
+        })
+    };
+}
+
+/// An empty element `{ns}local`, cloned from the thread's prototypes when
+/// one matches.
+fn element(local: &[u8], ns: &str) -> Result<Element, ReadError> {
     let name = std::str::from_utf8(local).map_err(|_| NWF)?;
-    let el = Element::bare(name, ns);
-    if local.len().saturating_add(ns.len()) > PROTOTYPE_BYTES {
-        // Not worth keeping for the rest of the connection.
-    } else if protos.len() < PROTOTYPES {
-        protos.reserve_exact(1);
-        protos.push(el.clone());
-    } else if let Some(slot) = protos.get_mut(*next) {
-        *slot = el.clone();
-        *next = (*next).wrapping_add(1) % PROTOTYPES;
-    }
-    Ok(el)
+    let cached = PROTOS.try_with(|cell| {
+        let mut protos = cell.try_borrow_mut().ok()?;
+        if let Some(proto) = protos.els.iter().find(|p| p.name() == name && p.has_ns(ns)) {
+            return Some(proto.clone());
+        }
+        let el = Element::bare(name, ns);
+        if name.len().saturating_add(ns.len()) > PROTOTYPE_BYTES {
+            // Not worth keeping.
+        } else if protos.els.len() < PROTOTYPES {
+            protos.els.push(el.clone());
+        } else {
+            let next = protos.next;
+            if let Some(slot) = protos.els.get_mut(next) {
+                *slot = el.clone();
+            }
+            protos.next = next.wrapping_add(1) % PROTOTYPES;
+        }
+        Some(el)
+    });
+    // During thread teardown, or if the cache is busy: no sharing.
+    Ok(cached
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Element::bare(name, ns)))
+}
+
+/// Whether the thread's prototypes include an element named `name`.
+#[cfg(test)]
+fn prototype_named(name: &str) -> bool {
+    PROTOS.with(|cell| cell.borrow().els.iter().any(|p| p.name() == name))
 }
 
 impl StreamReader {
@@ -669,8 +703,6 @@ impl StreamReader {
             attr_names: Vec::new(),
             cur_attr: CurAttr::None,
             head_attrs: Vec::new(),
-            protos: Vec::new(),
-            proto_next: 0,
             frames: Vec::new(),
             error: None,
         }
@@ -752,8 +784,12 @@ impl StreamReader {
                     if self.buf.capacity() > 0 {
                         self.buf = BytesMut::new();
                     }
-                    if matches!(event, Some(StreamEvent::Stanza(_) | StreamEvent::Open(_))) {
-                        self.release_idle();
+                    match event {
+                        Some(StreamEvent::Stanza(_)) => self.release_idle(IDLE_SLACK),
+                        // The header's names and namespaces are kept for
+                        // the whole stream: hold them without slack.
+                        Some(StreamEvent::Open(_)) => self.release_idle(0),
+                        _ => {}
                     }
                 }
             }
@@ -764,19 +800,26 @@ impl StreamReader {
     /// Between top-level elements with nothing buffered (the session may
     /// stay idle for hours): free the scratch buffers that are empty and
     /// trim the ones holding the header's names and namespaces.
-    fn release_idle(&mut self) {
+    ///
+    /// Buffers that keep data are shrunk only when more than `slack` bytes
+    /// are spare, so that a busy stream does not reallocate for every
+    /// stanza.
+    fn release_idle(&mut self, slack: usize) {
         fn free<T>(v: &mut Vec<T>) {
             if v.is_empty() && v.capacity() > 0 {
                 *v = Vec::new();
             }
         }
-        /// Shrink when more than `IDLE_SLACK` bytes are spare, so that a
-        /// busy stream does not reallocate for every stanza.
-        fn trim<T>(v: &mut Vec<T>) {
-            let spare = v.capacity().saturating_sub(v.len());
-            if spare.saturating_mul(std::mem::size_of::<T>()) > IDLE_SLACK {
-                v.shrink_to_fit();
-            }
+        let trim = |spare: usize, size: usize| spare.saturating_mul(size) > slack;
+        macro_rules! trim {
+            ($v:expr, $t:ty) => {
+                if trim(
+                    $v.capacity().saturating_sub($v.len()),
+                    std::mem::size_of::<$t>(),
+                ) {
+                    $v.shrink_to_fit();
+                }
+            };
         }
         free(&mut self.tok);
         free(&mut self.att);
@@ -784,13 +827,10 @@ impl StreamReader {
         free(&mut self.attr_names);
         free(&mut self.head_attrs);
         free(&mut self.frames);
-        trim(&mut self.names);
-        trim(&mut self.name_ends);
-        trim(&mut self.bindings);
-        let spare = self.ns_arena.capacity().saturating_sub(self.ns_arena.len());
-        if spare > IDLE_SLACK {
-            self.ns_arena.shrink_to_fit();
-        }
+        trim!(self.names, u8);
+        trim!(self.name_ends, usize);
+        trim!(self.bindings, Binding);
+        trim!(self.ns_arena, u8);
     }
 
     fn step(&mut self) -> Result<Option<StreamEvent>, ReadError> {
@@ -1930,7 +1970,7 @@ impl StreamReader {
     fn build_element(&mut self, head: &Head) -> Result<Element, ReadError> {
         let (prefix, local) = parts(top(&self.names, &self.name_ends), head.colon);
         let ns = lookup(&self.bindings, &self.ns_arena, prefix).ok_or(NWF)?;
-        let mut el = element(&mut self.protos, &mut self.proto_next, local, ns)?;
+        let mut el = element(local, ns)?;
         if !self.attrs.is_empty() {
             *el.attrs_mut() = std::mem::replace(&mut self.attrs, AttrMap::new());
         }
@@ -2249,6 +2289,67 @@ pub(crate) mod tests {
         assert_eq!(reader.next_event(), Ok(None));
     }
 
+    /// Once a top-level element is complete and nothing is buffered, the
+    /// reader holds no input buffer and no empty scratch buffer; the
+    /// header's names and namespaces are held without slack after the
+    /// header and with at most `IDLE_SLACK` bytes spare after a stanza.
+    #[test]
+    fn idle_reader_releases_its_buffers() {
+        let mut reader = StreamReader::default();
+        reader.push(HEADER.as_bytes());
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Open(_)))
+        ));
+        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(reader.names.capacity(), reader.names.len());
+        assert_eq!(reader.ns_arena.capacity(), reader.ns_arena.len());
+        assert_eq!(reader.bindings.capacity(), reader.bindings.len());
+        let header = (reader.names.len(), reader.ns_arena.len());
+        // Byte by byte, so that every scratch buffer is used.
+        let stanza = "<iq type='set' id='a&amp;b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'                       xmlns:p='urn:p' p:x='1'><resource>ph\r\none<![CDATA[x]]></resource></bind></iq>";
+        let mut got = None;
+        for b in stanza.as_bytes() {
+            reader.push(std::slice::from_ref(b));
+            if let Ok(Some(ev)) = reader.next_event() {
+                got = Some(ev);
+            }
+        }
+        assert!(matches!(got, Some(StreamEvent::Stanza(ref el)) if el.name() == "iq"));
+        assert_eq!(reader.buf.capacity(), 0);
+        for (name, cap) in [
+            ("tok", reader.tok.capacity()),
+            ("att", reader.att.capacity()),
+            ("seg", reader.seg.capacity()),
+            ("attr_names", reader.attr_names.capacity()),
+            ("head_attrs", reader.head_attrs.capacity()),
+            ("frames", reader.frames.capacity()),
+        ] {
+            assert_eq!(cap, 0, "{name}");
+        }
+        assert_eq!((reader.names.len(), reader.ns_arena.len()), header);
+        assert!(reader.names.capacity() - reader.names.len() <= IDLE_SLACK);
+        assert!(reader.ns_arena.capacity() - reader.ns_arena.len() <= IDLE_SLACK);
+        assert!(
+            (reader.bindings.capacity() - reader.bindings.len()) * size_of::<Binding>()
+                <= IDLE_SLACK
+        );
+        // With more bytes buffered the stream is busy: scratch is kept.
+        reader.push(b"<message><body>1</body></message><message><body>2</body></message>");
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Stanza(_)))
+        ));
+        assert!(reader.buf.capacity() > 0);
+        assert!(reader.frames.capacity() > 0);
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Stanza(_)))
+        ));
+        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(reader.frames.capacity(), 0);
+    }
+
     #[test]
     fn big_names_are_not_kept_after_the_stanza() {
         let name = "n".repeat(8000);
@@ -2273,7 +2374,7 @@ pub(crate) mod tests {
                 matches!(out.as_slice(), [Ok(StreamEvent::Stanza(el))] if el.name() == name),
                 "{out:?}"
             );
-            assert!(reader.protos.iter().all(|p| p.name() != name));
+            assert!(!prototype_named(&name));
             assert!(reader.names.capacity() <= KEEP_BUFFER);
             assert!(reader.ns_arena.capacity() <= KEEP_BUFFER);
             assert!(reader.seg.capacity() <= KEEP_BUFFER);

@@ -85,7 +85,7 @@ impl StreamReader {
             };
             let (prefix, local) = parts(top(&self.names, &self.name_ends), colon);
             let ns = lookup(&self.bindings, &self.ns_arena, prefix)?;
-            let mut el = element(&mut self.protos, &mut self.proto_next, local, ns).ok()?;
+            let mut el = element(local, ns).ok()?;
             if !self.attrs.is_empty() {
                 *el.attrs_mut() = std::mem::replace(&mut self.attrs, AttrMap::new());
             }
