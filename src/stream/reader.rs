@@ -779,11 +779,11 @@ impl StreamReader {
             }
             Ok(event) => {
                 if self.buf.is_empty() {
-                    // Nothing waits: hold no input buffer. The next push
-                    // allocates exactly what it brings.
-                    if self.buf.capacity() > 0 {
-                        self.buf = BytesMut::new();
-                    }
+                    // Nothing waits: hold no input buffer (a fully
+                    // consumed `BytesMut` may report no capacity yet still
+                    // hold its allocation). The next push allocates what
+                    // it brings.
+                    self.buf = BytesMut::new();
                     match event {
                         Some(StreamEvent::Stanza(_)) => self.release_idle(IDLE_SLACK),
                         // The header's names and namespaces are kept for
