@@ -39,6 +39,8 @@ struct Counting;
 static BYTES: AtomicIsize = AtomicIsize::new(0);
 static CHUNK_BYTES: AtomicIsize = AtomicIsize::new(0);
 static BLOCKS: AtomicIsize = AtomicIsize::new(0);
+/// Calls to `alloc`, `alloc_zeroed` and `realloc`.
+static ALLOCS: AtomicIsize = AtomicIsize::new(0);
 
 /// What glibc's malloc takes for a block of `size` bytes.
 fn chunk(size: usize) -> isize {
@@ -56,6 +58,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
+        ALLOCS.fetch_add(1, Relaxed);
         if !p.is_null() {
             BYTES.fetch_add(size(layout), Relaxed);
             CHUNK_BYTES.fetch_add(chunk(layout.size()), Relaxed);
@@ -67,6 +70,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
+        ALLOCS.fetch_add(1, Relaxed);
         if !p.is_null() {
             BYTES.fetch_add(size(layout), Relaxed);
             CHUNK_BYTES.fetch_add(chunk(layout.size()), Relaxed);
@@ -86,6 +90,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
+        ALLOCS.fetch_add(1, Relaxed);
         if !p.is_null() {
             let new = isize::try_from(new_size).unwrap_or(isize::MAX);
             BYTES.fetch_add(new - size(layout), Relaxed);
@@ -205,6 +210,47 @@ fn reader_figures() {
     println!("Session: size_of {} B", std::mem::size_of::<Session>());
 }
 
+/// Allocations and time per stanza of a reader alone in a hot stream, one
+/// stanza per push and 64 stanzas per push: what releasing buffers when
+/// idle costs.
+fn reader_hot_path() {
+    const MESSAGE: &[u8] = b"<message to='romeo@example.net/orchard' type='chat' id='m1'>\
+<body>Art thou not Romeo, and a Montague?</body></message>";
+    let batch: Vec<u8> = MESSAGE.repeat(64);
+    for (label, chunk, per_push) in [
+        ("1 stanza per push", MESSAGE, 1),
+        ("64 stanzas per push", &batch[..], 64),
+    ] {
+        let mut reader = StreamReader::new(XmlLimits::default());
+        reader.push(HEADER);
+        let _ = reader.next_event();
+        let pushes = 20_000 / per_push;
+        let mut count = 0usize;
+        let mut run = |reader: &mut StreamReader| {
+            for _ in 0..pushes {
+                reader.push(chunk);
+                while let Ok(Some(ev)) = reader.next_event() {
+                    std::hint::black_box(ev);
+                    count += 1;
+                }
+            }
+        };
+        run(&mut reader); // warm up
+        let calls = ALLOCS.load(Relaxed);
+        let t = Instant::now();
+        run(&mut reader);
+        let elapsed = t.elapsed();
+        let calls = ALLOCS.load(Relaxed) - calls;
+        let stanzas = (pushes * per_push) as f64;
+        assert_eq!(count, 2 * pushes * per_push);
+        println!(
+            "reader hot path, {label:<20} {:>6.2} allocations and {:>6.0} ns per stanza",
+            calls as f64 / stanzas,
+            elapsed.as_nanos() as f64 / stanzas
+        );
+    }
+}
+
 fn main() {
     let n: usize = std::env::args()
         .skip(1)
@@ -212,6 +258,7 @@ fn main() {
         .unwrap_or(100_000);
     println!("session_memory: N = {n}");
     reader_figures();
+    reader_hot_path();
 
     let now = Instant::now();
     let t0 = Instant::now();
