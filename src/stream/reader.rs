@@ -638,31 +638,36 @@ thread_local! {
 /// An empty element `{ns}local`, cloned from the thread's prototypes when
 /// one matches.
 fn element(local: &[u8], ns: &str) -> Result<Element, ReadError> {
-    let name = std::str::from_utf8(local).map_err(|_| NWF)?;
-    let cached = PROTOS.try_with(|cell| {
-        let mut protos = cell.try_borrow_mut().ok()?;
-        if let Some(proto) = protos.els.iter().find(|p| p.name() == name && p.has_ns(ns)) {
-            return Some(proto.clone());
-        }
-        let el = Element::bare(name, ns);
-        if name.len().saturating_add(ns.len()) > PROTOTYPE_BYTES {
-            // Not worth keeping.
-        } else if protos.els.len() < PROTOTYPES {
-            protos.els.push(el.clone());
-        } else {
-            let next = protos.next;
-            if let Some(slot) = protos.els.get_mut(next) {
-                *slot = el.clone();
-            }
-            protos.next = next.wrapping_add(1) % PROTOTYPES;
-        }
-        Some(el)
+    let hit = PROTOS.try_with(|cell| {
+        let protos = cell.try_borrow().ok()?;
+        protos
+            .els
+            .iter()
+            .find(|p| p.name().as_bytes() == local && p.has_ns(ns))
+            .cloned()
     });
-    // During thread teardown, or if the cache is busy: no sharing.
-    Ok(cached
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Element::bare(name, ns)))
+    if let Ok(Some(el)) = hit {
+        return Ok(el);
+    }
+    let name = std::str::from_utf8(local).map_err(|_| NWF)?;
+    let el = Element::bare(name, ns);
+    if name.len().saturating_add(ns.len()) <= PROTOTYPE_BYTES {
+        // During thread teardown, or if the cache is busy: not kept.
+        let _ = PROTOS.try_with(|cell| {
+            if let Ok(mut protos) = cell.try_borrow_mut() {
+                if protos.els.len() < PROTOTYPES {
+                    protos.els.push(el.clone());
+                } else {
+                    let next = protos.next;
+                    if let Some(slot) = protos.els.get_mut(next) {
+                        *slot = el.clone();
+                    }
+                    protos.next = next.wrapping_add(1) % PROTOTYPES;
+                }
+            }
+        });
+    }
+    Ok(el)
 }
 
 /// Whether the thread's prototypes include an element named `name`.
