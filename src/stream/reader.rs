@@ -92,8 +92,15 @@
 //!   white space included, count against nothing, and no byte ever counts
 //!   against more than one element. The error fires as soon as byte
 //!   `max_stanza_bytes + 1` of an unfinished element is buffered, so an
-//!   element that never ends is caught too; bytes beyond the limit are
-//!   never interpreted.
+//!   element that never ends is caught too, with one exception: a
+//!   top-level element's own name is measured once it is complete (it is
+//!   at most 8192 bytes, see above). Bytes beyond the limit never become
+//!   part of an event; in two corners the first of them decides which
+//!   error is reported, as in rxml: after a reference name or number of
+//!   the maximum 8 bytes (a ninth name byte makes it
+//!   [`ReadError::RestrictedXml`]), and when text reaches the limit exactly
+//!   at an 8 KiB slice boundary (the slice is checked for
+//!   [`ReadError::TextTooBig`] and UTF-8 first).
 //! * `max_depth`: the top-level element has depth 1. Opening an element
 //!   deeper than the limit is [`ReadError::TooDeep`] once its name is read.
 //! * `max_attributes` counts every attribute of one element, namespace
