@@ -64,6 +64,10 @@ pub struct OracleReader {
     fresh: bool,
     /// Bytes consumed by the parser but not yet reported in an event.
     pending: usize,
+    /// Bytes consumed by the parser since the reader was created.
+    consumed: u64,
+    /// Value of `consumed` right before the last `<` the parser consumed.
+    lt_at: u64,
     /// Raw bytes of the current top-level element (or header) so far.
     elem_bytes: usize,
     /// Whether `elem_bytes` is being counted (inside header or stanza).
@@ -95,6 +99,8 @@ impl OracleReader {
             phase: Phase::Prolog,
             fresh: true,
             pending: 0,
+            consumed: 0,
+            lt_at: 0,
             elem_bytes: 0,
             counting: true,
             bindings: Vec::new(),
@@ -210,11 +216,15 @@ impl OracleReader {
     /// Feed `input` to the parser until one event is complete.
     fn pump(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
         loop {
-            let before = input.len();
+            let before = *input;
             let result = self.parser.parse(input, false);
-            self.pending = self
-                .pending
-                .saturating_add(before.saturating_sub(input.len()));
+            let used = before.len().saturating_sub(input.len());
+            let chunk = before.get(..used).unwrap_or_default();
+            if let Some(i) = chunk.iter().rposition(|b| *b == b'<') {
+                self.lt_at = self.consumed.saturating_add(i as u64);
+            }
+            self.consumed = self.consumed.saturating_add(used as u64);
+            self.pending = self.pending.saturating_add(used);
             match result {
                 Ok(Some(ev)) => {
                     if let Some(out) = self.handle(ev)? {
@@ -256,6 +266,15 @@ impl OracleReader {
             self.counting = true;
             self.elem_bytes = 0;
             self.active = self.limits;
+            // Documented difference (see the reader's "Differences from
+            // rxml"): rxml never reports the bytes of an empty CDATA
+            // section, so they stayed in `pending` and counted against every
+            // later stanza. Here the element is charged exactly the bytes
+            // consumed since its `<`: what this event did not cover stays
+            // pending, anything older is forgotten.
+            let since_lt =
+                usize::try_from(self.consumed.saturating_sub(self.lt_at)).unwrap_or(usize::MAX);
+            self.pending = since_lt.saturating_sub(len);
         }
         if self.counting {
             self.elem_bytes = self.elem_bytes.saturating_add(len);

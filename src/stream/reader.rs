@@ -19,10 +19,142 @@
 //!   text) between calls, so no byte is scanned twice whatever the chunking.
 //!   It decides every error.
 //!
-//! The behaviour, errors and their order included, is that of the earlier
-//! reader built on rxml's `RawParser` (kept as a test oracle), down to
-//! rxml's 8 KiB token limit and its quirks; the differential tests check
-//! this for random inputs and chunkings.
+//! # Specification
+//!
+//! This section is the reader's contract. The earlier reader built on
+//! rxml's `RawParser` is kept as a test oracle; the differential tests
+//! check that both agree, events, errors and
+//! [`buffered_len`](StreamReader::buffered_len) included, for random inputs,
+//! chunkings, restarts and limit changes, except for the differences listed
+//! at the end, which the tests model explicitly.
+//!
+//! ## What is accepted
+//!
+//! * The document is UTF-8. White space (space, tab, CR, LF) before the
+//!   first markup is skipped, at the start and after every restart.
+//! * An optional XML declaration `<?xml version='1.0' …?>`, whose optional
+//!   `encoding` must be `UTF-8` and optional `standalone` must be `yes`
+//!   (both case-insensitive); `standalone` needs `encoding` before it.
+//! * The root element's head yields [`StreamEvent::Open`] as soon as its `>`
+//!   is read. A self-closing root yields `Open` and then
+//!   [`StreamEvent::Close`].
+//! * Inside the root, every top-level element (stanza or nonza) yields one
+//!   [`StreamEvent::Stanza`] when its end tag's `>` (or its `/>`) is read,
+//!   and `</…>` of the root yields [`StreamEvent::Close`]. White space
+//!   between top-level elements (keepalives), whether literal, character
+//!   references or CDATA sections, is dropped; any other text there is an
+//!   error. After the root has closed, only white space may follow.
+//! * Inside a top-level element: child elements, text with the five
+//!   predefined entities and character references to any XML `Char`, and
+//!   CDATA sections. Line ends are normalised (CR LF and a lone CR become
+//!   LF in text; tab, LF and CR LF become a space in attribute values).
+//!   Namespaces follow Namespaces in XML 1.0: the `xml` prefix is bound to
+//!   its namespace and cannot be rebound, `xmlns` is reserved, a prefix
+//!   cannot be undeclared (`xmlns:p=''`), and attributes must be unique
+//!   after resolution. Prefixes declared on the header stay in scope for
+//!   every stanza.
+//!
+//! ## Errors
+//!
+//! Every error is final ([`ReadError`] lists them):
+//!
+//! * [`ReadError::NotWellFormed`]: bad syntax, invalid UTF-8 or a
+//!   character that is not an XML `Char`, a mismatched end tag, an
+//!   undeclared prefix, a duplicate attribute, text or a second element
+//!   outside the root, anything but white space after the root, a
+//!   reference that is not closed by `;` or refers to a non-`Char`, a
+//!   misspelt `<![CDATA[`, `]]>` in text, and — kept from rxml as a strict
+//!   rule — a CR in an attribute value followed by anything but LF or CR.
+//! * [`ReadError::RestrictedXml`]: `<!DOCTYPE`, `<!ENTITY` and other
+//!   markup declarations, comments, processing instructions (an XML
+//!   declaration anywhere but at the very start is one), a reference to an
+//!   entity other than `amp`, `lt`, `gt`, `apos`, `quot`, a reference whose
+//!   name or number is longer than 8 bytes (leading zeros included), and
+//!   an XML declaration that breaks the rules above.
+//! * [`ReadError::StanzaTooBig`]: a top-level element or the header longer
+//!   than [`XmlLimits::max_stanza_bytes`], or a single element name,
+//!   attribute name or attribute value (after references are replaced)
+//!   longer than 8192 bytes, whatever `max_stanza_bytes` is.
+//! * [`ReadError::TooDeep`], [`ReadError::TooManyAttributes`],
+//!   [`ReadError::TextTooBig`]: the other [`XmlLimits`], see below.
+//!
+//! After an error the reader drops its buffered bytes, ignores
+//! [`push`](StreamReader::push) and returns the same error until a
+//! restart.
+//!
+//! ## Limits and how bytes are counted
+//!
+//! * `max_stanza_bytes` counts raw bytes as received, before references
+//!   are replaced or line ends normalised. A top-level element is counted
+//!   from its `<` to its final `>`; the header from the first byte after
+//!   the skipped leading white space (so an XML declaration counts with
+//!   the header) to its `>`. Bytes between top-level elements, keepalive
+//!   white space included, count against nothing, and no byte ever counts
+//!   against more than one element. The error fires as soon as byte
+//!   `max_stanza_bytes + 1` of an unfinished element is buffered, so an
+//!   element that never ends is caught too, with one exception: a
+//!   top-level element's own name is measured once it is complete (it is
+//!   at most 8192 bytes, see above). Bytes beyond the limit never become
+//!   part of an event; in two corners the first of them decides which
+//!   error is reported, as in rxml: after a reference name or number of
+//!   the maximum 8 bytes (a ninth name byte makes it
+//!   [`ReadError::RestrictedXml`]), and when text reaches the limit exactly
+//!   at an 8 KiB slice boundary (the slice is checked for
+//!   [`ReadError::TextTooBig`] and UTF-8 first).
+//! * `max_depth`: the top-level element has depth 1. Opening an element
+//!   deeper than the limit is [`ReadError::TooDeep`] once its name is read.
+//! * `max_attributes` counts every attribute of one element, namespace
+//!   declarations included; the first one over the limit fails once its
+//!   value is read.
+//! * `max_text_bytes` counts the character data directly inside one
+//!   element (not inside its children), CDATA sections included, after
+//!   references are replaced and line ends normalised, summed over all of
+//!   that element's text.
+//! * [`set_limits`](StreamReader::set_limits) applies from the next
+//!   top-level element, or to the header if no byte of it has been read;
+//!   the element being read keeps the limits it started with.
+//!
+//! ## Restarts
+//!
+//! The reader never consumes a byte beyond the event it returns.
+//! [`restart`](StreamReader::restart) starts a fresh document (a new
+//! header is expected, leading white space is skipped again, counting
+//! starts afresh) and keeps the bytes that are buffered but not consumed,
+//! such as a header the client pipelined after its SASL response.
+//! [`restart_discarding`](StreamReader::restart_discarding) drops them too.
+//! Both keep the limits set by `set_limits` and clear any error.
+//!
+//! ## Memory between stanzas
+//!
+//! Whenever the input buffer is empty after a call, it is released: the
+//! next [`push`](StreamReader::push) allocates what it brings. When a
+//! top-level element (or the header) is complete and nothing is buffered,
+//! the session may stay idle for hours, so the reader also frees its empty
+//! scratch buffers (partial tokens, open elements, attributes) and trims
+//! the ones that keep the root's name and the header's namespace
+//! declarations to at most 64 spare bytes each (none after the header).
+//! It then holds a few hundred bytes of heap. While more bytes are
+//! buffered the stream is busy and the scratch buffers keep their capacity
+//! (those that grew beyond 16 KiB are shrunk after each top-level element).
+//! The element prototypes that let parsed elements share namespace strings
+//! are kept per thread, not per reader.
+//!
+//! ## Differences from rxml
+//!
+//! The oracle reader is rxml's behaviour with these deliberate
+//! differences, modelled in the oracle itself (`src/stream/oracle.rs`,
+//! marked "Documented difference") so that the differential tests and the
+//! fuzz target still compare everything else:
+//!
+//! * rxml never reported the bytes of an empty CDATA section
+//!   (`<![CDATA[]]>`, or the `]]>` after a section that ended exactly at
+//!   its 8 KiB token boundary) and counted them against the current *and
+//!   every later* top-level element, so a client sending empty CDATA
+//!   sections between stanzas slowly shrank its own stanza limit to zero.
+//!   Here they count only against the element that contains them, and
+//!   between elements against nothing.
+//! * rxml rejected white space before the root; it is skipped (the oracle
+//!   skips it before rxml sees it).
 //!
 //! ```
 //! use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
@@ -41,6 +173,8 @@
 //! }
 //! assert_eq!(reader.next_event(), Ok(None)); // the keepalive space is dropped
 //! ```
+
+use std::cell::RefCell;
 
 use bytes::{Buf, BytesMut};
 use minidom::rxml::{AttrMap, Namespace, NcName};
@@ -161,6 +295,9 @@ const KEEP_SCRATCH: usize = 16;
 /// An emptied input buffer or scratch buffer with more capacity than this
 /// is freed.
 const KEEP_BUFFER: usize = 16 * 1024;
+/// Spare capacity, in bytes, that a buffer holding the header's names or
+/// namespaces may keep between stanzas when nothing is buffered.
+const IDLE_SLACK: usize = 64;
 /// The namespace bound to the `xml` prefix.
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -338,8 +475,8 @@ enum CurAttr {
     DeclPrefix((usize, usize)),
 }
 
-/// How many distinct (name, namespace) element prototypes are kept.
-const PROTOTYPES: usize = 8;
+/// How many distinct (name, namespace) element prototypes a thread keeps.
+const PROTOTYPES: usize = 16;
 /// Longest name plus namespace of a kept prototype.
 const PROTOTYPE_BYTES: usize = 128;
 
@@ -379,11 +516,6 @@ pub struct StreamReader {
     lim_abs: u64,
     /// Stream offset of the last `<` in content.
     lt_abs: u64,
-    /// Bytes read but never reported by rxml, which counted them against
-    /// every later stanza: empty CDATA sections.
-    leak: u64,
-    /// Stream offset up to which the current CDATA section was reported.
-    cover_abs: u64,
     lex: Lex,
     doc: Doc,
     /// A self-closing root: its end is reported by the next call.
@@ -413,10 +545,6 @@ pub struct StreamReader {
     attr_names: Vec<u8>,
     cur_attr: CurAttr,
     head_attrs: Vec<HeadAttr>,
-    /// Empty elements with recently seen names and namespaces: cloning one
-    /// shares its namespace instead of allocating it again.
-    protos: Vec<Element>,
-    proto_next: usize,
     frames: Vec<Frame>,
     error: Option<ReadError>,
 }
@@ -493,30 +621,66 @@ fn top<'a>(names: &'a [u8], ends: &[usize]) -> &'a [u8] {
     names.get(start..end).unwrap_or_default()
 }
 
-/// An empty element `{ns}local`, cloned from `protos` when one matches.
-fn element(
-    protos: &mut Vec<Element>,
-    next: &mut usize,
-    local: &[u8],
-    ns: &str,
-) -> Result<Element, ReadError> {
-    if let Some(proto) = protos
-        .iter()
-        .find(|p| p.name().as_bytes() == local && p.has_ns(ns))
-    {
-        return Ok(proto.clone());
+/// Empty elements with recently seen names and namespaces.
+struct Prototypes {
+    els: Vec<Element>,
+    /// The slot to replace next once `els` is full.
+    next: usize,
+}
+
+thread_local! {
+    /// Prototypes shared by every reader on the thread: cloning one shares
+    /// its namespace instead of allocating it again, so elements read on
+    /// one thread share a handful of namespace strings, and an idle reader
+    /// holds none of them. Bounded: at most [`PROTOTYPES`] elements of at
+    /// most [`PROTOTYPE_BYTES`] of name and namespace.
+    static PROTOS: RefCell<Prototypes> = const {
+        RefCell::new(Prototypes {
+            els: Vec::new(),
+            next: 0,
+        })
+    };
+}
+
+/// An empty element `{ns}local`, cloned from the thread's prototypes when
+/// one matches.
+fn element(local: &[u8], ns: &str) -> Result<Element, ReadError> {
+    let hit = PROTOS.try_with(|cell| {
+        let protos = cell.try_borrow().ok()?;
+        protos
+            .els
+            .iter()
+            .find(|p| p.name().as_bytes() == local && p.has_ns(ns))
+            .cloned()
+    });
+    if let Ok(Some(el)) = hit {
+        return Ok(el);
     }
     let name = std::str::from_utf8(local).map_err(|_| NWF)?;
     let el = Element::bare(name, ns);
-    if local.len().saturating_add(ns.len()) > PROTOTYPE_BYTES {
-        // Not worth keeping for the rest of the connection.
-    } else if protos.len() < PROTOTYPES {
-        protos.push(el.clone());
-    } else if let Some(slot) = protos.get_mut(*next) {
-        *slot = el.clone();
-        *next = (*next).wrapping_add(1) % PROTOTYPES;
+    if name.len().saturating_add(ns.len()) <= PROTOTYPE_BYTES {
+        // During thread teardown, or if the cache is busy: not kept.
+        let _ = PROTOS.try_with(|cell| {
+            if let Ok(mut protos) = cell.try_borrow_mut() {
+                if protos.els.len() < PROTOTYPES {
+                    protos.els.push(el.clone());
+                } else {
+                    let next = protos.next;
+                    if let Some(slot) = protos.els.get_mut(next) {
+                        *slot = el.clone();
+                    }
+                    protos.next = next.wrapping_add(1) % PROTOTYPES;
+                }
+            }
+        });
     }
     Ok(el)
+}
+
+/// Whether the thread's prototypes include an element named `name`.
+#[cfg(test)]
+fn prototype_named(name: &str) -> bool {
+    PROTOS.with(|cell| cell.borrow().els.iter().any(|p| p.name() == name))
 }
 
 impl StreamReader {
@@ -532,8 +696,6 @@ impl StreamReader {
             counting: true,
             lim_abs: 0,
             lt_abs: 0,
-            leak: 0,
-            cover_abs: 0,
             lex: Lex::Text,
             doc: Doc::Initial,
             root_close_pending: false,
@@ -553,8 +715,6 @@ impl StreamReader {
             attr_names: Vec::new(),
             cur_attr: CurAttr::None,
             head_attrs: Vec::new(),
-            protos: Vec::new(),
-            proto_next: 0,
             frames: Vec::new(),
             error: None,
         }
@@ -629,13 +789,60 @@ impl StreamReader {
                 *self = Self::new(limits);
                 self.error = Some(*e);
             }
-            Ok(_) => {
-                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+            Ok(event) => {
+                if self.buf.is_empty() {
+                    // Nothing waits: hold no input buffer (a fully
+                    // consumed `BytesMut` may report no capacity yet still
+                    // hold its allocation). The next push allocates what
+                    // it brings.
                     self.buf = BytesMut::new();
+                    match event {
+                        Some(StreamEvent::Stanza(_)) => self.release_idle(IDLE_SLACK),
+                        // The header's names and namespaces are kept for
+                        // the whole stream: hold them without slack.
+                        Some(StreamEvent::Open(_)) => self.release_idle(0),
+                        _ => {}
+                    }
                 }
             }
         }
         result
+    }
+
+    /// Between top-level elements with nothing buffered (the session may
+    /// stay idle for hours): free the scratch buffers that are empty and
+    /// trim the ones holding the header's names and namespaces.
+    ///
+    /// Buffers that keep data are shrunk only when more than `slack` bytes
+    /// are spare, so that a busy stream does not reallocate for every
+    /// stanza.
+    fn release_idle(&mut self, slack: usize) {
+        fn free<T>(v: &mut Vec<T>) {
+            if v.is_empty() && v.capacity() > 0 {
+                *v = Vec::new();
+            }
+        }
+        let trim = |spare: usize, size: usize| spare.saturating_mul(size) > slack;
+        macro_rules! trim {
+            ($v:expr, $t:ty) => {
+                if trim(
+                    $v.capacity().saturating_sub($v.len()),
+                    std::mem::size_of::<$t>(),
+                ) {
+                    $v.shrink_to_fit();
+                }
+            };
+        }
+        free(&mut self.tok);
+        free(&mut self.att);
+        free(&mut self.seg);
+        free(&mut self.attr_names);
+        free(&mut self.head_attrs);
+        free(&mut self.frames);
+        trim!(self.names, u8);
+        trim!(self.name_ends, usize);
+        trim!(self.bindings, Binding);
+        trim!(self.ns_arena, u8);
     }
 
     fn step(&mut self) -> Result<Option<StreamEvent>, ReadError> {
@@ -705,7 +912,7 @@ impl StreamReader {
                     let cdata = self.lex == Lex::Cdata;
                     let mask = if cdata { CDATA_STOP } else { TEXT_STOP };
                     if self.seg.len() > TOKEN_LIMIT {
-                        self.flush_limit(cdata, *pos)?;
+                        self.flush_limit()?;
                         continue;
                     }
                     let room = TOKEN_LIMIT.saturating_sub(self.seg.len());
@@ -722,7 +929,7 @@ impl StreamReader {
                         self.seg
                             .extend_from_slice(rest.get(..room).unwrap_or_default());
                         *pos = start.saturating_add(room);
-                        self.flush_limit(cdata, *pos)?;
+                        self.flush_limit()?;
                         continue;
                     }
                     let run = rest.get(..n).unwrap_or_default();
@@ -736,7 +943,7 @@ impl StreamReader {
                         self.seg.extend_from_slice(run);
                         *pos = at;
                         if n == room && !xml::is(b, mask) {
-                            self.flush_limit(cdata, *pos)?;
+                            self.flush_limit()?;
                             continue;
                         }
                         return Err(TOO_BIG);
@@ -781,14 +988,10 @@ impl StreamReader {
                             return Err(NWF);
                         }
                         self.lex = Lex::Text;
-                        if !self.flush_text(true)? {
-                            let end = self.abs(*pos);
-                            self.leak =
-                                self.leak.saturating_add(end.saturating_sub(self.cover_abs));
-                        }
+                        self.flush_text(true)?;
                     } else if b == b']' {
                         self.seg.push(b']');
-                        self.flush_full(cdata, *pos)?;
+                        self.flush_full()?;
                     } else {
                         self.seg
                             .extend_from_slice(if n == 1 { b"]" } else { b"]]" });
@@ -798,7 +1001,7 @@ impl StreamReader {
                             }
                             self.seg.push(b);
                             self.lex = Lex::Cdata;
-                            self.flush_full(cdata, *pos)?;
+                            self.flush_full()?;
                         } else {
                             self.resume_text(b, at)?;
                         }
@@ -920,7 +1123,6 @@ impl StreamReader {
                         return Err(NWF);
                     }
                     if i == 8 {
-                        self.cover_abs = self.lt_abs;
                         self.lex = Lex::Cdata;
                     } else {
                         self.lex = Lex::CdataOpen(i.saturating_add(1));
@@ -1249,18 +1451,15 @@ impl StreamReader {
         }
     }
 
-    /// The token limit was reached in text or CDATA at input offset `pos`.
-    fn flush_limit(&mut self, cdata: bool, pos: usize) -> Result<(), ReadError> {
-        if self.flush_text(false)? && cdata {
-            self.cover_abs = self.abs(pos);
-        }
-        Ok(())
+    /// The token limit was reached in text or CDATA: report what is valid.
+    fn flush_limit(&mut self) -> Result<(), ReadError> {
+        self.flush_text(false).map(|_| ())
     }
 
     /// Report unreported character data if it reached the token limit.
-    fn flush_full(&mut self, cdata: bool, pos: usize) -> Result<(), ReadError> {
+    fn flush_full(&mut self) -> Result<(), ReadError> {
         if self.seg.len() >= TOKEN_LIMIT {
-            self.flush_limit(cdata, pos)?;
+            self.flush_limit()?;
         }
         Ok(())
     }
@@ -1565,8 +1764,7 @@ impl StreamReader {
             self.active = self.limits;
             self.lim_abs = self
                 .lt_abs
-                .saturating_add(as_u64(self.active.max_stanza_bytes))
-                .saturating_sub(self.leak);
+                .saturating_add(as_u64(self.active.max_stanza_bytes));
         }
         if self.counting && end_abs > self.lim_abs {
             return Err(TOO_BIG);
@@ -1784,7 +1982,7 @@ impl StreamReader {
     fn build_element(&mut self, head: &Head) -> Result<Element, ReadError> {
         let (prefix, local) = parts(top(&self.names, &self.name_ends), head.colon);
         let ns = lookup(&self.bindings, &self.ns_arena, prefix).ok_or(NWF)?;
-        let mut el = element(&mut self.protos, &mut self.proto_next, local, ns)?;
+        let mut el = element(local, ns)?;
         if !self.attrs.is_empty() {
             *el.attrs_mut() = std::mem::replace(&mut self.attrs, AttrMap::new());
         }
@@ -2103,6 +2301,67 @@ pub(crate) mod tests {
         assert_eq!(reader.next_event(), Ok(None));
     }
 
+    /// Once a top-level element is complete and nothing is buffered, the
+    /// reader holds no input buffer and no empty scratch buffer; the
+    /// header's names and namespaces are held without slack after the
+    /// header and with at most `IDLE_SLACK` bytes spare after a stanza.
+    #[test]
+    fn idle_reader_releases_its_buffers() {
+        let mut reader = StreamReader::default();
+        reader.push(HEADER.as_bytes());
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Open(_)))
+        ));
+        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(reader.names.capacity(), reader.names.len());
+        assert_eq!(reader.ns_arena.capacity(), reader.ns_arena.len());
+        assert_eq!(reader.bindings.capacity(), reader.bindings.len());
+        let header = (reader.names.len(), reader.ns_arena.len());
+        // Byte by byte, so that every scratch buffer is used.
+        let stanza = "<iq type='set' id='a&amp;b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'                       xmlns:p='urn:p' p:x='1'><resource>ph\r\none<![CDATA[x]]></resource></bind></iq>";
+        let mut got = None;
+        for b in stanza.as_bytes() {
+            reader.push(std::slice::from_ref(b));
+            if let Ok(Some(ev)) = reader.next_event() {
+                got = Some(ev);
+            }
+        }
+        assert!(matches!(got, Some(StreamEvent::Stanza(ref el)) if el.name() == "iq"));
+        assert_eq!(reader.buf.capacity(), 0);
+        for (name, cap) in [
+            ("tok", reader.tok.capacity()),
+            ("att", reader.att.capacity()),
+            ("seg", reader.seg.capacity()),
+            ("attr_names", reader.attr_names.capacity()),
+            ("head_attrs", reader.head_attrs.capacity()),
+            ("frames", reader.frames.capacity()),
+        ] {
+            assert_eq!(cap, 0, "{name}");
+        }
+        assert_eq!((reader.names.len(), reader.ns_arena.len()), header);
+        assert!(reader.names.capacity() - reader.names.len() <= IDLE_SLACK);
+        assert!(reader.ns_arena.capacity() - reader.ns_arena.len() <= IDLE_SLACK);
+        assert!(
+            (reader.bindings.capacity() - reader.bindings.len()) * size_of::<Binding>()
+                <= IDLE_SLACK
+        );
+        // With more bytes buffered the stream is busy: scratch is kept.
+        reader.push(b"<message><body>1</body></message><message><body>2</body></message>");
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Stanza(_)))
+        ));
+        assert!(reader.buf.capacity() > 0);
+        assert!(reader.frames.capacity() > 0);
+        assert!(matches!(
+            reader.next_event(),
+            Ok(Some(StreamEvent::Stanza(_)))
+        ));
+        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(reader.frames.capacity(), 0);
+    }
+
     #[test]
     fn big_names_are_not_kept_after_the_stanza() {
         let name = "n".repeat(8000);
@@ -2127,7 +2386,7 @@ pub(crate) mod tests {
                 matches!(out.as_slice(), [Ok(StreamEvent::Stanza(el))] if el.name() == name),
                 "{out:?}"
             );
-            assert!(reader.protos.iter().all(|p| p.name() != name));
+            assert!(!prototype_named(&name));
             assert!(reader.names.capacity() <= KEEP_BUFFER);
             assert!(reader.ns_arena.capacity() <= KEEP_BUFFER);
             assert!(reader.seg.capacity() <= KEEP_BUFFER);
@@ -2234,6 +2493,62 @@ pub(crate) mod tests {
         assert_eq!(first_error("<a><!-- hi --></a>", d), r, "comment");
         assert_eq!(first_error("<!ENTITY x 'y'>", d), r, "entity declaration");
         assert_eq!(first_error("<a>&foo;</a>", d), r, "undeclared entity");
+    }
+
+    /// rxml never reported the bytes of an empty CDATA section and counted
+    /// them against every later stanza; they count only against the
+    /// element that contains them.
+    #[test]
+    fn empty_cdata_counts_only_against_its_own_element() {
+        let big = Some(ReadError::StanzaTooBig);
+        // Between stanzas: keepalive-like, counted against nothing. Before
+        // the change, 3 × 12 leaked bytes + 11 exceeded 30.
+        let between = "<![CDATA[]]><![CDATA[]]><![CDATA[]]><presence/>";
+        assert_eq!(
+            first_error(between, limits(|l| l.max_stanza_bytes = 30)),
+            None
+        );
+        let many = "<![CDATA[]]>".repeat(1000) + "<presence/>";
+        let events = stanza_events(&many, limits(|l| l.max_stanza_bytes = 11));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].is_ok());
+        // Inside a stanza: counted against that stanza only.
+        let inside = "<a><![CDATA[]]></a>"; // 19 bytes
+        assert_eq!(
+            first_error(inside, limits(|l| l.max_stanza_bytes = 19)),
+            None
+        );
+        assert_eq!(
+            first_error(inside, limits(|l| l.max_stanza_bytes = 18)),
+            big
+        );
+        let twice = format!("{inside}{inside}<presence/>");
+        let events = stanza_events(&twice, limits(|l| l.max_stanza_bytes = 19));
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+        // Byte by byte too (the incremental path, not the fast path).
+        let data = format!("{HEADER}{twice}");
+        let bytewise = read_bytewise(data.as_bytes(), limits(|l| l.max_stanza_bytes = 200));
+        assert_eq!(bytewise.len(), 4, "{bytewise:?}");
+        assert!(bytewise.iter().all(Result::is_ok), "{bytewise:?}");
+    }
+
+    /// A CDATA section whose text was reported in full at the 8 KiB text
+    /// slice boundary just before its `]]>`: rxml left those three bytes
+    /// unreported and charged them to every later stanza.
+    #[test]
+    fn cdata_ending_at_a_text_slice_boundary_does_not_leak() {
+        let body = format!("{}]", "x".repeat(TOKEN_LIMIT - 1));
+        let stanza = format!("<a><![CDATA[{body}]]></a>");
+        let exact = limits(|l| l.max_stanza_bytes = stanza.len());
+        let events = stanza_events(&format!("{stanza}{stanza}"), exact);
+        assert_eq!(events.len(), 2, "{events:?}");
+        for event in &events {
+            match event {
+                Ok(StreamEvent::Stanza(el)) => assert_eq!(el.text(), body),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]

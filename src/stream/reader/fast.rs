@@ -16,9 +16,9 @@ impl StreamReader {
     /// element and the offset right after it, or `None` with the reader as
     /// before.
     pub(super) fn fast_stanza(&mut self, input: &[u8], lt: usize) -> Option<(Element, usize)> {
-        let room = as_u64(self.limits.max_stanza_bytes).saturating_sub(self.leak);
-        let end =
-            usize::try_from(room).map_or(input.len(), |r| lt.saturating_add(r).min(input.len()));
+        let end = lt
+            .saturating_add(self.limits.max_stanza_bytes)
+            .min(input.len());
         let marks = (
             self.bindings.len(),
             self.ns_arena.len(),
@@ -85,7 +85,7 @@ impl StreamReader {
             };
             let (prefix, local) = parts(top(&self.names, &self.name_ends), colon);
             let ns = lookup(&self.bindings, &self.ns_arena, prefix)?;
-            let mut el = element(&mut self.protos, &mut self.proto_next, local, ns).ok()?;
+            let mut el = element(local, ns).ok()?;
             if !self.attrs.is_empty() {
                 *el.attrs_mut() = std::mem::replace(&mut self.attrs, AttrMap::new());
             }
