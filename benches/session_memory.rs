@@ -30,7 +30,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::{
-    Config, ConnectionInfo, Element, MemoryStore, Output, Session, SessionId, SessionManager,
+    AccountJid, Config, ConnectionInfo, Element, MemoryStore, Output, Session, SessionId,
+    SessionManager,
 };
 
 /// Counts live blocks and bytes.
@@ -265,7 +266,8 @@ fn main() {
     let mut store = MemoryStore::with_iterations(1);
     let names: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
     for name in &names {
-        store.add_user("localhost", name, "pass");
+        let account = AccountJid::new(name, "localhost").expect("valid account");
+        store.add_user(&account, "pass").expect("random salt");
     }
     let auths: Vec<Vec<u8>> = names
         .iter()
@@ -280,7 +282,8 @@ fn main() {
     let config = Config::builder("localhost")
         .require_tls(false)
         .allow_plain_without_tls(true)
-        .build();
+        .build()
+        .expect("valid config");
     let mut manager = SessionManager::new(config);
     let mut ids: Vec<SessionId> = Vec::with_capacity(n);
     println!("store and inputs ready in {:.1?}", t0.elapsed());
