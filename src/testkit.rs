@@ -31,7 +31,8 @@ use minidom::Element;
 
 use crate::config::Config;
 use crate::ids::{RequestId, SessionId};
-use crate::manager::{ConnectionInfo, Event, Output, SessionManager, TlsInfo};
+use crate::manager::SessionManager;
+use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
 use crate::random::SeededRandom;
 use crate::storage::{MemoryStore, Request, Store};
 use crate::stream::{StreamEvent, StreamReader, XmlLimits};

@@ -7,7 +7,7 @@ use minidom::Element;
 use super::{Ctx, Step};
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::sasl::{Credentials, Mechanism, SaslExchange, SaslFailure, SaslStep};
 use crate::session::{Blocked, Session, SessionKind};
 use crate::xml::{self, NS_SASL, NS_TLS};

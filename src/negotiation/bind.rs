@@ -89,7 +89,7 @@ impl Session {
                 self.send_element(ctx.out, &reply);
             }
             Err(error) => {
-                if let Some(mut reply) = xml::error_reply(iq, &error) {
+                if let Some(mut reply) = error.reply_to(iq) {
                     xml::remove_attr(&mut reply, "to");
                     self.send_element(ctx.out, &reply);
                 }

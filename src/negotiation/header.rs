@@ -6,7 +6,7 @@ use minidom::Element;
 
 use super::{Ctx, Step};
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::session::{Session, SessionKind};
 use crate::stream::{self, StreamHeader};
 use crate::xml::{self, NS_CLIENT, NS_STREAMS};

@@ -12,7 +12,7 @@ use minidom::Element;
 
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::random::RandomSource;
 use crate::session::{Session, SessionKind};
 use crate::stream::{self, ReadError, StreamEvent};
@@ -128,7 +128,7 @@ impl Session {
     /// Sends the error reply to `original` back to this session (never to
     /// anybody else), unless `original` is an error itself.
     pub(crate) fn reply_error(&self, ctx: &mut Ctx<'_>, original: &Element, error: &StanzaError) {
-        if let Some(mut reply) = xml::error_reply(original, error) {
+        if let Some(mut reply) = error.reply_to(original) {
             // The reply goes to this session only; never echo a client's `from`.
             if self.kind != SessionKind::Bound {
                 xml::remove_attr(&mut reply, "to");

@@ -7,14 +7,15 @@ use std::time::Instant;
 use jid::BareJid;
 use minidom::Element;
 
+use super::SessionManager;
+use super::routing::{Origin, Target};
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
-use crate::manager::{Event, Output, SessionManager};
-use crate::routing::{Origin, Target};
+use crate::output::{Event, Output};
 use crate::xml::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER, NS_SESSION, NS_VERSION};
 
 /// What embedders have claimed.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Extensions {
+pub(super) struct Extensions {
     /// IQ payload namespaces handled by the embedder.
     pub iq_namespaces: BTreeSet<String>,
     /// Extra disco features.
@@ -58,7 +59,7 @@ impl SessionManager {
     }
 
     /// Whether an extension claims this message.
-    pub(crate) fn extension_claims_message(&self, stanza: &Element) -> bool {
+    pub(super) fn extension_claims_message(&self, stanza: &Element) -> bool {
         let ty = stanza.attr("type").unwrap_or("normal");
         self.extensions.message_types.contains(ty)
     }
@@ -72,7 +73,7 @@ impl SessionManager {
         })
     }
 
-    pub(crate) fn emit_stanza_event(&mut self, origin: Origin, stanza: Element) {
+    pub(super) fn emit_stanza_event(&mut self, origin: Origin, stanza: Element) {
         let session = match origin {
             Origin::Client(id) => Some(id),
             Origin::External => None,
@@ -97,7 +98,7 @@ impl SessionManager {
     }
 
     /// An iq to the server domain.
-    pub(crate) fn server_iq(&mut self, iq: Element, origin: Origin, now: Instant) {
+    pub(super) fn server_iq(&mut self, iq: Element, origin: Origin, now: Instant) {
         let ty = iq.attr("type").unwrap_or_default();
         if ty != "get" && ty != "set" {
             return;
@@ -147,7 +148,7 @@ impl SessionManager {
     }
 
     /// The server's disco#info: identity and every enabled feature.
-    pub(crate) fn server_disco_info(&self) -> Element {
+    pub(super) fn server_disco_info(&self) -> Element {
         let mut query = Element::bare("query", NS_DISCO_INFO);
         let mut identity = Element::bare("identity", NS_DISCO_INFO);
         xml::set_attr(&mut identity, "category", "server");
@@ -208,7 +209,7 @@ impl SessionManager {
 
     /// An iq get/set to an account's bare JID (or the sender's own account),
     /// answered by the server on the account's behalf.
-    pub(crate) fn account_iq(
+    pub(super) fn account_iq(
         &mut self,
         user: &BareJid,
         iq: Element,

@@ -6,7 +6,6 @@
 //! order when the answer arrives, so the outcome never depends on how fast
 //! or in which order storage answers.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,19 +13,20 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use smallvec::SmallVec;
 
+use super::account::CachedRoster;
+use super::{Pending, SessionManager};
 use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 use crate::ids::{RequestId, SessionId};
-use crate::manager::{Output, Pending, SessionManager};
-use crate::roster::CachedRoster;
+use crate::output::Output;
 use crate::storage::{Request, Response};
 use crate::stream;
 use crate::xml::{self, NS_CLIENT, StanzaKind};
 
 /// Where a stanza came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub(super) enum Origin {
     /// A bound local session (its `from` is already stamped).
     Client(SessionId),
     /// Outside: s2s, a component, another node, the embedder, or the server
@@ -36,7 +36,7 @@ pub(crate) enum Origin {
 
 /// Whom a stanza is for, once `to` is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
+pub(super) enum Target {
     /// The sender's own account (no `to`, or the sender's bare JID).
     OwnAccount(BareJid),
     /// A local account by bare JID.
@@ -51,7 +51,7 @@ pub(crate) enum Target {
 
 /// Work for one local user, run in order.
 #[derive(Debug)]
-pub(crate) enum Work {
+pub(super) enum Work {
     /// Deliver (or answer) a stanza addressed to the user.
     Deliver {
         stanza: Element,
@@ -86,18 +86,9 @@ pub(crate) enum Work {
 /// What running a piece of work led to. A short-lived return value, so
 /// its size does not matter.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Flow {
+pub(super) enum Flow {
     Done,
     Wait(Request, Work),
-}
-
-/// Work queued for one user while a request is in flight.
-#[derive(Debug, Default)]
-pub(crate) struct UserQueue {
-    /// Suspended work whose requests are outstanding (normally one).
-    pub waiting: SmallVec<[(RequestId, Work); 1]>,
-    /// Work that arrived meanwhile, in order.
-    pub backlog: VecDeque<Work>,
 }
 
 fn is_error_or_result(stanza: &Element) -> bool {
@@ -106,7 +97,7 @@ fn is_error_or_result(stanza: &Element) -> bool {
 
 impl SessionManager {
     /// A stanza from a bound client: validate, check and stamp `from`, route.
-    pub(crate) fn handle_client_stanza(
+    pub(super) fn handle_client_stanza(
         &mut self,
         id: SessionId,
         mut stanza: Element,
@@ -179,21 +170,19 @@ impl SessionManager {
     }
 
     /// Sends an error reply to a stanza straight back to the session.
-    pub(crate) fn send_error_to_session(
+    pub(super) fn send_error_to_session(
         &mut self,
         id: SessionId,
         original: &Element,
         error: StanzaError,
     ) {
-        if let (Some(reply), Some(session)) =
-            (xml::error_reply(original, &error), self.sessions.get(&id))
-        {
+        if let (Some(reply), Some(session)) = (error.reply_to(original), self.sessions.get(&id)) {
             session.send_element(&mut self.out, &reply);
         }
     }
 
     /// Resolves `to`. `Err(())` when it is not a valid JID (already answered).
-    pub(crate) fn resolve_target(
+    pub(super) fn resolve_target(
         &mut self,
         stanza: &mut Element,
         origin: Origin,
@@ -251,14 +240,14 @@ impl SessionManager {
     }
 
     /// Routes one stanza whose `from` is trustworthy.
-    pub(crate) fn route(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
+    pub(super) fn route(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
         let Ok(target) = self.resolve_target(&mut stanza, origin, now) else {
             return;
         };
         self.route_to(stanza, origin, target, now);
     }
 
-    pub(crate) fn route_to(
+    pub(super) fn route_to(
         &mut self,
         stanza: Element,
         origin: Origin,
@@ -320,8 +309,8 @@ impl SessionManager {
     }
 
     /// Sends the error reply for `original` to its sender, wherever it is.
-    pub(crate) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
-        if let Some(reply) = xml::error_reply(original, &error)
+    pub(super) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
+        if let Some(reply) = error.reply_to(original)
             && reply.attr("to").is_some()
         {
             self.route(reply, Origin::External, now);
@@ -329,9 +318,10 @@ impl SessionManager {
     }
 
     /// Queues work for a user, or runs it at once when nothing is queued.
-    pub(crate) fn submit(&mut self, user: BareJid, work: Work, now: Instant) {
-        if let Some(queue) = self.queues.get_mut(&user) {
-            if queue.backlog.len() >= self.config.max_parked_per_user {
+    pub(super) fn submit(&mut self, user: BareJid, work: Work, now: Instant) {
+        let cap = self.config.max_parked_per_user;
+        if let Some(queue) = self.queue_mut(&user) {
+            if queue.backlog.len() >= cap {
                 if let Work::Deliver { stanza, .. } = work {
                     self.bounce(
                         &stanza,
@@ -355,7 +345,7 @@ impl SessionManager {
     fn run_queue(&mut self, user: BareJid, first: Work, now: Instant) {
         match self.run_work(&user, first, now) {
             // Fast path: nothing was queued for this user before or since.
-            Flow::Done if !self.queues.contains_key(&user) => {}
+            Flow::Done if !self.has_queue(&user) => {}
             Flow::Done => self.continue_queue(user, now),
             Flow::Wait(request, suspended) => self.park(user, request, suspended),
         }
@@ -364,17 +354,13 @@ impl SessionManager {
     /// Suspends work until `request` is answered.
     fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
         let id = self.new_request(Pending::User(user.clone()), request);
-        self.queues
-            .entry(user)
-            .or_default()
-            .waiting
-            .push((id, suspended));
+        self.open_queue(&user).waiting.push((id, suspended));
     }
 
     /// Runs the backlog while nothing is outstanding; forgets an empty queue.
     fn continue_queue(&mut self, user: BareJid, now: Instant) {
         loop {
-            let next = match self.queues.get_mut(&user) {
+            let next = match self.queue_mut(&user) {
                 None => return,
                 Some(q) if !q.waiting.is_empty() => return,
                 Some(q) => q.backlog.pop_front(),
@@ -394,14 +380,14 @@ impl SessionManager {
     }
 
     /// The answer for suspended work: resume it, then the backlog.
-    pub(crate) fn resume_user(
+    pub(super) fn resume_user(
         &mut self,
         user: BareJid,
         request: RequestId,
         response: Response,
         now: Instant,
     ) {
-        let work = self.queues.get_mut(&user).and_then(|q| {
+        let work = self.queue_mut(&user).and_then(|q| {
             let at = q.waiting.iter().position(|(id, _)| *id == request)?;
             Some(q.waiting.remove(at).1)
         });
@@ -440,7 +426,7 @@ impl SessionManager {
     }
 
     fn run_work(&mut self, user: &BareJid, work: Work, now: Instant) -> Flow {
-        if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
+        if Self::needs_roster(&work) && self.cached(user).is_none() {
             return Flow::Wait(
                 Request::LoadRoster {
                     username: crate::storage::username_of(user),
@@ -531,7 +517,7 @@ impl SessionManager {
                         ..CachedRoster::default()
                     },
                 };
-                self.rosters.insert(user.clone(), cached);
+                self.account_mut(user).roster = Some(cached);
                 self.run_work(user, *inner, now)
             }
             Work::AfterTakeOffline { session } => {
@@ -612,7 +598,7 @@ impl SessionManager {
 
     /// Whether `user` is known to exist without asking storage.
     fn known_user(&self, user: &BareJid) -> bool {
-        self.users.contains_key(user)
+        self.has_sessions(user)
     }
 
     /// Delivery to a local account (RFC 6121 §8.5.2–§8.5.3).
@@ -638,7 +624,7 @@ impl SessionManager {
     }
 
     /// Suspends `stanza` until storage says whether `user` exists.
-    pub(crate) fn ask_exists_for(
+    pub(super) fn ask_exists_for(
         &self,
         user: &BareJid,
         stanza: Element,
@@ -784,7 +770,7 @@ impl SessionManager {
 
     /// Available resources with the highest non-negative priority, leaving
     /// out sessions whose socket has dropped.
-    pub(crate) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
+    pub(super) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
         let mut best: Option<i8> = None;
         let mut tops = SmallVec::new();
         for s in self.resources(user) {
@@ -811,13 +797,13 @@ impl SessionManager {
     }
 
     /// Serializes once and sends to one session.
-    pub(crate) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
+    pub(super) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
         let data = stream::element_bytes(stanza);
         self.out.push_back(Output::Transmit { session, data });
     }
 
     /// Serializes once and shares the bytes between sessions.
-    pub(crate) fn transmit_many(&mut self, sessions: &[SessionId], stanza: &Element) {
+    pub(super) fn transmit_many(&mut self, sessions: &[SessionId], stanza: &Element) {
         if sessions.is_empty() {
             return;
         }
@@ -835,11 +821,11 @@ impl SessionManager {
     /// Called while the initial presence runs at the head of the user's
     /// queue: the stored messages go before anything queued behind it, so
     /// they arrive first however late storage answers.
-    pub(crate) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
+    pub(super) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
         if !self.config.offline_storage {
             return;
         }
-        match self.queues.get_mut(user) {
+        match self.queue_mut(user) {
             Some(queue) => queue.backlog.push_front(Work::FlushOffline { session }),
             None => self.submit(user.clone(), Work::FlushOffline { session }, now),
         }
@@ -881,7 +867,7 @@ impl SessionManager {
 
 /// Parses a JID and drops one trailing dot from its domain (RFC 7622
 /// §3.2), which the `jid` crate keeps for some inputs (`a@host.`).
-pub(crate) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
+pub(super) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
     let jid = Jid::new(text)?;
     let Some(domain) = jid.domain().as_str().strip_suffix('.') else {
         return Ok(jid);

@@ -7,15 +7,15 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use smallvec::SmallVec;
 
+use super::SessionManager;
+use super::routing::{Flow, Origin, Target, Work};
 use crate::error::StanzaError;
 use crate::ids::SessionId;
-use crate::manager::SessionManager;
 use crate::roster::{RosterChange, RosterItem, Subscription};
-use crate::routing::{Flow, Origin, Target, Work};
 use crate::xml::{self, NS_CLIENT};
 
 /// `<presence type=T from=from to=to/>` with bare JIDs.
-pub(crate) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Element {
+pub(super) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Element {
     let mut p = Element::bare("presence", NS_CLIENT);
     xml::set_attr(&mut p, "from", from.as_str());
     xml::set_attr(&mut p, "to", to.as_str());
@@ -25,7 +25,7 @@ pub(crate) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Ele
 
 /// Priority per Prosody §5.1: an integer clamped to −128…127; anything else
 /// (missing, empty, not a number) is 0.
-pub(crate) fn parse_priority(presence: &Element) -> i8 {
+pub(super) fn parse_priority(presence: &Element) -> i8 {
     let Some(p) = presence.get_child("priority", NS_CLIENT) else {
         return 0;
     };
@@ -57,7 +57,7 @@ fn is_subscription_type(ty: &str) -> bool {
 impl SessionManager {
     /// A presence from a bound client (already stamped): queued behind the
     /// user's other work because it may need the roster.
-    pub(crate) fn outbound_presence(&mut self, id: SessionId, stanza: Element, now: Instant) {
+    pub(super) fn outbound_presence(&mut self, id: SessionId, stanza: Element, now: Instant) {
         let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid.clone()) else {
             return;
         };
@@ -72,12 +72,12 @@ impl SessionManager {
     }
 
     /// Presence from outside the server, for a local user.
-    pub(crate) fn inbound_presence_external(&mut self, stanza: Element, now: Instant) {
+    pub(super) fn inbound_presence_external(&mut self, stanza: Element, now: Instant) {
         self.route(stanza, Origin::External, now);
     }
 
     /// The outbound half (Prosody's `pre-presence/*`), roster loaded.
-    pub(crate) fn run_outbound_presence(
+    pub(super) fn run_outbound_presence(
         &mut self,
         user: &BareJid,
         id: SessionId,
@@ -154,7 +154,7 @@ impl SessionManager {
 
     /// Broadcast of a session's own presence (Prosody's
     /// `handle_normal_presence`, RFC 6121 §4.2 and §4.4–§4.5).
-    pub(crate) fn broadcast_presence(
+    pub(super) fn broadcast_presence(
         &mut self,
         id: SessionId,
         user: &BareJid,
@@ -301,7 +301,7 @@ impl SessionManager {
 
     /// A bound session went away (Prosody §5.9): unavailable to siblings,
     /// contacts and directed recipients; never reflected.
-    pub(crate) fn run_unavailable_on_unbind(
+    pub(super) fn run_unavailable_on_unbind(
         &mut self,
         user: &BareJid,
         full: &FullJid,
@@ -337,7 +337,7 @@ impl SessionManager {
     }
 
     /// Presence delivered to a local user (Prosody §4.7, §5.5, §5.7).
-    pub(crate) fn deliver_presence(
+    pub(super) fn deliver_presence(
         &mut self,
         user: &BareJid,
         stanza: Element,
@@ -348,7 +348,7 @@ impl SessionManager {
     ) -> Flow {
         let ty = stanza.attr("type").unwrap_or("available").to_owned();
         if is_subscription_type(&ty) || ty == "probe" {
-            if !exists && !self.users.contains_key(user) {
+            if !exists && !self.has_sessions(user) {
                 return self.ask_exists_for(user, stanza, origin, target);
             }
             self.inbound_subscription(user, &ty, stanza, _now);
@@ -649,7 +649,7 @@ impl SessionManager {
     }
 
     /// Every available resource sends `unavailable` to `contact`.
-    pub(crate) fn send_unavailable_from_resources(
+    pub(super) fn send_unavailable_from_resources(
         &mut self,
         user: &BareJid,
         contact: &BareJid,
@@ -670,7 +670,7 @@ impl SessionManager {
     }
 
     /// Presence to a served domain (Prosody §5.8).
-    pub(crate) fn presence_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
+    pub(super) fn presence_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
         let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
             return;
         };

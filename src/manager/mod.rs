@@ -1,161 +1,44 @@
 //! [`SessionManager`]: all sessions of one server, their index, and the
 //! `handle_*` / `poll_*` API.
+//!
+//! The child modules each add one concern to `SessionManager` and reach its
+//! private fields through module privacy: [`account`] (the per-user record),
+//! [`bind`] (resource binding), [`routing`] (delivery rules and per-user
+//! queues), [`presence`], [`roster`] and [`iq`] (server-handled IQs and the
+//! extension registry).
+
+mod account;
+mod bind;
+mod iq;
+mod presence;
+mod roster;
+mod routing;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
-use bytes::Bytes;
 use jid::{BareJid, FullJid};
 use minidom::Element;
-use smallvec::SmallVec;
 
 use crate::clock::WallClock;
-use crate::config::{Config, ConflictPolicy};
-use crate::error::{
-    ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
-};
+use crate::config::Config;
+use crate::error::{StreamError, StreamErrorCondition};
 use crate::ids::{RequestId, SessionId};
-use crate::iq::Extensions;
-use crate::negotiation::{BindRequest, Ctx, Step};
-use crate::random::{OsRandom, RandomSource, random_id};
-use crate::roster::CachedRoster;
-use crate::routing::{UserQueue, Work};
+use crate::negotiation::{Ctx, Step};
+use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
+use crate::random::{OsRandom, RandomSource};
 use crate::session::Blocked;
 use crate::session::{Session, SessionKind};
 use crate::storage::{Request, Response, Store};
 use crate::stream::StreamReader;
-
-/// What the caller must do. Drain with [`SessionManager::poll_output`] after
-/// every `handle_*` call.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Output {
-    /// Write these bytes to the session's socket. A stanza delivered to many
-    /// sessions is serialized once: the same `Bytes` is shared.
-    Transmit {
-        /// The session to write to.
-        session: SessionId,
-        /// The bytes.
-        data: Bytes,
-    },
-    /// `<proceed/>` went out: start TLS on the socket, then call
-    /// [`SessionManager::handle_tls_established`].
-    StartTls {
-        /// The session whose transport must start TLS.
-        session: SessionId,
-    },
-    /// The closing bytes went out: close the socket.
-    Close {
-        /// The session to close.
-        session: SessionId,
-    },
-    /// A stanza for a domain this server does not serve (s2s, a component,
-    /// another cluster node).
-    Route {
-        /// The stanza, with `from` and `to` set.
-        stanza: Element,
-    },
-    /// Storage or credentials the caller must answer with
-    /// [`SessionManager::complete`].
-    Request {
-        /// Echo this in `complete`.
-        id: RequestId,
-        /// What is needed.
-        request: Request,
-    },
-    /// Something happened that an embedder may want to know or act on.
-    Event(Event),
-}
-
-/// Notifications for the embedder.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// SASL succeeded.
-    Authenticated {
-        /// The session.
-        session: SessionId,
-        /// The account's user name.
-        username: String,
-    },
-    /// A resource was bound: the session is a connected resource.
-    Bound {
-        /// The session.
-        session: SessionId,
-        /// Its full JID.
-        jid: FullJid,
-    },
-    /// A bound session ended.
-    Unbound {
-        /// The session.
-        session: SessionId,
-        /// The full JID it had.
-        jid: FullJid,
-    },
-    /// A session was removed (closed or disconnected); its handle is dead.
-    Closed {
-        /// The session.
-        session: SessionId,
-    },
-    /// A stanza claimed by the embedder (see
-    /// [`SessionManager::register_iq_namespace`]). Every iq get/set must be
-    /// answered, e.g. with [`SessionManager::handle_routed`].
-    Stanza {
-        /// The sending session, if it came from a local client.
-        session: Option<SessionId>,
-        /// The stanza, `from` stamped.
-        stanza: Element,
-    },
-}
-
-/// Facts about a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// The transport is already encrypted (direct TLS).
-    pub secure: bool,
-    /// The caller can run STARTTLS on this connection.
-    pub starttls_available: bool,
-}
-
-impl ConnectionInfo {
-    /// Plain TCP without STARTTLS.
-    pub fn plain() -> Self {
-        Self {
-            secure: false,
-            starttls_available: false,
-        }
-    }
-    /// Plain TCP that can be upgraded with STARTTLS.
-    pub fn starttls() -> Self {
-        Self {
-            secure: false,
-            starttls_available: true,
-        }
-    }
-    /// Direct TLS.
-    pub fn direct_tls() -> Self {
-        Self {
-            secure: true,
-            starttls_available: false,
-        }
-    }
-}
-
-/// Facts about a finished TLS handshake.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsInfo {}
-
-/// A user with at least one bound resource.
-#[derive(Debug, Default)]
-pub(crate) struct UserRecord {
-    /// Bound sessions, in bind order.
-    pub sessions: SmallVec<[SessionId; 4]>,
-}
+use account::Account;
+use iq::Extensions;
+use routing::Work;
 
 /// Work waiting for a [`Response`].
 #[derive(Debug)]
-pub(crate) enum Pending {
+enum Pending {
     /// SASL credentials for a session.
     Credentials(SessionId),
     /// The suspended head of a user's queue.
@@ -166,18 +49,17 @@ pub(crate) enum Pending {
 
 /// All client sessions of one server process. See the crate docs.
 pub struct SessionManager {
-    pub(crate) config: Config,
-    pub(crate) rng: Box<dyn RandomSource>,
-    pub(crate) sessions: HashMap<SessionId, Session>,
-    pub(crate) users: HashMap<BareJid, UserRecord>,
-    pub(crate) pending: HashMap<RequestId, Pending>,
-    pub(crate) out: VecDeque<Output>,
-    pub(crate) queues: HashMap<BareJid, UserQueue>,
-    pub(crate) rosters: HashMap<BareJid, CachedRoster>,
-    pub(crate) clock: WallClock,
-    pub(crate) extensions: Extensions,
-    /// Sessions waiting for their own user's queue to drain.
-    blocked_on_queue: HashMap<BareJid, SmallVec<[SessionId; 2]>>,
+    config: Config,
+    rng: Box<dyn RandomSource>,
+    sessions: HashMap<SessionId, Session>,
+    /// One record per account with anything to keep (see [`account`]).
+    accounts: HashMap<BareJid, Account>,
+    /// How many accounts have work waiting on storage.
+    open_queues: usize,
+    pending: HashMap<RequestId, Pending>,
+    out: VecDeque<Output>,
+    clock: WallClock,
+    extensions: Extensions,
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     next_session: u64,
     next_request: u64,
@@ -187,7 +69,7 @@ impl std::fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionManager")
             .field("sessions", &self.sessions.len())
-            .field("users", &self.users.len())
+            .field("accounts", &self.accounts.len())
             .field("pending", &self.pending.len())
             .field("queued_outputs", &self.out.len())
             .finish()
@@ -207,14 +89,12 @@ impl SessionManager {
             config,
             rng,
             sessions: HashMap::new(),
-            users: HashMap::new(),
+            accounts: HashMap::new(),
+            open_queues: 0,
             pending: HashMap::new(),
             out: VecDeque::new(),
-            queues: HashMap::new(),
-            rosters: HashMap::new(),
             clock: WallClock::new(),
             extensions: Extensions::default(),
-            blocked_on_queue: HashMap::new(),
             timers: BinaryHeap::new(),
             next_session: 1,
             next_request: 1,
@@ -369,44 +249,29 @@ impl SessionManager {
             Pending::User(user) => self.resume_user(user, id, response, now),
             Pending::RosterWrite(user) => {
                 // The next queued write for this user goes out only now.
-                let next = self.rosters.get_mut(&user).and_then(|cached| {
+                let next = self.cached_mut(&user).and_then(|cached| {
                     cached.writes_in_flight = cached.writes_in_flight.saturating_sub(1);
                     cached.queued_writes.pop_front()
                 });
                 if let Some(request) = next {
                     self.new_request(Pending::RosterWrite(user.clone()), request);
                 }
-                self.maybe_evict_roster(&user);
+                self.tidy_account(&user);
             }
-        }
-    }
-
-    /// Drops a cached roster nobody needs any more.
-    pub(crate) fn maybe_evict_roster(&mut self, user: &BareJid) {
-        let idle = !self.users.contains_key(user)
-            && !self.queues.contains_key(user)
-            && self
-                .rosters
-                .get(user)
-                .is_some_and(|c| c.writes_in_flight == 0);
-        if idle {
-            self.rosters.remove(user);
         }
     }
 
     /// A user's queue is empty: forget it and let its sessions read on.
-    pub(crate) fn queue_drained(&mut self, user: BareJid, now: Instant) {
-        self.queues.remove(&user);
-        self.maybe_evict_roster(&user);
-        if let Some(blocked) = self.blocked_on_queue.remove(&user) {
-            for id in blocked {
-                if let Some(s) = self.sessions.get_mut(&id)
-                    && s.blocked == Some(Blocked::Manager)
-                {
-                    s.blocked = None;
-                }
-                self.drive(id, now);
+    fn queue_drained(&mut self, user: BareJid, now: Instant) {
+        let blocked = self.close_queue(&user);
+        self.tidy_account(&user);
+        for id in blocked {
+            if let Some(s) = self.sessions.get_mut(&id)
+                && s.blocked == Some(Blocked::Manager)
+            {
+                s.blocked = None;
             }
+            self.drive(id, now);
         }
     }
 
@@ -460,10 +325,8 @@ impl SessionManager {
 
     /// The bound sessions of an account, in bind order.
     pub fn resources<'a>(&'a self, jid: &BareJid) -> impl Iterator<Item = &'a Session> + 'a {
-        self.users
-            .get(jid)
-            .into_iter()
-            .flat_map(|u| u.sessions.iter())
+        self.bound_sessions(jid)
+            .iter()
             .filter_map(|id| self.sessions.get(id))
     }
 
@@ -485,7 +348,7 @@ impl SessionManager {
             .map(|s| s.id)
     }
 
-    pub(crate) fn new_request(&mut self, pending: Pending, request: Request) -> RequestId {
+    fn new_request(&mut self, pending: Pending, request: Request) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request = self.next_request.saturating_add(1);
         self.pending.insert(id, pending);
@@ -494,7 +357,7 @@ impl SessionManager {
     }
 
     /// Runs a session until it needs more input or an answer.
-    pub(crate) fn drive(&mut self, id: SessionId, now: Instant) {
+    fn drive(&mut self, id: SessionId, now: Instant) {
         loop {
             let Some(session) = self.sessions.get_mut(&id) else {
                 return;
@@ -524,17 +387,17 @@ impl SessionManager {
                 self.handle_client_stanza(id, el, now);
                 // Keep this client's stanzas in order: while its own
                 // account has work waiting for storage, read no further.
-                if !self.queues.is_empty() {
+                if self.open_queues > 0 {
                     let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
                     if let Some(user) = user
-                        && self.queues.contains_key(&user)
+                        && let Some(account) = self.accounts.get_mut(&user)
+                        && account.queue.is_some()
                     {
+                        if !account.blocked.contains(&id) {
+                            account.blocked.push(id);
+                        }
                         if let Some(s) = self.sessions.get_mut(&id) {
                             s.blocked = Some(Blocked::Manager);
-                        }
-                        let blocked = self.blocked_on_queue.entry(user).or_default();
-                        if !blocked.contains(&id) {
-                            blocked.push(id);
                         }
                     }
                 }
@@ -563,138 +426,8 @@ impl SessionManager {
         }
     }
 
-    /// Resource binding, the manager's half: resourceprep, limits and the
-    /// conflict policy.
-    fn bind(&mut self, id: SessionId, request: BindRequest, now: Instant) {
-        let result = self.choose_resource(id, request.resource.as_deref(), now);
-        let Some(session) = self.sessions.get_mut(&id) else {
-            return;
-        };
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: self.rng.as_mut(),
-            out: &mut self.out,
-        };
-        session.finish_bind(&mut ctx, &request.iq, result.clone());
-        if let Ok(full) = result {
-            self.users
-                .entry(full.to_bare())
-                .or_default()
-                .sessions
-                .push(id);
-            self.out.push_back(Output::Event(Event::Bound {
-                session: id,
-                jid: full,
-            }));
-        }
-        self.drive(id, now);
-    }
-
-    fn choose_resource(
-        &mut self,
-        id: SessionId,
-        requested: Option<&str>,
-        now: Instant,
-    ) -> Result<FullJid, StanzaError> {
-        let (username, host) = match self.sessions.get(&id) {
-            Some(s) => match (&s.username, &s.host) {
-                (Some(u), Some(h)) => (u.clone(), h.clone()),
-                _ => {
-                    return Err(StanzaError::with_text(
-                        ErrorType::Auth,
-                        StanzaErrorCondition::NotAuthorized,
-                        "Cannot bind resource before authentication",
-                    ));
-                }
-            },
-            None => return Err(StanzaError::service_unavailable()),
-        };
-        let bare = BareJid::new(&format!("{username}@{host}")).map_err(|_| {
-            StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::InternalServerError)
-        })?;
-        let taken = |mgr: &Self, res: &str| {
-            mgr.users.get(&bare).is_some_and(|u| {
-                u.sessions
-                    .iter()
-                    .filter_map(|sid| mgr.sessions.get(sid))
-                    .any(|s| s.resource.as_deref() == Some(res))
-            })
-        };
-        let mut resource = match requested {
-            Some(r) => match jid::ResourcePart::new(r) {
-                Ok(part) => part.as_str().to_owned(),
-                Err(_) => {
-                    return Err(StanzaError::bad_request(
-                        "The requested resource is not valid",
-                    ));
-                }
-            },
-            None => loop {
-                let candidate = random_id(self.rng.as_mut(), 12);
-                if !taken(self, &candidate) {
-                    break candidate;
-                }
-            },
-        };
-        if taken(self, &resource) {
-            match self.config.conflict_policy {
-                ConflictPolicy::RefuseNew => {
-                    return Err(StanzaError::with_text(
-                        ErrorType::Cancel,
-                        StanzaErrorCondition::Conflict,
-                        "Resource already exists",
-                    ));
-                }
-                ConflictPolicy::AddSuffix => {
-                    let mut n: u32 = 1;
-                    loop {
-                        let candidate = format!("{resource}#{n}");
-                        if !taken(self, &candidate) {
-                            resource = candidate;
-                            break;
-                        }
-                        n = n.saturating_add(1);
-                    }
-                }
-                ConflictPolicy::KickOld => {
-                    let old = self.users.get(&bare).and_then(|u| {
-                        u.sessions.iter().copied().find(|sid| {
-                            self.sessions.get(sid).and_then(|s| s.resource.as_deref())
-                                == Some(resource.as_str())
-                        })
-                    });
-                    if let Some(old) = old {
-                        self.close(
-                            old,
-                            StreamError::with_text(
-                                StreamErrorCondition::Conflict,
-                                "Replaced by new connection",
-                            ),
-                            now,
-                        );
-                    }
-                }
-            }
-        }
-        let count = self.users.get(&bare).map_or(0, |u| u.sessions.len());
-        if count >= self.config.max_resources_per_user {
-            return Err(StanzaError::with_text(
-                ErrorType::Wait,
-                StanzaErrorCondition::ResourceConstraint,
-                "Too many resources bound for this account",
-            ));
-        }
-        bare.with_resource_str(&resource)
-            .map_err(|_| StanzaError::bad_request("The requested resource is not valid"))
-    }
-
     /// Removes a closed or disconnected session from every table.
-    pub(crate) fn remove_session(
-        &mut self,
-        id: SessionId,
-        reason: Option<StreamError>,
-        now: Instant,
-    ) {
+    fn remove_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -726,14 +459,9 @@ impl SessionManager {
             }
             None => (false, Vec::new()),
         };
-        if let Some(user) = self.users.get_mut(&bare) {
-            user.sessions.retain(|s| *s != id);
-            if user.sessions.is_empty() {
-                self.users.remove(&bare);
-            }
-        }
-        if let Some(blocked) = self.blocked_on_queue.get_mut(&bare) {
-            blocked.retain(|s| *s != id);
+        if let Some(account) = self.accounts.get_mut(&bare) {
+            account.sessions.retain(|s| *s != id);
+            account.blocked.retain(|s| *s != id);
         }
         self.out.push_back(Output::Event(Event::Unbound {
             session: id,
@@ -755,6 +483,6 @@ impl SessionManager {
                 now,
             );
         }
-        self.maybe_evict_roster(&bare);
+        self.tidy_account(&bare);
     }
 }
