@@ -892,23 +892,90 @@ fn strip_delay(mut stanza: Element) -> Element {
 }
 
 /// Moves an element and its descendants from one namespace to another.
+///
+/// Iterative, so stack depth does not grow with the depth of the tree (the
+/// element comes from the embedder through
+/// [`SessionManager::handle_routed`]); heap use grows with it instead.
 fn rename_ns(el: Element, from: &str, to: &str) -> Element {
+    struct Frame {
+        out: Element,
+        rest: std::vec::IntoIter<minidom::Node>,
+    }
+    let open = |mut el: Element| -> Frame {
+        let mut out = Element::bare(el.name(), to);
+        for ((ns, name), value) in el.attrs().iter() {
+            out.attrs_mut()
+                .insert(ns.clone(), name.clone(), value.clone());
+        }
+        let nodes: Vec<minidom::Node> = el.take_nodes();
+        Frame {
+            out,
+            rest: nodes.into_iter(),
+        }
+    };
     if !el.has_ns(from) {
         return el;
     }
-    let mut out = Element::bare(el.name(), to);
-    for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut()
-            .insert(ns.clone(), name.clone(), value.clone());
-    }
-    let mut el = el;
-    for node in el.take_nodes() {
-        match node {
-            minidom::Node::Element(child) => {
-                out.append_child(rename_ns(child, from, to));
+    let mut stack = vec![open(el)];
+    loop {
+        let Some(top) = stack.last_mut() else {
+            // Not reached: the loop returns when it pops the root.
+            return Element::bare("presence", to);
+        };
+        match top.rest.next() {
+            Some(minidom::Node::Element(child)) => {
+                if child.has_ns(from) {
+                    stack.push(open(child));
+                } else {
+                    top.out.append_child(child);
+                }
             }
-            minidom::Node::Text(text) => out.append_text_node(text),
+            Some(minidom::Node::Text(text)) => {
+                top.out.append_text_node(text);
+            }
+            None => {
+                let Some(done) = stack.pop() else {
+                    return Element::bare("presence", to);
+                };
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.out.append_child(done.out);
+                    }
+                    None => return done.out,
+                }
+            }
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rename_ns;
+    use minidom::Element;
+
+    #[test]
+    fn rename_ns_renames_every_level() {
+        // Built by hand: minidom's own parser would refuse this depth.
+        let mut leaf = Element::bare("x", "jabber:server");
+        leaf.append_text_node("t");
+        let mut el = leaf;
+        for _ in 1..100 {
+            let mut parent = Element::bare("x", "jabber:server");
+            parent.append_child(el);
+            el = parent;
+        }
+        let mut root = Element::bare("message", "jabber:server");
+        root.append_child(el);
+        let renamed = rename_ns(root, "jabber:server", "jabber:client");
+        assert!(renamed.has_ns("jabber:client"));
+        let mut cur = &renamed;
+        let mut seen = 0;
+        while let Some(child) = cur.children().next() {
+            assert!(child.has_ns("jabber:client"));
+            cur = child;
+            seen += 1;
+        }
+        assert_eq!(seen, 100);
+        assert_eq!(cur.text(), "t");
+    }
 }
