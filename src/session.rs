@@ -52,6 +52,9 @@ pub struct Session {
     pub(crate) auth_failures: u32,
     pub(crate) blocked: Option<Blocked>,
     pub(crate) closed: bool,
+    /// The manager is removing the session (its last steps may be queued
+    /// behind other work); nothing may start on it any more.
+    pub(crate) removing: bool,
     /// The transport is gone; cleanup waits for parked input.
     pub(crate) disconnected: bool,
     pub(crate) auth_deadline: Option<Instant>,
@@ -89,6 +92,7 @@ impl Session {
             auth_failures: 0,
             blocked: None,
             closed: false,
+            removing: false,
             disconnected: false,
             auth_deadline,
             connected_at: now,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use jid::{BareJid, FullJid};
 
 use super::SessionManager;
+use super::work::Task;
 use crate::config::ConflictPolicy;
 use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
@@ -18,8 +19,25 @@ use crate::random::random_id;
 impl SessionManager {
     /// Resource binding, the manager's half: resourceprep, limits and the
     /// conflict policy.
+    ///
+    /// With [`ConflictPolicy::KickOld`] the session holding the resource is
+    /// closed first; binding finishes after its removal has run (a task).
     pub(super) fn bind(&mut self, id: SessionId, request: BindRequest, now: Instant) {
-        let result = self.choose_resource(id, request.resource.as_deref(), now);
+        if let Some(old) = self.session_to_replace(id, request.resource.as_deref()) {
+            self.close_session(
+                old,
+                Some(StreamError::with_text(
+                    StreamErrorCondition::Conflict,
+                    "Replaced by new connection",
+                )),
+                now,
+            );
+            if self.deferring() {
+                self.defer(Task::Bind { id, request });
+                return;
+            }
+        }
+        let result = self.choose_resource(id, request.resource.as_deref());
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -31,19 +49,34 @@ impl SessionManager {
         session.finish_bind(&mut ctx, &request.iq, result.clone());
         if let Ok(full) = result {
             self.account_mut(&full.to_bare()).sessions.push(id);
-            self.out.push_back(Output::Event(Event::Bound {
+            self.emit(Output::Event(Event::Bound {
                 session: id,
                 jid: full,
             }));
         }
-        self.drive(id, now);
+    }
+
+    /// Under [`ConflictPolicy::KickOld`], the bound session that holds the
+    /// requested resource of this session's account.
+    fn session_to_replace(&self, id: SessionId, requested: Option<&str>) -> Option<SessionId> {
+        if self.config.conflict_policy != ConflictPolicy::KickOld {
+            return None;
+        }
+        let resource = jid::ResourcePart::new(requested?).ok()?;
+        let session = self.sessions.get(&id)?;
+        let (Some(username), Some(host)) = (&session.username, &session.host) else {
+            return None;
+        };
+        let bare = BareJid::new(&format!("{username}@{host}")).ok()?;
+        self.bound_sessions(&bare).iter().copied().find(|sid| {
+            self.sessions.get(sid).and_then(|s| s.resource.as_deref()) == Some(resource.as_str())
+        })
     }
 
     fn choose_resource(
         &mut self,
         id: SessionId,
         requested: Option<&str>,
-        now: Instant,
     ) -> Result<FullJid, StanzaError> {
         let (username, host) = match self.sessions.get(&id) {
             Some(s) => match (&s.username, &s.host) {
@@ -104,20 +137,13 @@ impl SessionManager {
                     }
                 }
                 ConflictPolicy::KickOld => {
-                    let old = self.bound_sessions(&bare).iter().copied().find(|sid| {
-                        self.sessions.get(sid).and_then(|s| s.resource.as_deref())
-                            == Some(resource.as_str())
-                    });
-                    if let Some(old) = old {
-                        self.close(
-                            old,
-                            StreamError::with_text(
-                                StreamErrorCondition::Conflict,
-                                "Replaced by new connection",
-                            ),
-                            now,
-                        );
-                    }
+                    // `bind` closed the holder first; if it is somehow still
+                    // bound, refuse rather than bind the resource twice.
+                    return Err(StanzaError::with_text(
+                        ErrorType::Cancel,
+                        StanzaErrorCondition::Conflict,
+                        "Resource already exists",
+                    ));
                 }
             }
         }

@@ -78,8 +78,7 @@ impl SessionManager {
             Origin::Client(id) => Some(id),
             Origin::External => None,
         };
-        self.out
-            .push_back(Output::Event(Event::Stanza { session, stanza }));
+        self.emit(Output::Event(Event::Stanza { session, stanza }));
     }
 
     /// Replies to an iq by routing the answer back to its sender.

@@ -13,6 +13,7 @@ mod iq;
 mod presence;
 mod roster;
 mod routing;
+mod work;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -35,6 +36,7 @@ use crate::stream::StreamReader;
 use account::Account;
 use iq::Extensions;
 use routing::Work;
+use work::Task;
 
 /// Work waiting for a [`Response`].
 #[derive(Debug)]
@@ -60,6 +62,10 @@ pub struct SessionManager {
     out: VecDeque<Output>,
     clock: WallClock,
     extensions: Extensions,
+    /// The work list drained by [`work`]'s loop (a stack: last is next).
+    tasks: Vec<Task>,
+    /// What the running task deferred, moved onto `tasks` when it returns.
+    batch: Vec<Task>,
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     next_session: u64,
     next_request: u64,
@@ -95,6 +101,8 @@ impl SessionManager {
             out: VecDeque::new(),
             clock: WallClock::new(),
             extensions: Extensions::default(),
+            tasks: Vec::new(),
+            batch: Vec::new(),
             timers: BinaryHeap::new(),
             next_session: 1,
             next_request: 1,
@@ -147,6 +155,7 @@ impl SessionManager {
         }
         session.reader.push(data);
         self.drive(id, now);
+        self.run_tasks(now);
     }
 
     /// The transport finished STARTTLS; the client will send a new header.
@@ -155,6 +164,7 @@ impl SessionManager {
             session.tls_established();
         }
         self.drive(id, now);
+        self.run_tasks(now);
     }
 
     /// The socket closed or failed. The session is cleaned up as if closed.
@@ -168,10 +178,11 @@ impl SessionManager {
         session.disconnected = true;
         if session.kind == SessionKind::Bound && !session.closed {
             self.drive(id, now);
-            return;
+        } else {
+            session.closed = true;
+            self.remove_session(id, None, now);
         }
-        session.closed = true;
-        self.remove_session(id, None, now);
+        self.run_tasks(now);
     }
 
     /// A deadline from [`SessionManager::poll_timeout`] passed.
@@ -244,7 +255,7 @@ impl SessionManager {
                 };
                 let step = session.provide_credentials(&mut ctx, creds);
                 self.after_step(session_id, step, now);
-                self.drive(session_id, now);
+                self.drive_later(session_id, now);
             }
             Pending::User(user) => self.resume_user(user, id, response, now),
             Pending::RosterWrite(user) => {
@@ -259,19 +270,44 @@ impl SessionManager {
                 self.tidy_account(&user);
             }
         }
+        self.run_tasks(now);
     }
 
     /// A user's queue is empty: forget it and let its sessions read on.
-    fn queue_drained(&mut self, user: BareJid, now: Instant) {
+    fn queue_drained(&mut self, user: BareJid) {
         let blocked = self.close_queue(&user);
         self.tidy_account(&user);
         for id in blocked {
-            if let Some(s) = self.sessions.get_mut(&id)
-                && s.blocked == Some(Blocked::Manager)
-            {
-                s.blocked = None;
+            self.defer(Task::Unblock(id));
+        }
+    }
+
+    /// Lets a session held for its account's queue read on.
+    fn unblock(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id)
+            && s.blocked == Some(Blocked::Manager)
+        {
+            s.blocked = None;
+        }
+    }
+
+    /// Keeps a client's stanzas in order: while its own account has work
+    /// waiting for storage, it reads no further.
+    fn hold_for_queue(&mut self, id: SessionId) {
+        if self.open_queues == 0 {
+            return;
+        }
+        let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
+        if let Some(user) = user
+            && let Some(account) = self.accounts.get_mut(&user)
+            && account.queue.is_some()
+        {
+            if !account.blocked.contains(&id) {
+                account.blocked.push(id);
             }
-            self.drive(id, now);
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.blocked = Some(Blocked::Manager);
+            }
         }
     }
 
@@ -301,9 +337,23 @@ impl SessionManager {
     }
 
     fn close_with(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+        self.close_session(id, reason, now);
+        self.run_tasks(now);
+    }
+
+    /// Closes a session's stream and removes it (after the work deferred so
+    /// far, if any).
+    fn close_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+        if self.deferring() {
+            self.defer(Task::Close { id, reason });
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        if session.removing {
+            return;
+        }
         let mut ctx = Ctx {
             config: &self.config,
             rng: self.rng.as_mut(),
@@ -356,12 +406,23 @@ impl SessionManager {
         id
     }
 
-    /// Runs a session until it needs more input or an answer.
+    /// Runs a session until it needs more input or an answer, or until a
+    /// step defers work (then the rest follows that work as a task).
     fn drive(&mut self, id: SessionId, now: Instant) {
         loop {
+            if self.deferring() {
+                self.defer(Task::Drive {
+                    id,
+                    after_stanza: false,
+                });
+                return;
+            }
             let Some(session) = self.sessions.get_mut(&id) else {
                 return;
             };
+            if session.removing {
+                return;
+            }
             let mut ctx = Ctx {
                 config: &self.config,
                 rng: self.rng.as_mut(),
@@ -385,21 +446,13 @@ impl SessionManager {
             Step::Idle | Step::Continue => {}
             Step::Stanza(el) => {
                 self.handle_client_stanza(id, el, now);
-                // Keep this client's stanzas in order: while its own
-                // account has work waiting for storage, read no further.
-                if self.open_queues > 0 {
-                    let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
-                    if let Some(user) = user
-                        && let Some(account) = self.accounts.get_mut(&user)
-                        && account.queue.is_some()
-                    {
-                        if !account.blocked.contains(&id) {
-                            account.blocked.push(id);
-                        }
-                        if let Some(s) = self.sessions.get_mut(&id) {
-                            s.blocked = Some(Blocked::Manager);
-                        }
-                    }
+                if self.deferring() {
+                    self.defer(Task::Drive {
+                        id,
+                        after_stanza: true,
+                    });
+                } else {
+                    self.hold_for_queue(id);
                 }
             }
             Step::Credentials { username } => {
@@ -408,7 +461,7 @@ impl SessionManager {
                     .get(&id)
                     .and_then(|s| s.host.clone())
                     .unwrap_or_default();
-                self.new_request(
+                self.request(
                     Pending::Credentials(id),
                     Request::Credentials { username, host },
                 );
@@ -416,7 +469,7 @@ impl SessionManager {
             Step::Bind(request) => self.bind(id, request, now),
             Step::Authenticated => {
                 if let Some(username) = self.sessions.get(&id).and_then(|s| s.username.clone()) {
-                    self.out.push_back(Output::Event(Event::Authenticated {
+                    self.emit(Output::Event(Event::Authenticated {
                         session: id,
                         username,
                     }));
@@ -428,17 +481,29 @@ impl SessionManager {
 
     /// Removes a closed or disconnected session from every table.
     fn remove_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
-        let Some(session) = self.sessions.get(&id) else {
+        let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        if session.removing {
+            return;
+        }
+        session.removing = true;
         if let Some(full) = session.full_jid.clone() {
             self.unbind(id, &full, reason.as_ref(), now);
         }
+        if self.deferring() {
+            self.defer(Task::Forget(id));
+        } else {
+            self.forget_session(id);
+        }
+    }
+
+    /// The end of [`SessionManager::remove_session`]: the handle dies.
+    fn forget_session(&mut self, id: SessionId) {
         self.sessions.remove(&id);
         self.pending
             .retain(|_, p| !matches!(p, Pending::Credentials(s) if *s == id));
-        self.out
-            .push_back(Output::Event(Event::Closed { session: id }));
+        self.emit(Output::Event(Event::Closed { session: id }));
     }
 
     /// Takes a bound session out of the index (before it is dropped) and
@@ -463,7 +528,7 @@ impl SessionManager {
             account.sessions.retain(|s| *s != id);
             account.blocked.retain(|s| *s != id);
         }
-        self.out.push_back(Output::Event(Event::Unbound {
+        self.emit(Output::Event(Event::Unbound {
             session: id,
             jid: full.clone(),
         }));
@@ -483,6 +548,10 @@ impl SessionManager {
                 now,
             );
         }
-        self.tidy_account(&bare);
+        if self.deferring() {
+            self.defer(Task::TidyAccount(bare));
+        } else {
+            self.tidy_account(&bare);
+        }
     }
 }

@@ -248,7 +248,7 @@ impl SessionManager {
             self.transmit_element(id, request);
         }
         if priority >= 0 {
-            self.flush_offline(id, user, now);
+            self.flush_offline(id, user);
         }
     }
 

@@ -47,7 +47,7 @@ impl SessionManager {
         let idle = cached.writes_in_flight == 0;
         cached.writes_in_flight = cached.writes_in_flight.saturating_add(1);
         if idle {
-            self.new_request(super::Pending::RosterWrite(user.clone()), request);
+            self.request(super::Pending::RosterWrite(user.clone()), request);
         } else {
             cached.queued_writes.push_back(request);
         }

@@ -14,6 +14,7 @@ use minidom::Element;
 use smallvec::SmallVec;
 
 use super::account::CachedRoster;
+use super::work::Task;
 use super::{Pending, SessionManager};
 use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
@@ -150,12 +151,12 @@ impl SessionManager {
                 Err(_) => false,
             };
             if !own {
-                self.close(
+                self.close_session(
                     id,
-                    StreamError::with_text(
+                    Some(StreamError::with_text(
                         StreamErrorCondition::InvalidFrom,
                         "The 'from' attribute must be your own address",
-                    ),
+                    )),
                     now,
                 );
                 return;
@@ -176,8 +177,10 @@ impl SessionManager {
         original: &Element,
         error: StanzaError,
     ) {
-        if let (Some(reply), Some(session)) = (error.reply_to(original), self.sessions.get(&id)) {
-            session.send_element(&mut self.out, &reply);
+        if let Some(reply) = error.reply_to(original)
+            && self.sessions.contains_key(&id)
+        {
+            self.transmit_element(id, &reply);
         }
     }
 
@@ -239,15 +242,37 @@ impl SessionManager {
         })
     }
 
-    /// Routes one stanza whose `from` is trustworthy.
-    pub(super) fn route(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
+    /// Routes one stanza whose `from` is trustworthy, as a task after the
+    /// current handler.
+    pub(super) fn route(&mut self, stanza: Element, origin: Origin, _now: Instant) {
+        self.defer(Task::Route { stanza, origin });
+    }
+
+    /// Routes a stanza whose target is already resolved, as a task.
+    pub(super) fn route_to(
+        &mut self,
+        stanza: Element,
+        origin: Origin,
+        target: Target,
+        _now: Instant,
+    ) {
+        self.defer(Task::RouteTo {
+            stanza,
+            origin,
+            target,
+        });
+    }
+
+    /// [`Task::Route`].
+    pub(super) fn route_now(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
         let Ok(target) = self.resolve_target(&mut stanza, origin, now) else {
             return;
         };
-        self.route_to(stanza, origin, target, now);
+        self.route_to_now(stanza, origin, target, now);
     }
 
-    pub(super) fn route_to(
+    /// [`Task::RouteTo`].
+    pub(super) fn route_to_now(
         &mut self,
         stanza: Element,
         origin: Origin,
@@ -263,7 +288,7 @@ impl SessionManager {
                 if origin == Origin::External && !self.sender_is_local(&stanza) {
                     return;
                 }
-                self.out.push_back(Output::Route { stanza });
+                self.emit(Output::Route { stanza });
             }
             Target::Host(_) => self.deliver_to_host(stanza, origin, now),
             Target::OwnAccount(_) | Target::Bare(_) | Target::Full(_) => {
@@ -343,22 +368,47 @@ impl SessionManager {
 
     /// Runs `work`, then the user's backlog, until something must wait.
     fn run_queue(&mut self, user: BareJid, first: Work, now: Instant) {
-        match self.run_work(&user, first, now) {
+        let flow = self.run_work(&user, first, now);
+        self.after_work(user, flow, now);
+    }
+
+    /// What follows a piece of a user's work: park it, or run the backlog
+    /// on — after whatever the work deferred.
+    fn after_work(&mut self, user: BareJid, flow: Flow, now: Instant) {
+        match flow {
+            Flow::Wait(request, work) => {
+                if self.deferring() {
+                    self.defer(Task::Park {
+                        user,
+                        request,
+                        work,
+                    });
+                } else {
+                    self.park(user, request, work);
+                }
+            }
             // Fast path: nothing was queued for this user before or since.
-            Flow::Done if !self.has_queue(&user) => {}
-            Flow::Done => self.continue_queue(user, now),
-            Flow::Wait(request, suspended) => self.park(user, request, suspended),
+            Flow::Done if !self.has_queue(&user) && !self.deferring() => {}
+            Flow::Done => {
+                if self.deferring() {
+                    self.defer(Task::ContinueQueue(user));
+                } else {
+                    self.continue_queue(user, now);
+                }
+            }
         }
     }
 
     /// Suspends work until `request` is answered.
-    fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
+    pub(super) fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
         let id = self.new_request(Pending::User(user.clone()), request);
         self.open_queue(&user).waiting.push((id, suspended));
     }
 
     /// Runs the backlog while nothing is outstanding; forgets an empty queue.
-    fn continue_queue(&mut self, user: BareJid, now: Instant) {
+    /// A loop, not recursion: when an item defers work, the rest of the
+    /// backlog follows it as a task.
+    pub(super) fn continue_queue(&mut self, user: BareJid, now: Instant) {
         loop {
             let next = match self.queue_mut(&user) {
                 None => return,
@@ -366,15 +416,13 @@ impl SessionManager {
                 Some(q) => q.backlog.pop_front(),
             };
             let Some(work) = next else {
-                self.queue_drained(user, now);
+                self.queue_drained(user);
                 return;
             };
-            match self.run_work(&user, work, now) {
-                Flow::Done => {}
-                Flow::Wait(request, suspended) => {
-                    self.park(user, request, suspended);
-                    return;
-                }
+            let flow = self.run_work(&user, work, now);
+            if self.deferring() || matches!(flow, Flow::Wait(..)) {
+                self.after_work(user, flow, now);
+                return;
             }
         }
     }
@@ -394,9 +442,10 @@ impl SessionManager {
         let Some(work) = work else {
             return;
         };
-        match self.resume_work(&user, work, response, now) {
-            Flow::Done => self.continue_queue(user, now),
-            Flow::Wait(next, suspended) => self.park(user, next, suspended),
+        let flow = self.resume_work(&user, work, response, now);
+        match flow {
+            Flow::Done if !self.deferring() => self.continue_queue(user, now),
+            flow => self.after_work(user, flow, now),
         }
     }
 
@@ -522,7 +571,7 @@ impl SessionManager {
             }
             Work::AfterTakeOffline { session } => {
                 if let Response::Offline(messages) = response {
-                    self.deliver_offline(user, session, messages, now);
+                    self.deliver_offline(user, session, messages);
                 }
                 Flow::Done
             }
@@ -537,13 +586,7 @@ impl SessionManager {
         }
     }
 
-    fn deliver_offline(
-        &mut self,
-        user: &BareJid,
-        session: SessionId,
-        messages: Vec<Element>,
-        now: Instant,
-    ) {
+    fn deliver_offline(&mut self, user: &BareJid, session: SessionId, messages: Vec<Element>) {
         if self.can_receive(session) {
             for m in &messages {
                 self.transmit_element(session, m);
@@ -552,15 +595,14 @@ impl SessionManager {
             // The session went away (or lost its socket) meanwhile: keep
             // the messages.
             for stanza in messages {
-                self.submit(
-                    user.clone(),
-                    Work::Deliver {
+                self.defer(Task::Submit {
+                    user: user.clone(),
+                    work: Work::Deliver {
                         stanza,
                         origin: Origin::External,
                         target: Target::Bare(user.clone()),
                     },
-                    now,
-                );
+                });
             }
         }
     }
@@ -799,7 +841,7 @@ impl SessionManager {
     /// Serializes once and sends to one session.
     pub(super) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
         let data = stream::element_bytes(stanza);
-        self.out.push_back(Output::Transmit { session, data });
+        self.emit(Output::Transmit { session, data });
     }
 
     /// Serializes once and shares the bytes between sessions.
@@ -809,7 +851,7 @@ impl SessionManager {
         }
         let data: Bytes = stream::element_bytes(stanza);
         for &session in sessions {
-            self.out.push_back(Output::Transmit {
+            self.emit(Output::Transmit {
                 session,
                 data: data.clone(),
             });
@@ -821,13 +863,16 @@ impl SessionManager {
     /// Called while the initial presence runs at the head of the user's
     /// queue: the stored messages go before anything queued behind it, so
     /// they arrive first however late storage answers.
-    pub(super) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
+    pub(super) fn flush_offline(&mut self, session: SessionId, user: &BareJid) {
         if !self.config.offline_storage {
             return;
         }
         match self.queue_mut(user) {
             Some(queue) => queue.backlog.push_front(Work::FlushOffline { session }),
-            None => self.submit(user.clone(), Work::FlushOffline { session }, now),
+            None => self.defer(Task::Submit {
+                user: user.clone(),
+                work: Work::FlushOffline { session },
+            }),
         }
     }
 
@@ -859,9 +904,10 @@ impl SessionManager {
         };
         if stanza.name() == "presence" {
             self.inbound_presence_external(stanza, now);
-            return;
+        } else {
+            self.route(stanza, Origin::External, now);
         }
-        self.route(stanza, Origin::External, now);
+        self.run_tasks(now);
     }
 }
 
