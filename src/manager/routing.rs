@@ -167,7 +167,8 @@ impl SessionManager {
             self.outbound_presence(id, stanza, now);
             return;
         }
-        self.route(stanza, Origin::Client(id), now);
+        // A direct call: routing never drives a session, so this cannot nest.
+        self.route_now(stanza, Origin::Client(id), now);
     }
 
     /// Sends an error reply to a stanza straight back to the session.
