@@ -69,7 +69,7 @@ impl SessionManager {
         };
         let bare = BareJid::new(&format!("{username}@{host}")).ok()?;
         self.bound_sessions(&bare).iter().copied().find(|sid| {
-            self.sessions.get(sid).and_then(|s| s.resource.as_deref()) == Some(resource.as_str())
+            self.sessions.get(sid).and_then(|s| s.resource()) == Some(resource.as_str())
         })
     }
 
@@ -98,7 +98,7 @@ impl SessionManager {
             mgr.bound_sessions(&bare)
                 .iter()
                 .filter_map(|sid| mgr.sessions.get(sid))
-                .any(|s| s.resource.as_deref() == Some(res))
+                .any(|s| s.resource() == Some(res))
         };
         let mut resource = match requested {
             Some(r) => match jid::ResourcePart::new(r) {

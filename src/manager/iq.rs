@@ -196,7 +196,7 @@ impl SessionManager {
             return true;
         }
         if let Origin::Client(id) = origin
-            && self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user)
+            && self.sessions.get(&id).and_then(|s| s.bare_jid()) == Some(user)
         {
             return true;
         }

@@ -148,7 +148,7 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.closed || session.awaiting_tls {
+        if session.closed() || session.awaiting_tls {
             // Bytes after our close, or raw TLS handshake bytes before the
             // caller finished STARTTLS: not ours to parse.
             return;
@@ -175,11 +175,11 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        session.disconnected = true;
-        if session.kind == SessionKind::Bound && !session.closed {
+        session.transport = crate::session::Transport::Lost;
+        if session.kind == SessionKind::Bound && !session.closed() {
             self.drive(id, now);
         } else {
-            session.closed = true;
+            session.mark_closed();
             self.remove_session(id, None, now);
         }
         self.run_tasks(now);
@@ -297,7 +297,7 @@ impl SessionManager {
         if self.open_queues == 0 {
             return;
         }
-        let user = self.sessions.get(&id).and_then(|s| s.bare_jid.clone());
+        let user = self.sessions.get(&id).and_then(|s| s.bare_jid().cloned());
         if let Some(user) = user
             && let Some(account) = self.accounts.get_mut(&user)
             && account.queue.is_some()
@@ -351,7 +351,7 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.removing {
+        if session.removing() {
             return;
         }
         let mut ctx = Ctx {
@@ -394,7 +394,7 @@ impl SessionManager {
     /// The handle of the bound session with this full JID.
     pub fn session_id(&self, jid: &FullJid) -> Option<SessionId> {
         self.resources(&jid.to_bare())
-            .find(|s| s.full_jid.as_ref() == Some(jid))
+            .find(|s| s.full_jid() == Some(jid))
             .map(|s| s.id)
     }
 
@@ -420,7 +420,7 @@ impl SessionManager {
             let Some(session) = self.sessions.get_mut(&id) else {
                 return;
             };
-            if session.removing {
+            if session.removing() {
                 return;
             }
             let mut ctx = Ctx {
@@ -431,8 +431,8 @@ impl SessionManager {
             let step = session.step(&mut ctx);
             if matches!(step, Step::Idle) {
                 // A dropped connection is cleaned up once its input is done.
-                if session.disconnected && session.blocked.is_none() {
-                    session.closed = true;
+                if session.transport_lost() && session.blocked.is_none() {
+                    session.mark_closed();
                     self.remove_session(id, None, now);
                 }
                 return;
@@ -484,11 +484,11 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.removing {
+        if session.removing() {
             return;
         }
-        session.removing = true;
-        if let Some(full) = session.full_jid.clone() {
+        session.lifecycle = crate::session::Lifecycle::Removing;
+        if let Some(full) = session.full_jid().cloned() {
             self.unbind(id, &full, reason.as_ref(), now);
         }
         if self.deferring() {
@@ -516,14 +516,14 @@ impl SessionManager {
         now: Instant,
     ) {
         let bare = full.to_bare();
-        let (was_available, directed) = match self.sessions.get_mut(&id) {
-            Some(s) => {
-                let was_available = s.presence.take().is_some();
-                s.priority = None;
-                (was_available, std::mem::take(&mut s.directed))
-            }
-            None => (false, Vec::new()),
-        };
+        let (was_available, directed) =
+            match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+                Some(bound) => (
+                    bound.presence.take().is_some(),
+                    std::mem::take(&mut bound.directed),
+                ),
+                None => (false, Vec::new()),
+            };
         if let Some(account) = self.accounts.get_mut(&bare) {
             account.sessions.retain(|s| *s != id);
             account.blocked.retain(|s| *s != id);

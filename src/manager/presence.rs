@@ -58,7 +58,7 @@ impl SessionManager {
     /// A presence from a bound client (already stamped): queued behind the
     /// user's other work because it may need the roster.
     pub(super) fn outbound_presence(&mut self, id: SessionId, stanza: Element, now: Instant) {
-        let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid.clone()) else {
+        let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid().cloned()) else {
             return;
         };
         self.submit(
@@ -141,13 +141,13 @@ impl SessionManager {
         let to = to.to_owned();
         let available = stanza.attr("type").is_none();
         let cap = self.config.max_directed_presence;
-        if let Some(session) = self.sessions.get_mut(&id) {
+        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
             if available {
-                if !session.directed.contains(&to) && session.directed.len() < cap {
-                    session.directed.push(to);
+                if !bound.directed.contains(&to) && bound.directed.len() < cap {
+                    bound.directed.push(to);
                 }
             } else {
-                session.directed.retain(|d| *d != to);
+                bound.directed.retain(|d| *d != to);
             }
         }
     }
@@ -161,7 +161,7 @@ impl SessionManager {
         stanza: Element,
         now: Instant,
     ) {
-        let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid.clone()) else {
+        let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid().cloned()) else {
             return;
         };
         let unavailable = stanza.attr("type") == Some("unavailable");
@@ -172,11 +172,10 @@ impl SessionManager {
         // 3. Contacts that see the user's presence.
         self.presence_to_contacts(user, &stanza, now);
         if unavailable {
-            let directed = match self.sessions.get_mut(&id) {
-                Some(s) => {
-                    s.presence = None;
-                    s.priority = None;
-                    std::mem::take(&mut s.directed)
+            let directed = match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+                Some(bound) => {
+                    bound.presence = None;
+                    std::mem::take(&mut bound.directed)
                 }
                 None => Vec::new(),
             };
@@ -189,13 +188,8 @@ impl SessionManager {
         xml::set_attr(&mut delay, "from", user.domain().as_str());
         xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
         stored.append_child(delay);
-        let initial = match self.sessions.get_mut(&id) {
-            Some(s) => {
-                let initial = s.presence.is_none();
-                s.presence = Some(stored);
-                s.priority = Some(priority);
-                initial
-            }
+        let initial = match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+            Some(bound) => bound.presence.replace((stored, priority)).is_none(),
             None => return,
         };
         if initial {
@@ -234,7 +228,7 @@ impl SessionManager {
         let siblings: Vec<Element> = self
             .resources(user)
             .filter(|s| s.id != id)
-            .filter_map(|s| s.presence.as_ref().map(|p| (p.clone(), s.full_jid.clone())))
+            .filter_map(|s| s.presence().map(|p| (p.clone(), s.full_jid().cloned())))
             .filter_map(|(mut p, sibling)| {
                 xml::set_attr(&mut p, "from", sibling?.as_str());
                 xml::set_attr(&mut p, "to", full.as_str());
@@ -255,8 +249,8 @@ impl SessionManager {
     fn presence_to_siblings(&mut self, user: &BareJid, id: SessionId, stanza: &Element) {
         let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
             .resources(user)
-            .filter(|s| s.id != id && s.presence.is_some())
-            .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
+            .filter(|s| s.id != id && s.presence().is_some())
+            .filter_map(|s| Some((s.id, s.full_jid().cloned()?)))
             .collect();
         for (sid, jid) in siblings {
             let mut copy = stanza.clone();
@@ -323,8 +317,8 @@ impl SessionManager {
         if was_available {
             let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
                 .resources(user)
-                .filter(|s| s.presence.is_some())
-                .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
+                .filter(|s| s.presence().is_some())
+                .filter_map(|s| Some((s.id, s.full_jid().cloned()?)))
                 .collect();
             for (sid, jid) in siblings {
                 let mut copy = stanza.clone();
@@ -367,7 +361,7 @@ impl SessionManager {
             _ => {
                 let targets: SmallVec<[SessionId; 4]> = self
                     .resources(user)
-                    .filter(|s| s.presence.is_some())
+                    .filter(|s| s.presence().is_some())
                     .map(|s| s.id)
                     .collect();
                 self.transmit_many(&targets, &stanza);
@@ -399,8 +393,8 @@ impl SessionManager {
                 let replies: Vec<Element> = self
                     .resources(user)
                     .filter_map(|s| {
-                        let mut p = s.presence.clone()?;
-                        xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
+                        let mut p = s.presence().cloned()?;
+                        xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
                         xml::set_attr(&mut p, "to", original_from.as_str());
                         Some(p)
                     })
@@ -460,7 +454,7 @@ impl SessionManager {
                 );
                 let targets: SmallVec<[SessionId; 4]> = self
                     .resources(user)
-                    .filter(|s| s.presence.is_some())
+                    .filter(|s| s.presence().is_some())
                     .map(|s| s.id)
                     .collect();
                 self.transmit_many(&targets, &request);
@@ -526,7 +520,7 @@ impl SessionManager {
         xml::set_attr(&mut stanza, "to", user.as_str());
         let targets: SmallVec<[SessionId; 4]> = self
             .resources(user)
-            .filter(|s| s.interested)
+            .filter(|s| s.interested())
             .map(|s| s.id)
             .collect();
         self.transmit_many(&targets, &stanza);
@@ -637,8 +631,8 @@ impl SessionManager {
         let presences: Vec<Element> = self
             .resources(user)
             .filter_map(|s| {
-                let mut p = s.presence.clone()?;
-                xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
+                let mut p = s.presence().cloned()?;
+                xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
                 xml::set_attr(&mut p, "to", contact.as_str());
                 Some(p)
             })
@@ -657,8 +651,8 @@ impl SessionManager {
     ) {
         let fulls: SmallVec<[FullJid; 4]> = self
             .resources(user)
-            .filter(|s| s.presence.is_some())
-            .filter_map(|s| s.full_jid.clone())
+            .filter(|s| s.presence().is_some())
+            .filter_map(|s| s.full_jid().cloned())
             .collect();
         for full in fulls {
             let mut p = Element::bare("presence", NS_CLIENT);

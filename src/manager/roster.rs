@@ -77,7 +77,7 @@ impl SessionManager {
         push.append_child(query);
         let targets: smallvec::SmallVec<[SessionId; 4]> = self
             .resources(user)
-            .filter(|s| s.interested)
+            .filter(|s| s.interested())
             .map(|s| s.id)
             .collect();
         self.transmit_many(&targets, &push);
@@ -125,8 +125,8 @@ impl SessionManager {
             }
             xml::iq_result(iq, Some(query))
         };
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.interested = true;
+        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+            bound.interested = true;
         }
         self.roster_reply(id, &reply);
     }

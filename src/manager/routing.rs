@@ -107,7 +107,8 @@ impl SessionManager {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        let (Some(full), Some(bare)) = (session.full_jid.clone(), session.bare_jid.clone()) else {
+        let (Some(full), Some(bare)) = (session.full_jid().cloned(), session.bare_jid().cloned())
+        else {
             return;
         };
         let ty = stanza.attr("type");
@@ -193,7 +194,7 @@ impl SessionManager {
         now: Instant,
     ) -> Result<Target, ()> {
         let own = match origin {
-            Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid.clone()),
+            Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid().cloned()),
             Origin::External => None,
         };
         let Some(to) = stanza.attr("to") else {
@@ -728,7 +729,9 @@ impl SessionManager {
                     let targets: SmallVec<[SessionId; 4]> = self
                         .resources(user)
                         .filter(|s| {
-                            s.presence.is_some() && s.priority.unwrap_or(0) >= 0 && !s.disconnected
+                            s.presence().is_some()
+                                && s.priority().unwrap_or(0) >= 0
+                                && !s.transport_lost()
                         })
                         .map(|s| s.id)
                         .collect();
@@ -803,7 +806,9 @@ impl SessionManager {
     /// exists and its socket has not dropped (a disconnected session may
     /// linger to finish its own parked stanzas, but receives nothing new).
     fn can_receive(&self, session: SessionId) -> bool {
-        self.sessions.get(&session).is_some_and(|s| !s.disconnected)
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| !s.transport_lost())
     }
 
     /// The bound session with this full JID, if it can receive.
@@ -817,10 +822,10 @@ impl SessionManager {
         let mut best: Option<i8> = None;
         let mut tops = SmallVec::new();
         for s in self.resources(user) {
-            let (Some(_), Some(p)) = (&s.presence, s.priority) else {
+            let (Some(_), Some(p)) = (s.presence(), s.priority()) else {
                 continue;
             };
-            if s.disconnected {
+            if s.transport_lost() {
                 continue;
             }
             if p < 0 {

@@ -82,9 +82,7 @@ impl Session {
                 let mut reply = xml::iq_result(iq, Some(bind));
                 // The request's `from` is the client's own word: never echo it.
                 xml::remove_attr(&mut reply, "to");
-                self.resource = Some(full.resource().as_str().to_owned());
-                self.bare_jid = Some(full.to_bare());
-                self.full_jid = Some(full);
+                self.bound = Some(crate::session::Bound::new(full));
                 self.kind = SessionKind::Bound;
                 self.send_element(ctx.out, &reply);
             }

@@ -59,7 +59,7 @@ impl Session {
 
     /// Processes buffered input until one thing needs the manager.
     pub(crate) fn step(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if self.closed || self.blocked.is_some() || self.awaiting_tls {
+        if self.closed() || self.blocked.is_some() || self.awaiting_tls {
             return Step::Idle;
         }
         match self.reader.next_event() {
@@ -140,13 +140,13 @@ impl Session {
     /// Closes the stream: our header first if none was sent, the stream
     /// error if any, `</stream:stream>`, then [`Output::Close`].
     pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, reason: Option<StreamError>) {
-        if self.closed {
+        if self.closed() {
             return;
         }
         if self.awaiting_tls {
             // Mid-handshake: nothing we write could be read. Just close.
             ctx.out.push_back(Output::Close { session: self.id });
-            self.closed = true;
+            self.mark_closed();
             return;
         }
         let mut buf = BytesMut::with_capacity(256);
@@ -174,7 +174,7 @@ impl Session {
             data: buf.freeze(),
         });
         ctx.out.push_back(Output::Close { session: self.id });
-        self.closed = true;
+        self.mark_closed();
     }
 }
 
