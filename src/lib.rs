@@ -54,6 +54,7 @@ pub mod random;
 pub mod roster;
 pub mod sasl;
 mod session;
+mod stanza;
 pub mod storage;
 pub mod stream;
 pub mod xml;

@@ -12,6 +12,7 @@ use super::routing::Origin;
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
 use crate::ids::SessionId;
 use crate::roster::{Roster, RosterChange, RosterItem};
+use crate::stanza::IqType;
 use crate::storage::Request;
 use crate::xml::{self, NS_ROSTER};
 
@@ -85,11 +86,18 @@ impl SessionManager {
 
     /// A roster get or set from one of the user's sessions (RFC 6121 §2.1–2.5).
     /// The roster is loaded (this runs inside the user's queue).
-    pub(super) fn roster_iq(&mut self, id: SessionId, user: &BareJid, iq: Element, now: Instant) {
-        match iq.attr("type") {
-            Some("get") => self.roster_get(id, user, &iq),
-            Some("set") => self.roster_set(id, user, &iq, now),
-            _ => {}
+    pub(super) fn roster_iq(
+        &mut self,
+        id: SessionId,
+        user: &BareJid,
+        ty: IqType,
+        iq: Element,
+        now: Instant,
+    ) {
+        match ty {
+            IqType::Get => self.roster_get(id, user, &iq),
+            IqType::Set => self.roster_set(id, user, &iq, now),
+            IqType::Result | IqType::Error | IqType::Other => {}
         }
     }
 

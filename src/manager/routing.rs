@@ -21,6 +21,7 @@ use crate::error::{
 };
 use crate::ids::{RequestId, SessionId};
 use crate::output::Output;
+use crate::stanza::{Header, IqType, MessageType, PresenceType, Stanza, StanzaType};
 use crate::storage::{Request, Response};
 use crate::stream;
 use crate::xml::{self, NS_CLIENT, StanzaKind};
@@ -55,24 +56,24 @@ pub(super) enum Target {
 pub(super) enum Work {
     /// Deliver (or answer) a stanza addressed to the user.
     Deliver {
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     },
     /// Waiting to learn whether the user exists before delivering.
     AfterExists {
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     },
     /// Waiting for an offline message to be stored.
-    AfterStore { stanza: Element },
+    AfterStore { stanza: Stanza },
     /// Waiting for the user's stored messages, for this session.
     AfterTakeOffline { session: SessionId },
     /// Fetch stored messages for a session that just became available.
     FlushOffline { session: SessionId },
     /// A presence sent by one of the user's sessions.
-    Outbound { session: SessionId, stanza: Element },
+    Outbound { session: SessionId, stanza: Stanza },
     /// One of the user's resources went away.
     Unbound {
         full: FullJid,
@@ -92,64 +93,58 @@ pub(super) enum Flow {
     Wait(Request, Work),
 }
 
-fn is_error_or_result(stanza: &Element) -> bool {
-    matches!(stanza.attr("type"), Some("error") | Some("result"))
-}
-
 impl SessionManager {
-    /// A stanza from a bound client: validate, check and stamp `from`, route.
-    pub(super) fn handle_client_stanza(
-        &mut self,
-        id: SessionId,
-        mut stanza: Element,
-        now: Instant,
-    ) {
+    /// A stanza from a bound client: parse its header once, validate,
+    /// check and stamp `from`, route.
+    pub(super) fn handle_client_stanza(&mut self, id: SessionId, element: Element, now: Instant) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        let (Some(full), Some(bare)) = (session.full_jid().cloned(), session.bare_jid().cloned())
-        else {
+        let Some(bound) = session.bound.as_ref() else {
             return;
         };
-        let ty = stanza.attr("type");
+        let Some(mut stanza) = Stanza::parse(element) else {
+            return;
+        };
+        let header = &stanza.header;
         // An error without any child says nothing: drop it (Prosody).
-        if ty == Some("error") && xml::child_count(&stanza) == 0 {
+        if header.is_error() && xml::child_count(&stanza.element) == 0 {
             return;
         }
-        if stanza.name() == "iq" {
+        if let StanzaType::Iq(ty) = header.ty {
             let problem = match ty {
-                Some("get") | Some("set") => {
-                    if stanza.attr("id").is_none() {
+                IqType::Get | IqType::Set => {
+                    if !header.has_id {
                         Some("Missing required 'id' attribute")
-                    } else if xml::child_count(&stanza) != 1 {
+                    } else if xml::child_count(&stanza.element) != 1 {
                         Some("Incorrect number of children for IQ stanza")
                     } else {
                         None
                     }
                 }
-                Some("result") | Some("error") => {
-                    if stanza.attr("id").is_none() {
+                IqType::Result | IqType::Error => {
+                    if !header.has_id {
                         Some("Missing required 'id' attribute")
                     } else {
                         None
                     }
                 }
-                _ => Some("Invalid IQ type"),
+                IqType::Other => Some("Invalid IQ type"),
             };
             if let Some(text) = problem {
-                if !is_error_or_result(&stanza) {
-                    let mut err_to = stanza.clone();
-                    xml::set_attr(&mut err_to, "from", full.as_str());
+                if !header.is_error_or_result() {
+                    let mut err_to = stanza.element.clone();
+                    xml::set_attr(&mut err_to, "from", bound.jid.as_str());
                     self.send_error_to_session(id, &err_to, StanzaError::bad_request(text));
                 }
                 return;
             }
         }
         // RFC 6120 §8.1.2.1: a client may only name itself as the sender.
-        if let Some(from) = stanza.attr("from") {
-            let own = match Jid::new(from) {
-                Ok(j) => j == *full || j == *bare,
-                Err(_) => false,
+        if let Some(from) = &header.from {
+            let own = match from {
+                Ok(j) => *j == bound.jid || *j == bound.bare,
+                Err(()) => false,
             };
             if !own {
                 self.close_session(
@@ -163,13 +158,14 @@ impl SessionManager {
                 return;
             }
         }
-        xml::set_attr(&mut stanza, "from", full.as_str());
-        if stanza.name() == "presence" {
+        let full = Jid::from(bound.jid.clone());
+        stanza.set_from(full);
+        if stanza.header.kind() == StanzaKind::Presence {
             self.outbound_presence(id, stanza, now);
             return;
         }
         // A direct call: routing never drives a session, so this cannot nest.
-        self.route_now(stanza, Origin::Client(id), now);
+        self.route_stanza(stanza, Origin::Client(id), now);
     }
 
     /// Sends an error reply to a stanza straight back to the session.
@@ -186,42 +182,46 @@ impl SessionManager {
         }
     }
 
-    /// Resolves `to`. `Err(())` when it is not a valid JID (already answered).
+    /// Resolves `to` from the parsed header. `Err(())` when it is not a
+    /// valid JID (already answered).
     pub(super) fn resolve_target(
         &mut self,
-        stanza: &mut Element,
+        stanza: &mut Stanza,
         origin: Origin,
         now: Instant,
     ) -> Result<Target, ()> {
-        let own = match origin {
-            Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid().cloned()),
-            Origin::External => None,
-        };
-        let Some(to) = stanza.attr("to") else {
-            return match own {
-                Some(own) => Ok(Target::OwnAccount(own)),
-                None => Err(()),
-            };
-        };
-        let jid = match parse_jid(to) {
-            Ok(j) => j,
-            Err(_) => {
-                if !is_error_or_result(stanza) {
+        let jid = match &stanza.header.to {
+            None => {
+                return match origin {
+                    Origin::Client(id) => self
+                        .sessions
+                        .get(&id)
+                        .and_then(|s| s.bare_jid().cloned())
+                        .map(Target::OwnAccount)
+                        .ok_or(()),
+                    Origin::External => Err(()),
+                };
+            }
+            Some(Err(())) => {
+                if !stanza.header.is_error_or_result() {
+                    let to = stanza.element.attr("to").unwrap_or_default();
                     let text = format!("The destination address is invalid: {to}");
                     let error = StanzaError::with_text(
                         ErrorType::Modify,
                         StanzaErrorCondition::JidMalformed,
                         text,
                     );
-                    let mut original = stanza.clone();
+                    let mut original = stanza.element.clone();
                     xml::remove_attr(&mut original, "to");
                     self.bounce(&original, error, now);
                 }
                 return Err(());
             }
+            Some(Ok(jid)) => jid,
         };
-        if jid.as_str() != to {
-            xml::set_attr(stanza, "to", jid.as_str());
+        if stanza.element.attr("to") != Some(jid.as_str()) {
+            // Normalised (case, trailing dot): send the normal form on.
+            xml::set_attr(&mut stanza.element, "to", jid.as_str());
         }
         if !self.config.serves(jid.domain().as_str()) {
             return Ok(Target::Remote);
@@ -230,12 +230,20 @@ impl SessionManager {
             // The resource of a domain JID is ignored for routing.
             return Ok(Target::Host(jid.domain().as_str().to_owned()));
         }
-        Ok(match jid.try_into_full() {
+        Ok(match jid.clone().try_into_full() {
             Ok(full) => Target::Full(full),
             Err(bare) => {
-                if own.as_ref() == Some(&bare) {
+                let own = match origin {
+                    Origin::Client(id) => self
+                        .sessions
+                        .get(&id)
+                        .and_then(|s| s.bare_jid())
+                        .is_some_and(|own| *own == bare),
+                    Origin::External => false,
+                };
+                if own {
                     // Prosody strips the sender's own bare JID.
-                    xml::remove_attr(stanza, "to");
+                    stanza.remove_to();
                     Target::OwnAccount(bare)
                 } else {
                     Target::Bare(bare)
@@ -253,7 +261,7 @@ impl SessionManager {
     /// Routes a stanza whose target is already resolved, as a task.
     pub(super) fn route_to(
         &mut self,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         _now: Instant,
@@ -265,8 +273,15 @@ impl SessionManager {
         });
     }
 
-    /// [`Task::Route`].
-    pub(super) fn route_now(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
+    /// [`Task::Route`]: parses the header, then routes.
+    pub(super) fn route_now(&mut self, element: Element, origin: Origin, now: Instant) {
+        if let Some(stanza) = Stanza::parse(element) {
+            self.route_stanza(stanza, origin, now);
+        }
+    }
+
+    /// Routes a stanza whose header is parsed.
+    pub(super) fn route_stanza(&mut self, mut stanza: Stanza, origin: Origin, now: Instant) {
         let Ok(target) = self.resolve_target(&mut stanza, origin, now) else {
             return;
         };
@@ -276,7 +291,7 @@ impl SessionManager {
     /// [`Task::RouteTo`].
     pub(super) fn route_to_now(
         &mut self,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         now: Instant,
@@ -287,10 +302,12 @@ impl SessionManager {
                 // what the server sends for its own users and domains
                 // (presence broadcasts, probes, subscription stanzas,
                 // replies) is.
-                if origin == Origin::External && !self.sender_is_local(&stanza) {
+                if origin == Origin::External && !self.sender_is_local(&stanza.header) {
                     return;
                 }
-                self.emit(Output::Route { stanza });
+                self.emit(Output::Route {
+                    stanza: stanza.element,
+                });
             }
             Target::Host(_) => self.deliver_to_host(stanza, origin, now),
             Target::OwnAccount(_) | Target::Bare(_) | Target::Full(_) => {
@@ -310,26 +327,25 @@ impl SessionManager {
     }
 
     /// Whether the stanza's `from` is an address on a served domain.
-    fn sender_is_local(&self, stanza: &Element) -> bool {
-        stanza
-            .attr("from")
-            .and_then(|f| Jid::new(f).ok())
+    fn sender_is_local(&self, header: &Header) -> bool {
+        header
+            .sender()
             .is_some_and(|j| self.config.serves(j.domain().as_str()))
     }
 
     /// Stanzas for the server itself (Prosody's `*/host` handlers).
-    fn deliver_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Iq) => self.server_iq(stanza, origin, now),
-            Some(StanzaKind::Presence) => self.presence_to_host(stanza, origin, now),
-            Some(StanzaKind::Message) | None => {
+    fn deliver_to_host(&mut self, stanza: Stanza, origin: Origin, now: Instant) {
+        match stanza.header.ty {
+            StanzaType::Iq(ty) => self.server_iq(ty, stanza.element, origin, now),
+            StanzaType::Presence(ty) => self.presence_to_host(ty, stanza, origin, now),
+            StanzaType::Message(ty) => {
                 if self.extension_claims_message(&stanza) {
-                    self.emit_stanza_event(origin, stanza);
+                    self.emit_stanza_event(origin, stanza.element);
                     return;
                 }
-                match stanza.attr("type") {
-                    Some("error") | Some("headline") => {}
-                    _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
+                match ty {
+                    MessageType::Error | MessageType::Headline => {}
+                    _ => self.bounce(&stanza.element, StanzaError::service_unavailable(), now),
                 }
             }
         }
@@ -351,7 +367,7 @@ impl SessionManager {
             if queue.backlog.len() >= cap {
                 if let Work::Deliver { stanza, .. } = work {
                     self.bounce(
-                        &stanza,
+                        &stanza.element,
                         StanzaError::with_text(
                             ErrorType::Wait,
                             StanzaErrorCondition::ResourceConstraint,
@@ -455,16 +471,11 @@ impl SessionManager {
     fn needs_roster(work: &Work) -> bool {
         match work {
             Work::Outbound { .. } | Work::Unbound { .. } => true,
-            Work::Deliver { stanza, target, .. } => match StanzaKind::of(stanza) {
-                Some(StanzaKind::Presence) => {
-                    matches!(
-                        stanza.attr("type"),
-                        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe")
-                    )
-                }
-                Some(StanzaKind::Iq) => {
+            Work::Deliver { stanza, target, .. } => match stanza.header.ty {
+                StanzaType::Presence(ty) => ty.is_subscription() || ty == PresenceType::Probe,
+                StanzaType::Iq(_) => {
                     !matches!(target, Target::Full(_))
-                        && xml::first_child(stanza).is_some_and(|c| {
+                        && xml::first_child(&stanza.element).is_some_and(|c| {
                             c.has_ns(xml::NS_ROSTER)
                                 || c.has_ns(xml::NS_DISCO_INFO)
                                 || c.has_ns(xml::NS_DISCO_ITEMS)
@@ -596,7 +607,7 @@ impl SessionManager {
         } else {
             // The session went away (or lost its socket) meanwhile: keep
             // the messages.
-            for stanza in messages {
+            for stanza in messages.into_iter().filter_map(Stanza::parse) {
                 self.defer(Task::Submit {
                     user: user.clone(),
                     work: Work::Deliver {
@@ -610,26 +621,26 @@ impl SessionManager {
     }
 
     /// RFC 6121 §8.5.1: the account does not exist.
-    fn no_such_user(&mut self, stanza: Element, now: Instant) {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Message) => match stanza.attr("type") {
-                Some("headline") | Some("error") => {}
-                _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
-            },
-            Some(StanzaKind::Iq) => {
-                if !is_error_or_result(&stanza) {
-                    self.bounce(&stanza, StanzaError::service_unavailable(), now);
+    fn no_such_user(&mut self, stanza: Stanza, now: Instant) {
+        match stanza.header.ty {
+            StanzaType::Message(MessageType::Headline | MessageType::Error) => {}
+            StanzaType::Message(_) => {
+                self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
+            }
+            StanzaType::Iq(_) => {
+                if !stanza.header.is_error_or_result() {
+                    self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                 }
             }
             // Presence to nobody is dropped.
-            Some(StanzaKind::Presence) | None => {}
+            StanzaType::Presence(_) => {}
         }
     }
 
-    fn storage_failed(&mut self, stanza: &Element, now: Instant) {
-        if !is_error_or_result(stanza) && stanza.name() != "presence" {
+    fn storage_failed(&mut self, stanza: &Stanza, now: Instant) {
+        if !stanza.header.is_error_or_result() && stanza.header.kind() != StanzaKind::Presence {
             self.bounce(
-                stanza,
+                &stanza.element,
                 StanzaError::with_text(
                     ErrorType::Wait,
                     StanzaErrorCondition::InternalServerError,
@@ -649,21 +660,20 @@ impl SessionManager {
     fn deliver_local(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
         now: Instant,
     ) -> Flow {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Message) => {
-                self.deliver_message(user, stanza, origin, target, exists, now)
+        match stanza.header.ty {
+            StanzaType::Message(ty) => {
+                self.deliver_message(user, ty, stanza, origin, target, exists, now)
             }
-            Some(StanzaKind::Iq) => self.deliver_iq(user, stanza, origin, target, exists, now),
-            Some(StanzaKind::Presence) => {
-                self.deliver_presence(user, stanza, origin, target, exists, now)
+            StanzaType::Iq(_) => self.deliver_iq(user, stanza, origin, target, exists, now),
+            StanzaType::Presence(ty) => {
+                self.deliver_presence(user, ty, stanza, origin, target, exists, now)
             }
-            None => Flow::Done,
         }
     }
 
@@ -671,7 +681,7 @@ impl SessionManager {
     pub(super) fn ask_exists_for(
         &self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     ) -> Flow {
@@ -688,40 +698,46 @@ impl SessionManager {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn deliver_message(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        ty: MessageType,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
         now: Instant,
     ) -> Flow {
-        let ty = stanza.attr("type").unwrap_or("normal");
         if let Target::Full(full) = &target
             && let Some(sid) = self.receiving_session(full)
         {
-            self.transmit_element(sid, &stanza);
+            self.transmit_element(sid, &stanza.element);
             return Flow::Done;
         }
         if self.extension_claims_message(&stanza) {
-            self.emit_stanza_event(origin, stanza);
+            self.emit_stanza_event(origin, stanza.element);
             return Flow::Done;
         }
         // RFC 6121 §8.5.3.2.1: to a full JID with no such resource, only
         // chat falls back to the bare JID; normal (and unknown types, RFC
         // 6121 §5.2.2) and groupchat are refused, headline is ignored.
-        if matches!(target, Target::Full(_)) && !matches!(ty, "chat" | "error" | "headline") {
-            self.bounce(&stanza, StanzaError::service_unavailable(), now);
+        if matches!(target, Target::Full(_))
+            && !matches!(
+                ty,
+                MessageType::Chat | MessageType::Error | MessageType::Headline
+            )
+        {
+            self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
             return Flow::Done;
         }
         match ty {
-            "error" => Flow::Done,
-            "groupchat" => {
-                self.bounce(&stanza, StanzaError::service_unavailable(), now);
+            MessageType::Error => Flow::Done,
+            MessageType::Groupchat => {
+                self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                 Flow::Done
             }
-            "headline" => {
+            MessageType::Headline => {
                 // To a bare JID (including the sender's own, RFC 6120
                 // §10.3.1), only to non-negative available resources;
                 // otherwise (an unconnected full JID) silently dropped.
@@ -735,24 +751,27 @@ impl SessionManager {
                         })
                         .map(|s| s.id)
                         .collect();
-                    self.transmit_many(&targets, &stanza);
+                    self.transmit_many(&targets, &stanza.element);
                 }
                 Flow::Done
             }
-            _ => {
+            MessageType::Normal | MessageType::Chat | MessageType::Other => {
                 let tops = self.top_resources(user);
                 if !tops.is_empty() {
-                    self.transmit_many(&tops, &stanza);
+                    self.transmit_many(&tops, &stanza.element);
                     return Flow::Done;
                 }
                 if !self.config.offline_storage {
                     if exists || self.known_user(user) {
-                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                        self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                         return Flow::Done;
                     }
                     return self.ask_exists_for(user, stanza, origin, target);
                 }
-                let mut stored = stanza;
+                let Stanza {
+                    header,
+                    element: mut stored,
+                } = stanza;
                 let mut delay = Element::bare("delay", xml::NS_DELAY);
                 xml::set_attr(&mut delay, "from", user.domain().as_str());
                 xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
@@ -764,7 +783,10 @@ impl SessionManager {
                         stanza: stored.clone(),
                     },
                     Work::AfterStore {
-                        stanza: strip_delay(stored),
+                        stanza: Stanza {
+                            header,
+                            element: strip_delay(stored),
+                        },
                     },
                 )
             }
@@ -774,7 +796,7 @@ impl SessionManager {
     fn deliver_iq(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
@@ -782,17 +804,17 @@ impl SessionManager {
     ) -> Flow {
         if let Target::Full(full) = &target {
             match self.receiving_session(full) {
-                Some(sid) => self.transmit_element(sid, &stanza),
+                Some(sid) => self.transmit_element(sid, &stanza.element),
                 None => {
-                    if !is_error_or_result(&stanza) {
-                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                    if !stanza.header.is_error_or_result() {
+                        self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                     }
                 }
             }
             return Flow::Done;
         }
         // To a bare JID: the server answers on the account's behalf.
-        if is_error_or_result(&stanza) {
+        if stanza.header.is_error_or_result() {
             return Flow::Done;
         }
         if !exists && !self.known_user(user) && matches!(target, Target::Bare(_)) {
@@ -890,51 +912,25 @@ impl SessionManager {
         if !stanza.has_ns(NS_CLIENT) && !stanza.has_ns(xml::NS_SERVER) {
             return;
         }
-        if StanzaKind::of(&stanza).is_none() {
+        let Some(mut stanza) = Stanza::parse(stanza) else {
+            return;
+        };
+        if !matches!(stanza.header.from, Some(Ok(_))) {
             return;
         }
-        match stanza.attr("from").map(Jid::new) {
-            Some(Ok(_)) => {}
-            _ => return,
-        }
         // Not for a domain served here: dropped, never routed back out.
-        if let Some(Ok(to)) = stanza.attr("to").map(parse_jid)
+        if let Some(to) = stanza.header.recipient()
             && !self.config.serves(to.domain().as_str())
         {
             return;
         }
-        let stanza = if stanza.has_ns(xml::NS_SERVER) {
-            rename_ns(stanza, xml::NS_SERVER, NS_CLIENT)
-        } else {
-            stanza
-        };
-        if stanza.name() == "presence" {
-            self.inbound_presence_external(stanza, now);
-        } else {
-            self.route(stanza, Origin::External, now);
+        if stanza.element.has_ns(xml::NS_SERVER) {
+            let element = std::mem::replace(&mut stanza.element, Element::bare("iq", NS_CLIENT));
+            stanza.element = rename_ns(element, xml::NS_SERVER, NS_CLIENT);
         }
+        self.route_stanza(stanza, Origin::External, now);
         self.run_tasks(now);
     }
-}
-
-/// Parses a JID and drops one trailing dot from its domain (RFC 7622
-/// §3.2), which the `jid` crate keeps for some inputs (`a@host.`).
-pub(super) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
-    let jid = Jid::new(text)?;
-    let Some(domain) = jid.domain().as_str().strip_suffix('.') else {
-        return Ok(jid);
-    };
-    let mut fixed = String::with_capacity(text.len());
-    if let Some(node) = jid.node() {
-        fixed.push_str(node.as_str());
-        fixed.push('@');
-    }
-    fixed.push_str(domain);
-    if let Some(resource) = jid.resource() {
-        fixed.push('/');
-        fixed.push_str(resource.as_str());
-    }
-    Jid::new(&fixed)
 }
 
 /// The stored copy without its `<delay/>` (for error replies).

@@ -25,6 +25,7 @@ use crate::error::StreamError;
 use crate::ids::SessionId;
 use crate::negotiation::BindRequest;
 use crate::output::Output;
+use crate::stanza::Stanza;
 use crate::storage::Request;
 
 /// One item of work.
@@ -43,7 +44,7 @@ pub(super) enum Task {
     Route { stanza: Element, origin: Origin },
     /// Route a stanza whose target is already resolved.
     RouteTo {
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     },
