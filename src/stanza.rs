@@ -96,6 +96,8 @@ pub(crate) struct Header {
     /// answered with an error).
     pub(crate) result: bool,
     /// `to`: `None` when absent, `Some(Err(()))` when not a valid JID.
+    /// Routing moves a message's or iq's local `to` into its target, so
+    /// after routing only the target (and the element) say where it goes.
     pub(crate) to: Option<Result<Jid, ()>>,
 }
 

@@ -230,7 +230,17 @@ impl SessionManager {
             // The resource of a domain JID is ignored for routing.
             return Ok(Target::Host(jid.domain().as_str().to_owned()));
         }
-        Ok(match jid.clone().try_into_full() {
+        // Presence handlers read `to` again; messages and iqs only need the
+        // target, so theirs moves into it instead of being copied.
+        let jid = if stanza.header.kind() == StanzaKind::Presence {
+            jid.clone()
+        } else {
+            match stanza.header.to.take() {
+                Some(Ok(jid)) => jid,
+                _ => return Err(()),
+            }
+        };
+        Ok(match jid.try_into_full() {
             Ok(full) => Target::Full(full),
             Err(bare) => {
                 let own = match origin {
