@@ -132,7 +132,7 @@ pub enum RosterChange {
 
 impl Roster {
     /// Applies a stored change (what a store does with
-    /// [`Request::RosterChanged`]).
+    /// [`Request::RosterChanged`](crate::storage::Request::RosterChanged)).
     pub fn apply(&mut self, version: u64, change: &RosterChange) {
         self.version = version;
         match change {
