@@ -169,3 +169,35 @@ impl SessionManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::Task;
+    use crate::config::Config;
+    use crate::ids::SessionId;
+    use crate::manager::SessionManager;
+    use crate::output::{Event, Output};
+
+    fn closed(n: u64) -> Output {
+        Output::Event(Event::Closed {
+            session: SessionId(n),
+        })
+    }
+
+    #[test]
+    fn outputs_after_deferred_work_keep_call_order() {
+        let mut m = SessionManager::new(Config::builder("localhost").build());
+        let now = Instant::now();
+        // Direct while nothing is deferred, queued behind deferred work after.
+        m.emit(closed(1));
+        m.defer(Task::Emit(closed(2)));
+        m.emit(closed(3));
+        assert!(m.deferring());
+        m.run_tasks(now);
+        assert!(!m.deferring());
+        let got: Vec<Output> = std::iter::from_fn(|| m.poll_output()).collect();
+        assert_eq!(got, vec![closed(1), closed(2), closed(3)]);
+    }
+}
