@@ -58,6 +58,31 @@ impl Bound {
     }
 }
 
+/// Negotiation state before authentication.
+#[derive(Debug)]
+pub(crate) struct Negotiating {
+    /// The SASL exchange in progress, if any.
+    pub(crate) sasl: Option<SaslExchange>,
+    /// Failed authentication attempts so far.
+    pub(crate) failures: u32,
+    /// Authentication must finish by then.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// How far a session has got. Each phase holds exactly the state that
+/// exists in it; [`SessionKind`] is its public summary (Prosody's `type`).
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Stream header, features, STARTTLS, SASL.
+    Negotiating(Negotiating),
+    /// `<proceed/>` went out: waiting for the embedder's TLS handshake.
+    AwaitingTls(Negotiating),
+    /// SASL succeeded; no resource bound yet.
+    Authenticated,
+    /// A connected resource.
+    Bound(Bound),
+}
+
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lifecycle {
@@ -86,24 +111,19 @@ pub(crate) enum Transport {
 #[derive(Debug)]
 pub struct Session {
     pub(crate) id: SessionId,
-    pub(crate) kind: SessionKind,
+    /// Negotiating → awaiting TLS → authenticated → bound.
+    pub(crate) phase: Phase,
     pub(crate) notopen: bool,
     pub(crate) secure: bool,
     pub(crate) starttls_available: bool,
-    pub(crate) awaiting_tls: bool,
     pub(crate) host: Option<String>,
     pub(crate) username: Option<String>,
-    /// Set exactly while the session is bound.
-    pub(crate) bound: Option<Bound>,
     pub(crate) stream_id: String,
     pub(crate) reader: StreamReader,
-    pub(crate) sasl: Option<SaslExchange>,
-    pub(crate) auth_failures: u32,
     pub(crate) blocked: Option<Blocked>,
     pub(crate) lifecycle: Lifecycle,
     /// Cleanup of a lost transport waits for parked input.
     pub(crate) transport: Transport,
-    pub(crate) auth_deadline: Option<Instant>,
     pub(crate) connected_at: Instant,
 }
 
@@ -118,24 +138,83 @@ impl Session {
     ) -> Self {
         Self {
             id,
-            kind: SessionKind::Unauthenticated,
+            phase: Phase::Negotiating(Negotiating {
+                sasl: None,
+                failures: 0,
+                deadline: auth_deadline,
+            }),
             notopen: true,
             secure,
             starttls_available,
-            awaiting_tls: false,
             host: None,
             username: None,
-            bound: None,
             stream_id: String::new(),
             reader,
-            sasl: None,
-            auth_failures: 0,
             blocked: None,
             lifecycle: Lifecycle::Open,
             transport: Transport::Attached,
-            auth_deadline,
             connected_at: now,
         }
+    }
+
+    /// The bound state, while bound.
+    pub(crate) fn bound(&self) -> Option<&Bound> {
+        match &self.phase {
+            Phase::Bound(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The bound state, mutable, while bound.
+    pub(crate) fn bound_mut(&mut self) -> Option<&mut Bound> {
+        match &mut self.phase {
+            Phase::Bound(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The negotiation state, mutable, before authentication (also while
+    /// waiting for TLS).
+    pub(crate) fn negotiating_mut(&mut self) -> Option<&mut Negotiating> {
+        match &mut self.phase {
+            Phase::Negotiating(n) | Phase::AwaitingTls(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Starts or forgets the SASL exchange (only while negotiating).
+    pub(crate) fn set_sasl(&mut self, sasl: Option<SaslExchange>) {
+        if let Some(n) = self.negotiating_mut() {
+            n.sasl = sasl;
+        }
+    }
+
+    /// The SASL exchange in progress.
+    pub(crate) fn sasl_mut(&mut self) -> Option<&mut SaslExchange> {
+        self.negotiating_mut().and_then(|n| n.sasl.as_mut())
+    }
+
+    /// Waiting for the embedder's TLS handshake.
+    pub(crate) fn awaiting_tls(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingTls(_))
+    }
+
+    /// The authentication deadline, while negotiating.
+    pub(crate) fn auth_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Negotiating(n) | Phase::AwaitingTls(n) => n.deadline,
+            _ => None,
+        }
+    }
+
+    /// Moves between negotiating and awaiting TLS (other phases stay).
+    pub(crate) fn set_awaiting_tls(&mut self, awaiting: bool) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Authenticated);
+        self.phase = match (phase, awaiting) {
+            (Phase::Negotiating(n), true) => Phase::AwaitingTls(n),
+            (Phase::AwaitingTls(n), false) => Phase::Negotiating(n),
+            (other, _) => other,
+        };
     }
 
     /// Our side of the stream is closed (or the session is being removed).
@@ -175,7 +254,11 @@ impl Session {
     }
     /// How far negotiation has got (Prosody's `type`).
     pub fn kind(&self) -> SessionKind {
-        self.kind
+        match self.phase {
+            Phase::Negotiating(_) | Phase::AwaitingTls(_) => SessionKind::Unauthenticated,
+            Phase::Authenticated => SessionKind::Authenticated,
+            Phase::Bound(_) => SessionKind::Bound,
+        }
     }
     /// Whether the transport is encrypted (direct TLS or after STARTTLS).
     pub fn is_secure(&self) -> bool {
@@ -191,27 +274,27 @@ impl Session {
     }
     /// The bound resource.
     pub fn resource(&self) -> Option<&str> {
-        self.bound.as_ref().map(|b| b.jid.resource().as_str())
+        self.bound().map(|b| b.jid.resource().as_str())
     }
     /// The bound full JID.
     pub fn full_jid(&self) -> Option<&FullJid> {
-        self.bound.as_ref().map(|b| &b.jid)
+        self.bound().map(|b| &b.jid)
     }
     /// The account's bare JID, once bound.
     pub fn bare_jid(&self) -> Option<&BareJid> {
-        self.bound.as_ref().map(|b| &b.bare)
+        self.bound().map(|b| &b.bare)
     }
     /// The priority of the current presence (`None` while unavailable).
     pub fn priority(&self) -> Option<i8> {
-        self.bound.as_ref()?.presence.as_ref().map(|(_, p)| *p)
+        self.bound()?.presence.as_ref().map(|(_, p)| *p)
     }
     /// The last available broadcast presence (`None` while unavailable).
     pub fn presence(&self) -> Option<&Element> {
-        self.bound.as_ref()?.presence.as_ref().map(|(p, _)| p)
+        self.bound()?.presence.as_ref().map(|(p, _)| p)
     }
     /// Whether the session has requested the roster.
     pub fn interested(&self) -> bool {
-        self.bound.as_ref().is_some_and(|b| b.interested)
+        self.bound().is_some_and(|b| b.interested)
     }
     /// The id of the current stream.
     pub fn stream_id(&self) -> &str {
@@ -223,7 +306,7 @@ impl Session {
     }
     /// A *connected resource*: a resource is bound.
     pub fn is_connected(&self) -> bool {
-        self.bound.is_some()
+        self.bound().is_some()
     }
     /// An *available resource*: connected and has sent initial presence.
     pub fn is_available(&self) -> bool {

@@ -148,7 +148,7 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.closed() || session.awaiting_tls {
+        if session.closed() || session.awaiting_tls() {
             // Bytes after our close, or raw TLS handshake bytes before the
             // caller finished STARTTLS: not ours to parse.
             return;
@@ -176,7 +176,7 @@ impl SessionManager {
             return;
         };
         session.transport = crate::session::Transport::Lost;
-        if session.kind == SessionKind::Bound && !session.closed() {
+        if session.kind() == SessionKind::Bound && !session.closed() {
             self.drive(id, now);
         } else {
             session.mark_closed();
@@ -193,7 +193,7 @@ impl SessionManager {
             }
             self.timers.pop();
             let expired = self.sessions.get(&id).is_some_and(|s| {
-                s.kind == SessionKind::Unauthenticated && s.auth_deadline == Some(deadline)
+                s.kind() == SessionKind::Unauthenticated && s.auth_deadline() == Some(deadline)
             });
             if expired {
                 self.close(
@@ -516,14 +516,14 @@ impl SessionManager {
         now: Instant,
     ) {
         let bare = full.to_bare();
-        let (was_available, directed) =
-            match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
-                Some(bound) => (
-                    bound.presence.take().is_some(),
-                    std::mem::take(&mut bound.directed),
-                ),
-                None => (false, Vec::new()),
-            };
+        let (was_available, directed) = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut())
+        {
+            Some(bound) => (
+                bound.presence.take().is_some(),
+                std::mem::take(&mut bound.directed),
+            ),
+            None => (false, Vec::new()),
+        };
         if let Some(account) = self.accounts.get_mut(&bare) {
             account.sessions.retain(|s| *s != id);
             account.blocked.retain(|s| *s != id);

@@ -132,7 +132,7 @@ impl SessionManager {
         let to = to.to_owned();
         let available = stanza.header.ty == StanzaType::Presence(PresenceType::Available);
         let cap = self.config.max_directed_presence;
-        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             if available {
                 if !bound.directed.contains(&to) && bound.directed.len() < cap {
                     bound.directed.push(to);
@@ -164,7 +164,7 @@ impl SessionManager {
         // 3. Contacts that see the user's presence.
         self.presence_to_contacts(user, &stanza, now);
         if unavailable {
-            let directed = match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+            let directed = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
                 Some(bound) => {
                     bound.presence = None;
                     std::mem::take(&mut bound.directed)
@@ -180,7 +180,7 @@ impl SessionManager {
         xml::set_attr(&mut delay, "from", user.domain().as_str());
         xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
         stored.append_child(delay);
-        let initial = match self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+        let initial = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             Some(bound) => bound.presence.replace((stored, priority)).is_none(),
             None => return,
         };

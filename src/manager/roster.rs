@@ -133,7 +133,7 @@ impl SessionManager {
             }
             xml::iq_result(iq, Some(query))
         };
-        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound.as_mut()) {
+        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             bound.interested = true;
         }
         self.roster_reply(id, &reply);

@@ -100,7 +100,7 @@ impl SessionManager {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        let Some(bound) = session.bound.as_ref() else {
+        let Some(bound) = session.bound() else {
             return;
         };
         let Some(mut stanza) = Stanza::parse(element) else {

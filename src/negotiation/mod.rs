@@ -59,7 +59,7 @@ impl Session {
 
     /// Processes buffered input until one thing needs the manager.
     pub(crate) fn step(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if self.closed() || self.blocked.is_some() || self.awaiting_tls {
+        if self.closed() || self.blocked.is_some() || self.awaiting_tls() {
             return Step::Idle;
         }
         match self.reader.next_event() {
@@ -80,7 +80,7 @@ impl Session {
 
     fn handle_element(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
         if el.has_ns(NS_CLIENT) && StanzaKind::of(&el).is_some() {
-            if self.kind == SessionKind::Bound {
+            if self.kind() == SessionKind::Bound {
                 return Step::Stanza(el);
             }
             return self.handle_unbound_stanza(ctx, el);
@@ -93,7 +93,7 @@ impl Session {
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);
         }
-        if el.has_ns(NS_SASL) && self.kind == SessionKind::Unauthenticated {
+        if el.has_ns(NS_SASL) && self.kind() == SessionKind::Unauthenticated {
             return self.handle_sasl(ctx, &el);
         }
         self.close(
@@ -130,7 +130,7 @@ impl Session {
     pub(crate) fn reply_error(&self, ctx: &mut Ctx<'_>, original: &Element, error: &StanzaError) {
         if let Some(mut reply) = error.reply_to(original) {
             // The reply goes to this session only; never echo a client's `from`.
-            if self.kind != SessionKind::Bound {
+            if self.kind() != SessionKind::Bound {
                 xml::remove_attr(&mut reply, "to");
             }
             self.send_element(ctx.out, &reply);
@@ -143,7 +143,7 @@ impl Session {
         if self.closed() {
             return;
         }
-        if self.awaiting_tls {
+        if self.awaiting_tls() {
             // Mid-handshake: nothing we write could be read. Just close.
             ctx.out.push_back(Output::Close { session: self.id });
             self.mark_closed();
