@@ -268,19 +268,28 @@ impl SessionManager {
         self.defer(Task::Route { stanza, origin });
     }
 
-    /// Routes a stanza whose target is already resolved, as a task.
+    /// Routes a stanza whose target is already resolved: at once while the
+    /// current handler has deferred nothing, else as a task after that work.
+    ///
+    /// Running it at once cannot nest: only a user's own outbound presence
+    /// or unbind work calls this, and delivering to a local user never
+    /// leads back here (its own routing goes through [`Self::route`]).
     pub(super) fn route_to(
         &mut self,
         stanza: Stanza,
         origin: Origin,
         target: Target,
-        _now: Instant,
+        now: Instant,
     ) {
-        self.defer(Task::RouteTo {
-            stanza,
-            origin,
-            target,
-        });
+        if self.deferring() {
+            self.defer(Task::RouteTo {
+                stanza,
+                origin,
+                target,
+            });
+        } else {
+            self.route_to_now(stanza, origin, target, now);
+        }
     }
 
     /// [`Task::Route`]: parses the header, then routes.
