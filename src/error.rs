@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use minidom::Element;
 
-use crate::xml::{self, NS_STANZAS, NS_STREAMS_ERR};
+use crate::ns::{NS_CLIENT, NS_STANZAS, NS_STREAMS, NS_STREAMS_ERR, NS_XMPP_ERRORS};
+use crate::xml;
 
 macro_rules! conditions {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
@@ -170,7 +171,7 @@ impl StreamError {
 
     /// The `<stream:error/>` element.
     pub fn to_element(&self) -> Element {
-        let mut el = Element::bare("error", xml::NS_STREAMS);
+        let mut el = Element::bare("error", NS_STREAMS);
         el.append_child(Element::bare(self.condition.as_str(), NS_STREAMS_ERR));
         if let Some(text) = &self.text {
             let mut t = Element::bare("text", NS_STREAMS_ERR);
@@ -178,7 +179,7 @@ impl StreamError {
             el.append_child(t);
         }
         if self.stanza_too_big {
-            el.append_child(Element::bare("stanza-too-big", xml::NS_XMPP_ERRORS));
+            el.append_child(Element::bare("stanza-too-big", NS_XMPP_ERRORS));
         }
         el
     }
@@ -261,9 +262,22 @@ impl StanzaError {
         Self::with_text(ErrorType::Modify, StanzaErrorCondition::BadRequest, text)
     }
 
+    /// The error reply to `original` (RFC 6120 §8.3.1): same name and `id`,
+    /// `from` and `to` swapped, `type='error'`, no payload copied, this
+    /// error as its child. `None` when `original` is itself an error (never
+    /// answer an error with an error).
+    pub fn reply_to(&self, original: &Element) -> Option<Element> {
+        if original.attr("type") == Some("error") {
+            return None;
+        }
+        let mut reply = xml::reply_skeleton(original, original.name(), "error");
+        reply.append_child(self.to_element());
+        Some(reply)
+    }
+
     /// The `<error/>` child element.
     pub fn to_element(&self) -> Element {
-        let mut el = Element::bare("error", xml::NS_CLIENT);
+        let mut el = Element::bare("error", NS_CLIENT);
         xml::set_attr(&mut el, "type", self.kind.as_str());
         if let Some(by) = &self.by {
             xml::set_attr(&mut el, "by", by.as_str());
@@ -302,11 +316,30 @@ mod tests {
     fn stream_error_element() {
         let e = StreamError::with_text(StreamErrorCondition::HostUnknown, "no");
         let el = e.to_element();
-        assert!(el.is("error", xml::NS_STREAMS));
+        assert!(el.is("error", NS_STREAMS));
         assert!(el.has_child("host-unknown", NS_STREAMS_ERR));
         assert_eq!(
             el.get_child("text", NS_STREAMS_ERR).map(|t| t.text()),
             Some("no".into())
         );
+    }
+
+    #[test]
+    fn error_reply_swaps_and_drops_payload() {
+        let mut m = Element::builder("message", NS_CLIENT)
+            .append(xml::text_element("body", NS_CLIENT, "hi"))
+            .build();
+        xml::set_attr(&mut m, "to", "a@b");
+        xml::set_attr(&mut m, "from", "c@d/e");
+        xml::set_attr(&mut m, "id", "1");
+        let err = StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::ServiceUnavailable);
+        let r = err.reply_to(&m).expect("reply");
+        assert_eq!(r.attr("to"), Some("c@d/e"));
+        assert_eq!(r.attr("from"), Some("a@b"));
+        assert_eq!(r.attr("type"), Some("error"));
+        assert_eq!(r.attr("id"), Some("1"));
+        assert!(!r.has_child("body", NS_CLIENT));
+        xml::set_attr(&mut m, "type", "error");
+        assert!(err.reply_to(&m).is_none());
     }
 }

@@ -29,34 +29,102 @@ pub(crate) enum Blocked {
     Manager,
 }
 
+/// What a bound session (a *connected resource*) holds. Exists exactly
+/// while the session is bound, so nothing here can be half set.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    /// The bound full JID.
+    pub(crate) jid: FullJid,
+    /// Its bare JID (the account).
+    pub(crate) bare: BareJid,
+    /// The last available broadcast presence and its priority; `None` while
+    /// unavailable. One value, so priority is set exactly when presence is.
+    pub(crate) presence: Option<(Element, i8)>,
+    /// The session requested the roster.
+    pub(crate) interested: bool,
+    /// Directed presence sent to entities that do not get broadcasts.
+    pub(crate) directed: Vec<String>,
+}
+
+impl Bound {
+    pub(crate) fn new(jid: FullJid) -> Self {
+        Self {
+            bare: jid.to_bare(),
+            jid,
+            presence: None,
+            interested: false,
+            directed: Vec::new(),
+        }
+    }
+}
+
+/// Negotiation state before authentication.
+#[derive(Debug)]
+pub(crate) struct Negotiating {
+    /// The SASL exchange in progress, if any.
+    pub(crate) sasl: Option<SaslExchange>,
+    /// Failed authentication attempts so far.
+    pub(crate) failures: u32,
+    /// Authentication must finish by then.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// How far a session has got. Each phase holds exactly the state that
+/// exists in it; [`SessionKind`] is its public summary (Prosody's `type`).
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Stream header, features, STARTTLS, SASL.
+    Negotiating(Negotiating),
+    /// `<proceed/>` went out: waiting for the embedder's TLS handshake.
+    AwaitingTls(Negotiating),
+    /// SASL succeeded; no resource bound yet.
+    Authenticated,
+    /// A connected resource.
+    Bound(Bound),
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Reading and writing.
+    Open,
+    /// Our closing bytes are out; nothing more is read or sent.
+    Closed,
+    /// The manager is removing it (its last steps may still be queued as
+    /// tasks); nothing may start on it any more.
+    Removing,
+}
+
+/// The client's connection, as distinct from the session (the resource).
+/// Today one `SessionId` names both; stream management (XEP-0198) adds a
+/// bound session whose transport is gone but which lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// The embedder's socket is there.
+    Attached,
+    /// The socket closed or failed; the session only finishes the input it
+    /// had already read.
+    Lost,
+}
+
 /// One client session. Read-only view; the manager owns and drives it.
 #[derive(Debug)]
 pub struct Session {
     pub(crate) id: SessionId,
-    pub(crate) kind: SessionKind,
+    /// Negotiating → awaiting TLS → authenticated → bound.
+    pub(crate) phase: Phase,
     pub(crate) notopen: bool,
     pub(crate) secure: bool,
     pub(crate) starttls_available: bool,
-    pub(crate) awaiting_tls: bool,
     pub(crate) host: Option<String>,
     pub(crate) username: Option<String>,
-    pub(crate) resource: Option<String>,
-    pub(crate) full_jid: Option<FullJid>,
-    pub(crate) bare_jid: Option<BareJid>,
-    pub(crate) priority: Option<i8>,
-    pub(crate) presence: Option<Element>,
-    pub(crate) interested: bool,
     pub(crate) stream_id: String,
     pub(crate) reader: StreamReader,
-    pub(crate) sasl: Option<SaslExchange>,
-    pub(crate) auth_failures: u32,
     pub(crate) blocked: Option<Blocked>,
-    pub(crate) closed: bool,
-    /// The transport is gone; cleanup waits for parked input.
-    pub(crate) disconnected: bool,
-    pub(crate) auth_deadline: Option<Instant>,
+    pub(crate) lifecycle: Lifecycle,
+    /// Cleanup of a lost transport waits for parked input.
+    pub(crate) transport: Transport,
     pub(crate) connected_at: Instant,
-    pub(crate) directed: Vec<String>,
 }
 
 impl Session {
@@ -70,30 +138,105 @@ impl Session {
     ) -> Self {
         Self {
             id,
-            kind: SessionKind::Unauthenticated,
+            phase: Phase::Negotiating(Negotiating {
+                sasl: None,
+                failures: 0,
+                deadline: auth_deadline,
+            }),
             notopen: true,
             secure,
             starttls_available,
-            awaiting_tls: false,
             host: None,
             username: None,
-            resource: None,
-            full_jid: None,
-            bare_jid: None,
-            priority: None,
-            presence: None,
-            interested: false,
             stream_id: String::new(),
             reader,
-            sasl: None,
-            auth_failures: 0,
             blocked: None,
-            closed: false,
-            disconnected: false,
-            auth_deadline,
+            lifecycle: Lifecycle::Open,
+            transport: Transport::Attached,
             connected_at: now,
-            directed: Vec::new(),
         }
+    }
+
+    /// The bound state, while bound.
+    pub(crate) fn bound(&self) -> Option<&Bound> {
+        match &self.phase {
+            Phase::Bound(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The bound state, mutable, while bound.
+    pub(crate) fn bound_mut(&mut self) -> Option<&mut Bound> {
+        match &mut self.phase {
+            Phase::Bound(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The negotiation state, mutable, before authentication (also while
+    /// waiting for TLS).
+    pub(crate) fn negotiating_mut(&mut self) -> Option<&mut Negotiating> {
+        match &mut self.phase {
+            Phase::Negotiating(n) | Phase::AwaitingTls(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Starts or forgets the SASL exchange (only while negotiating).
+    pub(crate) fn set_sasl(&mut self, sasl: Option<SaslExchange>) {
+        if let Some(n) = self.negotiating_mut() {
+            n.sasl = sasl;
+        }
+    }
+
+    /// The SASL exchange in progress.
+    pub(crate) fn sasl_mut(&mut self) -> Option<&mut SaslExchange> {
+        self.negotiating_mut().and_then(|n| n.sasl.as_mut())
+    }
+
+    /// Waiting for the embedder's TLS handshake.
+    pub(crate) fn awaiting_tls(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingTls(_))
+    }
+
+    /// The authentication deadline, while negotiating.
+    pub(crate) fn auth_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Negotiating(n) | Phase::AwaitingTls(n) => n.deadline,
+            _ => None,
+        }
+    }
+
+    /// Moves between negotiating and awaiting TLS (other phases stay).
+    pub(crate) fn set_awaiting_tls(&mut self, awaiting: bool) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Authenticated);
+        self.phase = match (phase, awaiting) {
+            (Phase::Negotiating(n), true) => Phase::AwaitingTls(n),
+            (Phase::AwaitingTls(n), false) => Phase::Negotiating(n),
+            (other, _) => other,
+        };
+    }
+
+    /// Our side of the stream is closed (or the session is being removed).
+    pub(crate) fn closed(&self) -> bool {
+        self.lifecycle != Lifecycle::Open
+    }
+
+    /// Marks the stream closed (a removal in progress stays a removal).
+    pub(crate) fn mark_closed(&mut self) {
+        if self.lifecycle == Lifecycle::Open {
+            self.lifecycle = Lifecycle::Closed;
+        }
+    }
+
+    /// The manager is removing this session.
+    pub(crate) fn removing(&self) -> bool {
+        self.lifecycle == Lifecycle::Removing
+    }
+
+    /// The client's socket is gone.
+    pub(crate) fn transport_lost(&self) -> bool {
+        self.transport == Transport::Lost
     }
 
     /// The handle of this session (Prosody's `conn`).
@@ -107,11 +250,15 @@ impl Session {
     }
     /// Whether the stream is open (the opposite of [`Session::notopen`]).
     pub fn is_open(&self) -> bool {
-        !self.notopen && !self.closed
+        !self.notopen && !self.closed()
     }
     /// How far negotiation has got (Prosody's `type`).
     pub fn kind(&self) -> SessionKind {
-        self.kind
+        match self.phase {
+            Phase::Negotiating(_) | Phase::AwaitingTls(_) => SessionKind::Unauthenticated,
+            Phase::Authenticated => SessionKind::Authenticated,
+            Phase::Bound(_) => SessionKind::Bound,
+        }
     }
     /// Whether the transport is encrypted (direct TLS or after STARTTLS).
     pub fn is_secure(&self) -> bool {
@@ -127,27 +274,27 @@ impl Session {
     }
     /// The bound resource.
     pub fn resource(&self) -> Option<&str> {
-        self.resource.as_deref()
+        self.bound().map(|b| b.jid.resource().as_str())
     }
     /// The bound full JID.
     pub fn full_jid(&self) -> Option<&FullJid> {
-        self.full_jid.as_ref()
+        self.bound().map(|b| &b.jid)
     }
     /// The account's bare JID, once bound.
     pub fn bare_jid(&self) -> Option<&BareJid> {
-        self.bare_jid.as_ref()
+        self.bound().map(|b| &b.bare)
     }
     /// The priority of the current presence (`None` while unavailable).
     pub fn priority(&self) -> Option<i8> {
-        self.priority
+        self.bound()?.presence.as_ref().map(|(_, p)| *p)
     }
     /// The last available broadcast presence (`None` while unavailable).
     pub fn presence(&self) -> Option<&Element> {
-        self.presence.as_ref()
+        self.bound()?.presence.as_ref().map(|(p, _)| p)
     }
     /// Whether the session has requested the roster.
     pub fn interested(&self) -> bool {
-        self.interested
+        self.bound().is_some_and(|b| b.interested)
     }
     /// The id of the current stream.
     pub fn stream_id(&self) -> &str {
@@ -159,14 +306,14 @@ impl Session {
     }
     /// A *connected resource*: a resource is bound.
     pub fn is_connected(&self) -> bool {
-        self.full_jid.is_some()
+        self.bound().is_some()
     }
     /// An *available resource*: connected and has sent initial presence.
     pub fn is_available(&self) -> bool {
-        self.full_jid.is_some() && self.presence.is_some()
+        self.presence().is_some()
     }
     /// An *interested resource*: connected and has requested the roster.
     pub fn is_interested(&self) -> bool {
-        self.full_jid.is_some() && self.interested
+        self.interested()
     }
 }

@@ -4,46 +4,11 @@
 use minidom::Element;
 use minidom::rxml::{Namespace, NcName, NcNameStr, xml_ncname};
 
-use crate::error::StanzaError;
-
-/// `jabber:client`, the default namespace of a c2s stream.
-pub const NS_CLIENT: &str = "jabber:client";
-/// `jabber:server`.
-pub const NS_SERVER: &str = "jabber:server";
-/// The stream namespace, bound to the `stream:` prefix.
-pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
-/// Stream error conditions.
-pub const NS_STREAMS_ERR: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-/// Stanza error conditions.
-pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-/// STARTTLS.
-pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-/// SASL.
-pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-/// Resource binding.
-pub const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-/// Legacy session establishment (RFC 3921).
-pub const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
-/// Application error namespace used by `<stanza-too-big/>`.
-pub const NS_XMPP_ERRORS: &str = "urn:xmpp:errors";
-/// XEP-0478 stream limits.
-pub const NS_STREAM_LIMITS: &str = "urn:xmpp:stream-limits:0";
-/// The roster.
-pub const NS_ROSTER: &str = "jabber:iq:roster";
-/// Roster versioning stream feature.
-pub const NS_ROSTER_VER: &str = "urn:xmpp:features:rosterver";
-/// Subscription pre-approval stream feature.
-pub const NS_PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
-/// XEP-0199 ping.
-pub const NS_PING: &str = "urn:xmpp:ping";
-/// XEP-0030 disco#info.
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// XEP-0030 disco#items.
-pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-/// XEP-0092 software version.
-pub const NS_VERSION: &str = "jabber:iq:version";
-/// XEP-0203 delayed delivery.
-pub const NS_DELAY: &str = "urn:xmpp:delay";
+pub(crate) use crate::ns::{
+    NS_BIND, NS_CLIENT, NS_DELAY, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_PRE_APPROVAL,
+    NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SERVER, NS_SESSION, NS_STREAM_LIMITS, NS_STREAMS, NS_TLS,
+    NS_VERSION,
+};
 
 fn nc(name: &'static NcNameStr) -> NcName {
     name.to_owned()
@@ -127,7 +92,7 @@ impl StanzaKind {
 
 /// A reply skeleton: the same element name in `jabber:client`, `id` kept,
 /// `from` and `to` swapped, the given `type`.
-fn reply_to(original: &Element, name: &str, ty: &'static str) -> Element {
+pub(crate) fn reply_skeleton(original: &Element, name: &str, ty: &'static str) -> Element {
     let mut reply = Element::bare(name, NS_CLIENT);
     if let Some(id) = original.attr("id") {
         set_attr(&mut reply, "id", id);
@@ -142,50 +107,12 @@ fn reply_to(original: &Element, name: &str, ty: &'static str) -> Element {
     reply
 }
 
-/// The error reply to `original` (RFC 6120 §8.3.1): same name and `id`,
-/// `from` and `to` swapped, `type='error'`, no payload copied.
-/// Returns `None` when `original` is itself an error (never answer an error
-/// with an error).
-pub fn error_reply(original: &Element, error: &StanzaError) -> Option<Element> {
-    if original.attr("type") == Some("error") {
-        return None;
-    }
-    let mut reply = reply_to(original, original.name(), "error");
-    reply.append_child(error.to_element());
-    Some(reply)
-}
-
 /// An iq `result` reply to `original` with an optional payload: `id` kept,
 /// `from`/`to` swapped.
 pub fn iq_result(original: &Element, payload: Option<Element>) -> Element {
-    let mut reply = reply_to(original, "iq", "result");
+    let mut reply = reply_skeleton(original, "iq", "result");
     if let Some(p) = payload {
         reply.append_child(p);
     }
     reply
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::{ErrorType, StanzaErrorCondition};
-
-    #[test]
-    fn error_reply_swaps_and_drops_payload() {
-        let mut m = Element::builder("message", NS_CLIENT)
-            .append(text_element("body", NS_CLIENT, "hi"))
-            .build();
-        set_attr(&mut m, "to", "a@b");
-        set_attr(&mut m, "from", "c@d/e");
-        set_attr(&mut m, "id", "1");
-        let err = StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::ServiceUnavailable);
-        let r = error_reply(&m, &err).expect("reply");
-        assert_eq!(r.attr("to"), Some("c@d/e"));
-        assert_eq!(r.attr("from"), Some("a@b"));
-        assert_eq!(r.attr("type"), Some("error"));
-        assert_eq!(r.attr("id"), Some("1"));
-        assert!(!r.has_child("body", NS_CLIENT));
-        set_attr(&mut m, "type", "error");
-        assert!(error_reply(&m, &err).is_none());
-    }
 }

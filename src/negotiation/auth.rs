@@ -22,9 +22,9 @@ use super::{Ctx, Step};
 use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::sasl::{Mechanism, SaslExchange, SaslFailure, SaslStep};
-use crate::session::{Blocked, Session, SessionKind};
+use crate::session::{Blocked, Phase, Session, SessionKind};
 use crate::storage::{Request, Response};
 use crate::xml::{self, NS_SASL, NS_TLS};
 
@@ -33,13 +33,13 @@ const NONCE_BYTES: usize = 18;
 
 impl Session {
     pub(super) fn handle_starttls(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if self.kind == SessionKind::Unauthenticated && !self.secure && self.starttls_available {
+        if self.kind() == SessionKind::Unauthenticated && !self.secure && self.starttls_available {
             self.send_element(ctx.out, &Element::bare("proceed", NS_TLS));
             ctx.out.push_back(Output::StartTls { session: self.id });
             // Anything the client sent after <starttls/> in plaintext is
             // dropped: processing it would allow command injection.
             self.reader.restart_discarding();
-            self.awaiting_tls = true;
+            self.set_awaiting_tls(true);
             self.notopen = true;
             return Step::Idle;
         }
@@ -51,8 +51,8 @@ impl Session {
 
     /// The transport finished the TLS handshake.
     pub(crate) fn tls_established(&mut self) {
-        if self.awaiting_tls {
-            self.awaiting_tls = false;
+        if self.awaiting_tls() {
+            self.set_awaiting_tls(false);
             self.secure = true;
         }
     }
@@ -84,7 +84,7 @@ impl Session {
         match el.name() {
             "auth" => self.handle_auth(ctx, el),
             "response" => {
-                let Some(exchange) = self.sasl.as_mut() else {
+                let Some(exchange) = self.sasl_mut() else {
                     return self.sasl_failure(
                         ctx,
                         SaslFailure::NotAuthorized,
@@ -98,7 +98,7 @@ impl Session {
                 self.apply_sasl_step(ctx, step)
             }
             "abort" => {
-                self.sasl = None;
+                self.set_sasl(None);
                 self.send_failure(ctx, SaslFailure::Aborted, None);
                 Step::Continue
             }
@@ -116,7 +116,7 @@ impl Session {
 
     fn handle_auth(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
         // A new <auth/> discards any exchange in progress.
-        self.sasl = None;
+        self.set_sasl(None);
         if !self.secure && ctx.config.require_tls {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
@@ -148,7 +148,7 @@ impl Session {
             &nonce,
             &domain,
         );
-        self.sasl = Some(exchange);
+        self.set_sasl(Some(exchange));
         self.apply_sasl_step(ctx, step)
     }
 
@@ -160,7 +160,7 @@ impl Session {
             return Step::Continue;
         }
         self.blocked = None;
-        let Some(exchange) = self.sasl.as_mut() else {
+        let Some(exchange) = self.sasl_mut() else {
             return Step::Continue;
         };
         let plain = exchange.mechanism().is_plaintext();
@@ -224,10 +224,9 @@ impl Session {
                     });
                 }
                 self.send_element(ctx.out, &success);
-                self.sasl = None;
+                self.set_sasl(None);
                 self.username = Some(node.as_str().to_owned());
-                self.kind = SessionKind::Authenticated;
-                self.auth_deadline = None;
+                self.phase = Phase::Authenticated;
                 self.notopen = true;
                 self.reader.restart();
                 self.reader.set_limits(ctx.config.limits);
@@ -254,10 +253,16 @@ impl Session {
         failure: SaslFailure,
         text: Option<&str>,
     ) -> Step {
-        self.sasl = None;
+        self.set_sasl(None);
         self.send_failure(ctx, failure, text);
-        self.auth_failures = self.auth_failures.saturating_add(1);
-        if self.auth_failures >= ctx.config.max_auth_failures {
+        let failures = match self.negotiating_mut() {
+            Some(n) => {
+                n.failures = n.failures.saturating_add(1);
+                n.failures
+            }
+            None => u32::MAX,
+        };
+        if failures >= ctx.config.max_auth_failures {
             self.close(
                 ctx,
                 Some(StreamError::with_text(

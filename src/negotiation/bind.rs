@@ -6,7 +6,7 @@ use minidom::Element;
 
 use super::{Ctx, Step};
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
-use crate::session::{Blocked, Session, SessionKind};
+use crate::session::{Blocked, Bound, Phase, Session, SessionKind};
 use crate::xml::{self, NS_BIND};
 
 /// A client's bind request, handed to the manager.
@@ -25,7 +25,7 @@ impl Session {
         iq: &Element,
         bind: &Element,
     ) -> Step {
-        if self.kind == SessionKind::Unauthenticated {
+        if self.kind() == SessionKind::Unauthenticated {
             self.reply_error(
                 ctx,
                 iq,
@@ -82,14 +82,11 @@ impl Session {
                 let mut reply = xml::iq_result(iq, Some(bind));
                 // The request's `from` is the client's own word: never echo it.
                 xml::remove_attr(&mut reply, "to");
-                self.resource = Some(full.resource().as_str().to_owned());
-                self.bare_jid = Some(full.to_bare());
-                self.full_jid = Some(full);
-                self.kind = SessionKind::Bound;
+                self.phase = Phase::Bound(Bound::new(full));
                 self.send_element(ctx.out, &reply);
             }
             Err(error) => {
-                if let Some(mut reply) = xml::error_reply(iq, &error) {
+                if let Some(mut reply) = error.reply_to(iq) {
                     xml::remove_attr(&mut reply, "to");
                     self.send_element(ctx.out, &reply);
                 }

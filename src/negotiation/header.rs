@@ -6,7 +6,7 @@ use minidom::Element;
 
 use super::{Ctx, Step};
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::session::{Session, SessionKind};
 use crate::stream::{self, StreamHeader};
 use crate::xml::{self, NS_CLIENT, NS_STREAMS};
@@ -141,7 +141,7 @@ impl Session {
     fn features(&self, ctx: &Ctx<'_>) -> Option<Element> {
         let config = ctx.config;
         let mut features = Element::bare("features", NS_STREAMS);
-        match self.kind {
+        match self.kind() {
             SessionKind::Unauthenticated => {
                 if !self.secure && self.starttls_available {
                     let mut starttls = Element::bare("starttls", xml::NS_TLS);
@@ -176,12 +176,12 @@ impl Session {
             }
             SessionKind::Bound => {}
         }
-        if xml::child_count(&features) == 0 && self.kind != SessionKind::Bound {
+        if xml::child_count(&features) == 0 && self.kind() != SessionKind::Bound {
             return None;
         }
         // XEP-0478: advertise the limit this stream enforces, which is the
         // smaller pre-authentication one until SASL succeeds.
-        let limits = if self.kind == SessionKind::Unauthenticated {
+        let limits = if self.kind() == SessionKind::Unauthenticated {
             &config.unauthenticated_limits
         } else {
             &config.limits

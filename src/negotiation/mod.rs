@@ -12,7 +12,7 @@ use minidom::Element;
 
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
-use crate::manager::Output;
+use crate::output::Output;
 use crate::random::RandomSource;
 use crate::session::{Session, SessionKind};
 use crate::storage::Request;
@@ -62,7 +62,7 @@ impl Session {
 
     /// Processes buffered input until one thing needs the manager.
     pub(crate) fn step(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if self.closed || self.blocked.is_some() || self.awaiting_tls {
+        if self.closed() || self.blocked.is_some() || self.awaiting_tls() {
             return Step::Idle;
         }
         match self.reader.next_event() {
@@ -83,7 +83,7 @@ impl Session {
 
     fn handle_element(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
         if el.has_ns(NS_CLIENT) && StanzaKind::of(&el).is_some() {
-            if self.kind == SessionKind::Bound {
+            if self.kind() == SessionKind::Bound {
                 return Step::Stanza(el);
             }
             return self.handle_unbound_stanza(ctx, el);
@@ -96,7 +96,7 @@ impl Session {
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);
         }
-        if el.has_ns(NS_SASL) && self.kind == SessionKind::Unauthenticated {
+        if el.has_ns(NS_SASL) && self.kind() == SessionKind::Unauthenticated {
             return self.handle_sasl(ctx, el);
         }
         self.close(
@@ -131,9 +131,9 @@ impl Session {
     /// Sends the error reply to `original` back to this session (never to
     /// anybody else), unless `original` is an error itself.
     pub(crate) fn reply_error(&self, ctx: &mut Ctx<'_>, original: &Element, error: &StanzaError) {
-        if let Some(mut reply) = xml::error_reply(original, error) {
+        if let Some(mut reply) = error.reply_to(original) {
             // The reply goes to this session only; never echo a client's `from`.
-            if self.kind != SessionKind::Bound {
+            if self.kind() != SessionKind::Bound {
                 xml::remove_attr(&mut reply, "to");
             }
             self.send_element(ctx.out, &reply);
@@ -143,13 +143,13 @@ impl Session {
     /// Closes the stream: our header first if none was sent, the stream
     /// error if any, `</stream:stream>`, then [`Output::Close`].
     pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, reason: Option<StreamError>) {
-        if self.closed {
+        if self.closed() {
             return;
         }
-        if self.awaiting_tls {
+        if self.awaiting_tls() {
             // Mid-handshake: nothing we write could be read. Just close.
             ctx.out.push_back(Output::Close { session: self.id });
-            self.closed = true;
+            self.mark_closed();
             return;
         }
         let mut buf = BytesMut::with_capacity(256);
@@ -179,7 +179,7 @@ impl Session {
             data: buf.freeze(),
         });
         ctx.out.push_back(Output::Close { session: self.id });
-        self.closed = true;
+        self.mark_closed();
     }
 }
 

@@ -24,9 +24,4 @@ mod xml;
 pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};
 pub use writer::{STREAM_CLOSE, element_bytes, write_element, write_stream_header};
 
-/// The namespace of the `<stream:stream>` root and of `<stream:features>`,
-/// `<stream:error>` and friends.
-pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
-
-/// The default namespace of a client-to-server stream.
-pub const NS_CLIENT: &str = "jabber:client";
+pub use crate::ns::{NS_CLIENT, NS_STREAMS};

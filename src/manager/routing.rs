@@ -6,7 +6,6 @@
 //! order when the answer arrives, so the outcome never depends on how fast
 //! or in which order storage answers.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,19 +13,22 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use smallvec::SmallVec;
 
+use super::account::CachedRoster;
+use super::work::Task;
+use super::{Pending, SessionManager};
 use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 use crate::ids::{RequestId, SessionId};
-use crate::manager::{Output, Pending, SessionManager};
-use crate::roster::CachedRoster;
+use crate::output::Output;
+use crate::stanza::{Header, IqType, MessageType, PresenceType, Stanza, StanzaType};
 use crate::storage::{Request, Response};
 use crate::stream;
 use crate::xml::{self, NS_CLIENT, StanzaKind};
 
 /// Where a stanza came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub(super) enum Origin {
     /// A bound local session (its `from` is already stamped).
     Client(SessionId),
     /// Outside: s2s, a component, another node, the embedder, or the server
@@ -36,7 +38,7 @@ pub(crate) enum Origin {
 
 /// Whom a stanza is for, once `to` is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
+pub(super) enum Target {
     /// The sender's own account (no `to`, or the sender's bare JID).
     OwnAccount(BareJid),
     /// A local account by bare JID.
@@ -51,27 +53,27 @@ pub(crate) enum Target {
 
 /// Work for one local user, run in order.
 #[derive(Debug)]
-pub(crate) enum Work {
+pub(super) enum Work {
     /// Deliver (or answer) a stanza addressed to the user.
     Deliver {
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     },
     /// Waiting to learn whether the user exists before delivering.
     AfterExists {
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     },
     /// Waiting for an offline message to be stored.
-    AfterStore { stanza: Element },
+    AfterStore { stanza: Stanza },
     /// Waiting for the user's stored messages, for this session.
     AfterTakeOffline { session: SessionId },
     /// Fetch stored messages for a session that just became available.
     FlushOffline { session: SessionId },
     /// A presence sent by one of the user's sessions.
-    Outbound { session: SessionId, stanza: Element },
+    Outbound { session: SessionId, stanza: Stanza },
     /// One of the user's resources went away.
     Unbound {
         full: FullJid,
@@ -86,148 +88,140 @@ pub(crate) enum Work {
 /// What running a piece of work led to. A short-lived return value, so
 /// its size does not matter.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Flow {
+pub(super) enum Flow {
     Done,
     Wait(Request, Work),
 }
 
-/// Work queued for one user while a request is in flight.
-#[derive(Debug, Default)]
-pub(crate) struct UserQueue {
-    /// Suspended work whose requests are outstanding (normally one).
-    pub waiting: SmallVec<[(RequestId, Work); 1]>,
-    /// Work that arrived meanwhile, in order.
-    pub backlog: VecDeque<Work>,
-}
-
-fn is_error_or_result(stanza: &Element) -> bool {
-    matches!(stanza.attr("type"), Some("error") | Some("result"))
-}
-
 impl SessionManager {
-    /// A stanza from a bound client: validate, check and stamp `from`, route.
-    pub(crate) fn handle_client_stanza(
-        &mut self,
-        id: SessionId,
-        mut stanza: Element,
-        now: Instant,
-    ) {
+    /// A stanza from a bound client: parse its header once, validate,
+    /// check and stamp `from`, route.
+    pub(super) fn handle_client_stanza(&mut self, id: SessionId, element: Element, now: Instant) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        let (Some(full), Some(bare)) = (session.full_jid.clone(), session.bare_jid.clone()) else {
+        let Some(bound) = session.bound() else {
             return;
         };
-        let ty = stanza.attr("type");
+        let Some(mut stanza) = Stanza::parse(element) else {
+            return;
+        };
+        let header = &stanza.header;
         // An error without any child says nothing: drop it (Prosody).
-        if ty == Some("error") && xml::child_count(&stanza) == 0 {
+        if header.is_error() && xml::child_count(&stanza.element) == 0 {
             return;
         }
-        if stanza.name() == "iq" {
+        if let StanzaType::Iq(ty) = header.ty {
             let problem = match ty {
-                Some("get") | Some("set") => {
-                    if stanza.attr("id").is_none() {
+                IqType::Get | IqType::Set => {
+                    if !header.has_id {
                         Some("Missing required 'id' attribute")
-                    } else if xml::child_count(&stanza) != 1 {
+                    } else if xml::child_count(&stanza.element) != 1 {
                         Some("Incorrect number of children for IQ stanza")
                     } else {
                         None
                     }
                 }
-                Some("result") | Some("error") => {
-                    if stanza.attr("id").is_none() {
+                IqType::Result | IqType::Error => {
+                    if !header.has_id {
                         Some("Missing required 'id' attribute")
                     } else {
                         None
                     }
                 }
-                _ => Some("Invalid IQ type"),
+                IqType::Other => Some("Invalid IQ type"),
             };
             if let Some(text) = problem {
-                if !is_error_or_result(&stanza) {
-                    let mut err_to = stanza.clone();
-                    xml::set_attr(&mut err_to, "from", full.as_str());
+                if !header.is_error_or_result() {
+                    let mut err_to = stanza.element.clone();
+                    xml::set_attr(&mut err_to, "from", bound.jid.as_str());
                     self.send_error_to_session(id, &err_to, StanzaError::bad_request(text));
                 }
                 return;
             }
         }
         // RFC 6120 §8.1.2.1: a client may only name itself as the sender.
-        if let Some(from) = stanza.attr("from") {
-            let own = match Jid::new(from) {
-                Ok(j) => j == *full || j == *bare,
-                Err(_) => false,
+        if let Some(from) = &header.from {
+            let own = match from {
+                Ok(j) => *j == bound.jid || *j == bound.bare,
+                Err(()) => false,
             };
             if !own {
-                self.close(
+                self.close_session(
                     id,
-                    StreamError::with_text(
+                    Some(StreamError::with_text(
                         StreamErrorCondition::InvalidFrom,
                         "The 'from' attribute must be your own address",
-                    ),
+                    )),
                     now,
                 );
                 return;
             }
         }
-        xml::set_attr(&mut stanza, "from", full.as_str());
-        if stanza.name() == "presence" {
+        let full = Jid::from(bound.jid.clone());
+        stanza.set_from(full);
+        if stanza.header.kind() == StanzaKind::Presence {
             self.outbound_presence(id, stanza, now);
             return;
         }
-        self.route(stanza, Origin::Client(id), now);
+        // A direct call: routing never drives a session, so this cannot nest.
+        self.route_stanza(stanza, Origin::Client(id), now);
     }
 
     /// Sends an error reply to a stanza straight back to the session.
-    pub(crate) fn send_error_to_session(
+    pub(super) fn send_error_to_session(
         &mut self,
         id: SessionId,
         original: &Element,
         error: StanzaError,
     ) {
-        if let (Some(reply), Some(session)) =
-            (xml::error_reply(original, &error), self.sessions.get(&id))
+        if let Some(reply) = error.reply_to(original)
+            && self.sessions.contains_key(&id)
         {
-            session.send_element(&mut self.out, &reply);
+            self.transmit_element(id, &reply);
         }
     }
 
-    /// Resolves `to`. `Err(())` when it is not a valid JID (already answered).
-    pub(crate) fn resolve_target(
+    /// Resolves `to` from the parsed header. `Err(())` when it is not a
+    /// valid JID (already answered).
+    pub(super) fn resolve_target(
         &mut self,
-        stanza: &mut Element,
+        stanza: &mut Stanza,
         origin: Origin,
         now: Instant,
     ) -> Result<Target, ()> {
-        let own = match origin {
-            Origin::Client(id) => self.sessions.get(&id).and_then(|s| s.bare_jid.clone()),
-            Origin::External => None,
-        };
-        let Some(to) = stanza.attr("to") else {
-            return match own {
-                Some(own) => Ok(Target::OwnAccount(own)),
-                None => Err(()),
-            };
-        };
-        let jid = match parse_jid(to) {
-            Ok(j) => j,
-            Err(_) => {
-                if !is_error_or_result(stanza) {
+        let jid = match &stanza.header.to {
+            None => {
+                return match origin {
+                    Origin::Client(id) => self
+                        .sessions
+                        .get(&id)
+                        .and_then(|s| s.bare_jid().cloned())
+                        .map(Target::OwnAccount)
+                        .ok_or(()),
+                    Origin::External => Err(()),
+                };
+            }
+            Some(Err(())) => {
+                if !stanza.header.is_error_or_result() {
+                    let to = stanza.element.attr("to").unwrap_or_default();
                     let text = format!("The destination address is invalid: {to}");
                     let error = StanzaError::with_text(
                         ErrorType::Modify,
                         StanzaErrorCondition::JidMalformed,
                         text,
                     );
-                    let mut original = stanza.clone();
+                    let mut original = stanza.element.clone();
                     xml::remove_attr(&mut original, "to");
                     self.bounce(&original, error, now);
                 }
                 return Err(());
             }
+            Some(Ok(jid)) => jid,
         };
-        if jid.as_str() != to {
-            xml::set_attr(stanza, "to", jid.as_str());
+        if stanza.element.attr("to") != Some(jid.as_str()) {
+            // Normalised (case, trailing dot): send the normal form on.
+            xml::set_attr(&mut stanza.element, "to", jid.as_str());
         }
         if !self.config.serves(jid.domain().as_str()) {
             return Ok(Target::Remote);
@@ -236,12 +230,30 @@ impl SessionManager {
             // The resource of a domain JID is ignored for routing.
             return Ok(Target::Host(jid.domain().as_str().to_owned()));
         }
+        // Presence handlers read `to` again; messages and iqs only need the
+        // target, so theirs moves into it instead of being copied.
+        let jid = if stanza.header.kind() == StanzaKind::Presence {
+            jid.clone()
+        } else {
+            match stanza.header.to.take() {
+                Some(Ok(jid)) => jid,
+                _ => return Err(()),
+            }
+        };
         Ok(match jid.try_into_full() {
             Ok(full) => Target::Full(full),
             Err(bare) => {
-                if own.as_ref() == Some(&bare) {
+                let own = match origin {
+                    Origin::Client(id) => self
+                        .sessions
+                        .get(&id)
+                        .and_then(|s| s.bare_jid())
+                        .is_some_and(|own| *own == bare),
+                    Origin::External => false,
+                };
+                if own {
                     // Prosody strips the sender's own bare JID.
-                    xml::remove_attr(stanza, "to");
+                    stanza.remove_to();
                     Target::OwnAccount(bare)
                 } else {
                     Target::Bare(bare)
@@ -250,17 +262,55 @@ impl SessionManager {
         })
     }
 
-    /// Routes one stanza whose `from` is trustworthy.
-    pub(crate) fn route(&mut self, mut stanza: Element, origin: Origin, now: Instant) {
+    /// Routes one stanza whose `from` is trustworthy, as a task after the
+    /// current handler.
+    pub(super) fn route(&mut self, stanza: Element, origin: Origin, _now: Instant) {
+        self.defer(Task::Route { stanza, origin });
+    }
+
+    /// Routes a stanza whose target is already resolved: at once while the
+    /// current handler has deferred nothing, else as a task after that work.
+    ///
+    /// Running it at once cannot nest: only a user's own outbound presence
+    /// or unbind work calls this, and delivering to a local user never
+    /// leads back here (its own routing goes through [`Self::route`]).
+    pub(super) fn route_to(
+        &mut self,
+        stanza: Stanza,
+        origin: Origin,
+        target: Target,
+        now: Instant,
+    ) {
+        if self.deferring() {
+            self.defer(Task::RouteTo {
+                stanza,
+                origin,
+                target,
+            });
+        } else {
+            self.route_to_now(stanza, origin, target, now);
+        }
+    }
+
+    /// [`Task::Route`]: parses the header, then routes.
+    pub(super) fn route_now(&mut self, element: Element, origin: Origin, now: Instant) {
+        if let Some(stanza) = Stanza::parse(element) {
+            self.route_stanza(stanza, origin, now);
+        }
+    }
+
+    /// Routes a stanza whose header is parsed.
+    pub(super) fn route_stanza(&mut self, mut stanza: Stanza, origin: Origin, now: Instant) {
         let Ok(target) = self.resolve_target(&mut stanza, origin, now) else {
             return;
         };
-        self.route_to(stanza, origin, target, now);
+        self.route_to_now(stanza, origin, target, now);
     }
 
-    pub(crate) fn route_to(
+    /// [`Task::RouteTo`].
+    pub(super) fn route_to_now(
         &mut self,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         now: Instant,
@@ -271,10 +321,12 @@ impl SessionManager {
                 // what the server sends for its own users and domains
                 // (presence broadcasts, probes, subscription stanzas,
                 // replies) is.
-                if origin == Origin::External && !self.sender_is_local(&stanza) {
+                if origin == Origin::External && !self.sender_is_local(&stanza.header) {
                     return;
                 }
-                self.out.push_back(Output::Route { stanza });
+                self.emit(Output::Route {
+                    stanza: stanza.element,
+                });
             }
             Target::Host(_) => self.deliver_to_host(stanza, origin, now),
             Target::OwnAccount(_) | Target::Bare(_) | Target::Full(_) => {
@@ -294,34 +346,33 @@ impl SessionManager {
     }
 
     /// Whether the stanza's `from` is an address on a served domain.
-    fn sender_is_local(&self, stanza: &Element) -> bool {
-        stanza
-            .attr("from")
-            .and_then(|f| Jid::new(f).ok())
+    fn sender_is_local(&self, header: &Header) -> bool {
+        header
+            .sender()
             .is_some_and(|j| self.config.serves(j.domain().as_str()))
     }
 
     /// Stanzas for the server itself (Prosody's `*/host` handlers).
-    fn deliver_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Iq) => self.server_iq(stanza, origin, now),
-            Some(StanzaKind::Presence) => self.presence_to_host(stanza, origin, now),
-            Some(StanzaKind::Message) | None => {
+    fn deliver_to_host(&mut self, stanza: Stanza, origin: Origin, now: Instant) {
+        match stanza.header.ty {
+            StanzaType::Iq(ty) => self.server_iq(ty, stanza.element, origin, now),
+            StanzaType::Presence(ty) => self.presence_to_host(ty, stanza, origin, now),
+            StanzaType::Message(ty) => {
                 if self.extension_claims_message(&stanza) {
-                    self.emit_stanza_event(origin, stanza);
+                    self.emit_stanza_event(origin, stanza.element);
                     return;
                 }
-                match stanza.attr("type") {
-                    Some("error") | Some("headline") => {}
-                    _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
+                match ty {
+                    MessageType::Error | MessageType::Headline => {}
+                    _ => self.bounce(&stanza.element, StanzaError::service_unavailable(), now),
                 }
             }
         }
     }
 
     /// Sends the error reply for `original` to its sender, wherever it is.
-    pub(crate) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
-        if let Some(reply) = xml::error_reply(original, &error)
+    pub(super) fn bounce(&mut self, original: &Element, error: StanzaError, now: Instant) {
+        if let Some(reply) = error.reply_to(original)
             && reply.attr("to").is_some()
         {
             self.route(reply, Origin::External, now);
@@ -329,12 +380,13 @@ impl SessionManager {
     }
 
     /// Queues work for a user, or runs it at once when nothing is queued.
-    pub(crate) fn submit(&mut self, user: BareJid, work: Work, now: Instant) {
-        if let Some(queue) = self.queues.get_mut(&user) {
-            if queue.backlog.len() >= self.config.max_parked_per_user {
+    pub(super) fn submit(&mut self, user: BareJid, work: Work, now: Instant) {
+        let cap = self.config.max_parked_per_user;
+        if let Some(queue) = self.queue_mut(&user) {
+            if queue.backlog.len() >= cap {
                 if let Work::Deliver { stanza, .. } = work {
                     self.bounce(
-                        &stanza,
+                        &stanza.element,
                         StanzaError::with_text(
                             ErrorType::Wait,
                             StanzaErrorCondition::ResourceConstraint,
@@ -353,64 +405,84 @@ impl SessionManager {
 
     /// Runs `work`, then the user's backlog, until something must wait.
     fn run_queue(&mut self, user: BareJid, first: Work, now: Instant) {
-        match self.run_work(&user, first, now) {
+        let flow = self.run_work(&user, first, now);
+        self.after_work(user, flow, now);
+    }
+
+    /// What follows a piece of a user's work: park it, or run the backlog
+    /// on — after whatever the work deferred.
+    fn after_work(&mut self, user: BareJid, flow: Flow, now: Instant) {
+        match flow {
+            Flow::Wait(request, work) => {
+                if self.deferring() {
+                    self.defer(Task::Park {
+                        user,
+                        request,
+                        work,
+                    });
+                } else {
+                    self.park(user, request, work);
+                }
+            }
             // Fast path: nothing was queued for this user before or since.
-            Flow::Done if !self.queues.contains_key(&user) => {}
-            Flow::Done => self.continue_queue(user, now),
-            Flow::Wait(request, suspended) => self.park(user, request, suspended),
-        }
-    }
-
-    /// Suspends work until `request` is answered.
-    fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
-        let id = self.new_request(Pending::User(user.clone()), request);
-        self.queues
-            .entry(user)
-            .or_default()
-            .waiting
-            .push((id, suspended));
-    }
-
-    /// Runs the backlog while nothing is outstanding; forgets an empty queue.
-    fn continue_queue(&mut self, user: BareJid, now: Instant) {
-        loop {
-            let next = match self.queues.get_mut(&user) {
-                None => return,
-                Some(q) if !q.waiting.is_empty() => return,
-                Some(q) => q.backlog.pop_front(),
-            };
-            let Some(work) = next else {
-                self.queue_drained(user, now);
-                return;
-            };
-            match self.run_work(&user, work, now) {
-                Flow::Done => {}
-                Flow::Wait(request, suspended) => {
-                    self.park(user, request, suspended);
-                    return;
+            Flow::Done if !self.has_queue(&user) && !self.deferring() => {}
+            Flow::Done => {
+                if self.deferring() {
+                    self.defer(Task::ContinueQueue(user));
+                } else {
+                    self.continue_queue(user, now);
                 }
             }
         }
     }
 
+    /// Suspends work until `request` is answered.
+    pub(super) fn park(&mut self, user: BareJid, request: Request, suspended: Work) {
+        let id = self.new_request(Pending::User(user.clone()), request);
+        self.open_queue(&user).waiting.push((id, suspended));
+    }
+
+    /// Runs the backlog while nothing is outstanding; forgets an empty queue.
+    /// A loop, not recursion: when an item defers work, the rest of the
+    /// backlog follows it as a task.
+    pub(super) fn continue_queue(&mut self, user: BareJid, now: Instant) {
+        loop {
+            let next = match self.queue_mut(&user) {
+                None => return,
+                Some(q) if !q.waiting.is_empty() => return,
+                Some(q) => q.backlog.pop_front(),
+            };
+            let Some(work) = next else {
+                self.queue_drained(user);
+                return;
+            };
+            let flow = self.run_work(&user, work, now);
+            if self.deferring() || matches!(flow, Flow::Wait(..)) {
+                self.after_work(user, flow, now);
+                return;
+            }
+        }
+    }
+
     /// The answer for suspended work: resume it, then the backlog.
-    pub(crate) fn resume_user(
+    pub(super) fn resume_user(
         &mut self,
         user: BareJid,
         request: RequestId,
         response: Response,
         now: Instant,
     ) {
-        let work = self.queues.get_mut(&user).and_then(|q| {
+        let work = self.queue_mut(&user).and_then(|q| {
             let at = q.waiting.iter().position(|(id, _)| *id == request)?;
             Some(q.waiting.remove(at).1)
         });
         let Some(work) = work else {
             return;
         };
-        match self.resume_work(&user, work, response, now) {
-            Flow::Done => self.continue_queue(user, now),
-            Flow::Wait(next, suspended) => self.park(user, next, suspended),
+        let flow = self.resume_work(&user, work, response, now);
+        match flow {
+            Flow::Done if !self.deferring() => self.continue_queue(user, now),
+            flow => self.after_work(user, flow, now),
         }
     }
 
@@ -418,16 +490,11 @@ impl SessionManager {
     fn needs_roster(work: &Work) -> bool {
         match work {
             Work::Outbound { .. } | Work::Unbound { .. } => true,
-            Work::Deliver { stanza, target, .. } => match StanzaKind::of(stanza) {
-                Some(StanzaKind::Presence) => {
-                    matches!(
-                        stanza.attr("type"),
-                        Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe")
-                    )
-                }
-                Some(StanzaKind::Iq) => {
+            Work::Deliver { stanza, target, .. } => match stanza.header.ty {
+                StanzaType::Presence(ty) => ty.is_subscription() || ty == PresenceType::Probe,
+                StanzaType::Iq(_) => {
                     !matches!(target, Target::Full(_))
-                        && xml::first_child(stanza).is_some_and(|c| {
+                        && xml::first_child(&stanza.element).is_some_and(|c| {
                             c.has_ns(xml::NS_ROSTER)
                                 || c.has_ns(xml::NS_DISCO_INFO)
                                 || c.has_ns(xml::NS_DISCO_ITEMS)
@@ -440,7 +507,7 @@ impl SessionManager {
     }
 
     fn run_work(&mut self, user: &BareJid, work: Work, now: Instant) -> Flow {
-        if Self::needs_roster(&work) && !self.rosters.contains_key(user) {
+        if Self::needs_roster(&work) && self.cached(user).is_none() {
             return Flow::Wait(
                 Request::LoadRoster {
                     account: crate::storage::account_of(user),
@@ -530,12 +597,12 @@ impl SessionManager {
                         ..CachedRoster::default()
                     },
                 };
-                self.rosters.insert(user.clone(), cached);
+                self.account_mut(user).roster = Some(cached);
                 self.run_work(user, *inner, now)
             }
             Work::AfterTakeOffline { session } => {
                 if let Response::Offline(messages) = response {
-                    self.deliver_offline(user, session, messages, now);
+                    self.deliver_offline(user, session, messages);
                 }
                 Flow::Done
             }
@@ -549,13 +616,7 @@ impl SessionManager {
         }
     }
 
-    fn deliver_offline(
-        &mut self,
-        user: &BareJid,
-        session: SessionId,
-        messages: Vec<Element>,
-        now: Instant,
-    ) {
+    fn deliver_offline(&mut self, user: &BareJid, session: SessionId, messages: Vec<Element>) {
         if self.can_receive(session) {
             for m in &messages {
                 self.transmit_element(session, m);
@@ -563,41 +624,40 @@ impl SessionManager {
         } else {
             // The session went away (or lost its socket) meanwhile: keep
             // the messages.
-            for stanza in messages {
-                self.submit(
-                    user.clone(),
-                    Work::Deliver {
+            for stanza in messages.into_iter().filter_map(Stanza::parse) {
+                self.defer(Task::Submit {
+                    user: user.clone(),
+                    work: Work::Deliver {
                         stanza,
                         origin: Origin::External,
                         target: Target::Bare(user.clone()),
                     },
-                    now,
-                );
+                });
             }
         }
     }
 
     /// RFC 6121 §8.5.1: the account does not exist.
-    fn no_such_user(&mut self, stanza: Element, now: Instant) {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Message) => match stanza.attr("type") {
-                Some("headline") | Some("error") => {}
-                _ => self.bounce(&stanza, StanzaError::service_unavailable(), now),
-            },
-            Some(StanzaKind::Iq) => {
-                if !is_error_or_result(&stanza) {
-                    self.bounce(&stanza, StanzaError::service_unavailable(), now);
+    fn no_such_user(&mut self, stanza: Stanza, now: Instant) {
+        match stanza.header.ty {
+            StanzaType::Message(MessageType::Headline | MessageType::Error) => {}
+            StanzaType::Message(_) => {
+                self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
+            }
+            StanzaType::Iq(_) => {
+                if !stanza.header.is_error_or_result() {
+                    self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                 }
             }
             // Presence to nobody is dropped.
-            Some(StanzaKind::Presence) | None => {}
+            StanzaType::Presence(_) => {}
         }
     }
 
-    fn storage_failed(&mut self, stanza: &Element, now: Instant) {
-        if !is_error_or_result(stanza) && stanza.name() != "presence" {
+    fn storage_failed(&mut self, stanza: &Stanza, now: Instant) {
+        if !stanza.header.is_error_or_result() && stanza.header.kind() != StanzaKind::Presence {
             self.bounce(
-                stanza,
+                &stanza.element,
                 StanzaError::with_text(
                     ErrorType::Wait,
                     StanzaErrorCondition::InternalServerError,
@@ -610,36 +670,35 @@ impl SessionManager {
 
     /// Whether `user` is known to exist without asking storage.
     fn known_user(&self, user: &BareJid) -> bool {
-        self.users.contains_key(user)
+        self.has_sessions(user)
     }
 
     /// Delivery to a local account (RFC 6121 §8.5.2–§8.5.3).
     fn deliver_local(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
         now: Instant,
     ) -> Flow {
-        match StanzaKind::of(&stanza) {
-            Some(StanzaKind::Message) => {
-                self.deliver_message(user, stanza, origin, target, exists, now)
+        match stanza.header.ty {
+            StanzaType::Message(ty) => {
+                self.deliver_message(user, ty, stanza, origin, target, exists, now)
             }
-            Some(StanzaKind::Iq) => self.deliver_iq(user, stanza, origin, target, exists, now),
-            Some(StanzaKind::Presence) => {
-                self.deliver_presence(user, stanza, origin, target, exists, now)
+            StanzaType::Iq(_) => self.deliver_iq(user, stanza, origin, target, exists, now),
+            StanzaType::Presence(ty) => {
+                self.deliver_presence(user, ty, stanza, origin, target, exists, now)
             }
-            None => Flow::Done,
         }
     }
 
     /// Suspends `stanza` until storage says whether `user` exists.
-    pub(crate) fn ask_exists_for(
+    pub(super) fn ask_exists_for(
         &self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
     ) -> Flow {
@@ -655,40 +714,46 @@ impl SessionManager {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn deliver_message(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        ty: MessageType,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
         now: Instant,
     ) -> Flow {
-        let ty = stanza.attr("type").unwrap_or("normal");
         if let Target::Full(full) = &target
             && let Some(sid) = self.receiving_session(full)
         {
-            self.transmit_element(sid, &stanza);
+            self.transmit_element(sid, &stanza.element);
             return Flow::Done;
         }
         if self.extension_claims_message(&stanza) {
-            self.emit_stanza_event(origin, stanza);
+            self.emit_stanza_event(origin, stanza.element);
             return Flow::Done;
         }
         // RFC 6121 §8.5.3.2.1: to a full JID with no such resource, only
         // chat falls back to the bare JID; normal (and unknown types, RFC
         // 6121 §5.2.2) and groupchat are refused, headline is ignored.
-        if matches!(target, Target::Full(_)) && !matches!(ty, "chat" | "error" | "headline") {
-            self.bounce(&stanza, StanzaError::service_unavailable(), now);
+        if matches!(target, Target::Full(_))
+            && !matches!(
+                ty,
+                MessageType::Chat | MessageType::Error | MessageType::Headline
+            )
+        {
+            self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
             return Flow::Done;
         }
         match ty {
-            "error" => Flow::Done,
-            "groupchat" => {
-                self.bounce(&stanza, StanzaError::service_unavailable(), now);
+            MessageType::Error => Flow::Done,
+            MessageType::Groupchat => {
+                self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                 Flow::Done
             }
-            "headline" => {
+            MessageType::Headline => {
                 // To a bare JID (including the sender's own, RFC 6120
                 // §10.3.1), only to non-negative available resources;
                 // otherwise (an unconnected full JID) silently dropped.
@@ -696,28 +761,33 @@ impl SessionManager {
                     let targets: SmallVec<[SessionId; 4]> = self
                         .resources(user)
                         .filter(|s| {
-                            s.presence.is_some() && s.priority.unwrap_or(0) >= 0 && !s.disconnected
+                            s.presence().is_some()
+                                && s.priority().unwrap_or(0) >= 0
+                                && !s.transport_lost()
                         })
                         .map(|s| s.id)
                         .collect();
-                    self.transmit_many(&targets, &stanza);
+                    self.transmit_many(&targets, &stanza.element);
                 }
                 Flow::Done
             }
-            _ => {
+            MessageType::Normal | MessageType::Chat | MessageType::Other => {
                 let tops = self.top_resources(user);
                 if !tops.is_empty() {
-                    self.transmit_many(&tops, &stanza);
+                    self.transmit_many(&tops, &stanza.element);
                     return Flow::Done;
                 }
                 if !self.config.offline_storage {
                     if exists || self.known_user(user) {
-                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                        self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                         return Flow::Done;
                     }
                     return self.ask_exists_for(user, stanza, origin, target);
                 }
-                let mut stored = stanza;
+                let Stanza {
+                    header,
+                    element: mut stored,
+                } = stanza;
                 let mut delay = Element::bare("delay", xml::NS_DELAY);
                 xml::set_attr(&mut delay, "from", user.domain().as_str());
                 xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
@@ -728,7 +798,10 @@ impl SessionManager {
                         stanza: stored.clone(),
                     },
                     Work::AfterStore {
-                        stanza: strip_delay(stored),
+                        stanza: Stanza {
+                            header,
+                            element: strip_delay(stored),
+                        },
                     },
                 )
             }
@@ -738,7 +811,7 @@ impl SessionManager {
     fn deliver_iq(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
@@ -746,17 +819,17 @@ impl SessionManager {
     ) -> Flow {
         if let Target::Full(full) = &target {
             match self.receiving_session(full) {
-                Some(sid) => self.transmit_element(sid, &stanza),
+                Some(sid) => self.transmit_element(sid, &stanza.element),
                 None => {
-                    if !is_error_or_result(&stanza) {
-                        self.bounce(&stanza, StanzaError::service_unavailable(), now);
+                    if !stanza.header.is_error_or_result() {
+                        self.bounce(&stanza.element, StanzaError::service_unavailable(), now);
                     }
                 }
             }
             return Flow::Done;
         }
         // To a bare JID: the server answers on the account's behalf.
-        if is_error_or_result(&stanza) {
+        if stanza.header.is_error_or_result() {
             return Flow::Done;
         }
         if !exists && !self.known_user(user) && matches!(target, Target::Bare(_)) {
@@ -770,7 +843,9 @@ impl SessionManager {
     /// exists and its socket has not dropped (a disconnected session may
     /// linger to finish its own parked stanzas, but receives nothing new).
     fn can_receive(&self, session: SessionId) -> bool {
-        self.sessions.get(&session).is_some_and(|s| !s.disconnected)
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| !s.transport_lost())
     }
 
     /// The bound session with this full JID, if it can receive.
@@ -780,14 +855,14 @@ impl SessionManager {
 
     /// Available resources with the highest non-negative priority, leaving
     /// out sessions whose socket has dropped.
-    pub(crate) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
+    pub(super) fn top_resources(&self, user: &BareJid) -> SmallVec<[SessionId; 4]> {
         let mut best: Option<i8> = None;
         let mut tops = SmallVec::new();
         for s in self.resources(user) {
-            let (Some(_), Some(p)) = (&s.presence, s.priority) else {
+            let (Some(_), Some(p)) = (s.presence(), s.priority()) else {
                 continue;
             };
-            if s.disconnected {
+            if s.transport_lost() {
                 continue;
             }
             if p < 0 {
@@ -807,19 +882,19 @@ impl SessionManager {
     }
 
     /// Serializes once and sends to one session.
-    pub(crate) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
+    pub(super) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
         let data = stream::element_bytes(stanza);
-        self.out.push_back(Output::Transmit { session, data });
+        self.emit(Output::Transmit { session, data });
     }
 
     /// Serializes once and shares the bytes between sessions.
-    pub(crate) fn transmit_many(&mut self, sessions: &[SessionId], stanza: &Element) {
+    pub(super) fn transmit_many(&mut self, sessions: &[SessionId], stanza: &Element) {
         if sessions.is_empty() {
             return;
         }
         let data: Bytes = stream::element_bytes(stanza);
         for &session in sessions {
-            self.out.push_back(Output::Transmit {
+            self.emit(Output::Transmit {
                 session,
                 data: data.clone(),
             });
@@ -831,13 +906,16 @@ impl SessionManager {
     /// Called while the initial presence runs at the head of the user's
     /// queue: the stored messages go before anything queued behind it, so
     /// they arrive first however late storage answers.
-    pub(crate) fn flush_offline(&mut self, session: SessionId, user: &BareJid, now: Instant) {
+    pub(super) fn flush_offline(&mut self, session: SessionId, user: &BareJid) {
         if !self.config.offline_storage {
             return;
         }
-        match self.queues.get_mut(user) {
+        match self.queue_mut(user) {
             Some(queue) => queue.backlog.push_front(Work::FlushOffline { session }),
-            None => self.submit(user.clone(), Work::FlushOffline { session }, now),
+            None => self.defer(Task::Submit {
+                user: user.clone(),
+                work: Work::FlushOffline { session },
+            }),
         }
     }
 
@@ -849,50 +927,25 @@ impl SessionManager {
         if !stanza.has_ns(NS_CLIENT) && !stanza.has_ns(xml::NS_SERVER) {
             return;
         }
-        if StanzaKind::of(&stanza).is_none() {
+        let Some(mut stanza) = Stanza::parse(stanza) else {
+            return;
+        };
+        if !matches!(stanza.header.from, Some(Ok(_))) {
             return;
         }
-        match stanza.attr("from").map(Jid::new) {
-            Some(Ok(_)) => {}
-            _ => return,
-        }
         // Not for a domain served here: dropped, never routed back out.
-        if let Some(Ok(to)) = stanza.attr("to").map(parse_jid)
+        if let Some(to) = stanza.header.recipient()
             && !self.config.serves(to.domain().as_str())
         {
             return;
         }
-        let stanza = if stanza.has_ns(xml::NS_SERVER) {
-            rename_ns(stanza, xml::NS_SERVER, NS_CLIENT)
-        } else {
-            stanza
-        };
-        if stanza.name() == "presence" {
-            self.inbound_presence_external(stanza, now);
-            return;
+        if stanza.element.has_ns(xml::NS_SERVER) {
+            let element = std::mem::replace(&mut stanza.element, Element::bare("iq", NS_CLIENT));
+            stanza.element = rename_ns(element, xml::NS_SERVER, NS_CLIENT);
         }
-        self.route(stanza, Origin::External, now);
+        self.route_stanza(stanza, Origin::External, now);
+        self.run_tasks(now);
     }
-}
-
-/// Parses a JID and drops one trailing dot from its domain (RFC 7622
-/// §3.2), which the `jid` crate keeps for some inputs (`a@host.`).
-pub(crate) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
-    let jid = Jid::new(text)?;
-    let Some(domain) = jid.domain().as_str().strip_suffix('.') else {
-        return Ok(jid);
-    };
-    let mut fixed = String::with_capacity(text.len());
-    if let Some(node) = jid.node() {
-        fixed.push_str(node.as_str());
-        fixed.push('@');
-    }
-    fixed.push_str(domain);
-    if let Some(resource) = jid.resource() {
-        fixed.push('/');
-        fixed.push_str(resource.as_str());
-    }
-    Jid::new(&fixed)
 }
 
 /// The stored copy without its `<delay/>` (for error replies).
@@ -902,23 +955,90 @@ fn strip_delay(mut stanza: Element) -> Element {
 }
 
 /// Moves an element and its descendants from one namespace to another.
+///
+/// Iterative, so stack depth does not grow with the depth of the tree (the
+/// element comes from the embedder through
+/// [`SessionManager::handle_routed`]); heap use grows with it instead.
 fn rename_ns(el: Element, from: &str, to: &str) -> Element {
+    struct Frame {
+        out: Element,
+        rest: std::vec::IntoIter<minidom::Node>,
+    }
+    let open = |mut el: Element| -> Frame {
+        let mut out = Element::bare(el.name(), to);
+        for ((ns, name), value) in el.attrs().iter() {
+            out.attrs_mut()
+                .insert(ns.clone(), name.clone(), value.clone());
+        }
+        let nodes: Vec<minidom::Node> = el.take_nodes();
+        Frame {
+            out,
+            rest: nodes.into_iter(),
+        }
+    };
     if !el.has_ns(from) {
         return el;
     }
-    let mut out = Element::bare(el.name(), to);
-    for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut()
-            .insert(ns.clone(), name.clone(), value.clone());
-    }
-    let mut el = el;
-    for node in el.take_nodes() {
-        match node {
-            minidom::Node::Element(child) => {
-                out.append_child(rename_ns(child, from, to));
+    let mut stack = vec![open(el)];
+    loop {
+        let Some(top) = stack.last_mut() else {
+            // Not reached: the loop returns when it pops the root.
+            return Element::bare("presence", to);
+        };
+        match top.rest.next() {
+            Some(minidom::Node::Element(child)) => {
+                if child.has_ns(from) {
+                    stack.push(open(child));
+                } else {
+                    top.out.append_child(child);
+                }
             }
-            minidom::Node::Text(text) => out.append_text_node(text),
+            Some(minidom::Node::Text(text)) => {
+                top.out.append_text_node(text);
+            }
+            None => {
+                let Some(done) = stack.pop() else {
+                    return Element::bare("presence", to);
+                };
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.out.append_child(done.out);
+                    }
+                    None => return done.out,
+                }
+            }
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rename_ns;
+    use minidom::Element;
+
+    #[test]
+    fn rename_ns_renames_every_level() {
+        // Built by hand: minidom's own parser would refuse this depth.
+        let mut leaf = Element::bare("x", "jabber:server");
+        leaf.append_text_node("t");
+        let mut el = leaf;
+        for _ in 1..100 {
+            let mut parent = Element::bare("x", "jabber:server");
+            parent.append_child(el);
+            el = parent;
+        }
+        let mut root = Element::bare("message", "jabber:server");
+        root.append_child(el);
+        let renamed = rename_ns(root, "jabber:server", "jabber:client");
+        assert!(renamed.has_ns("jabber:client"));
+        let mut cur = &renamed;
+        let mut seen = 0;
+        while let Some(child) = cur.children().next() {
+            assert!(child.has_ns("jabber:client"));
+            cur = child;
+            seen += 1;
+        }
+        assert_eq!(seen, 100);
+        assert_eq!(cur.text(), "t");
+    }
 }

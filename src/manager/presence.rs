@@ -7,15 +7,16 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use smallvec::SmallVec;
 
+use super::SessionManager;
+use super::routing::{Flow, Origin, Target, Work};
 use crate::error::StanzaError;
 use crate::ids::SessionId;
-use crate::manager::SessionManager;
 use crate::roster::{RosterChange, RosterItem, Subscription};
-use crate::routing::{Flow, Origin, Target, Work};
+use crate::stanza::{PresenceType, Stanza, StanzaType};
 use crate::xml::{self, NS_CLIENT};
 
 /// `<presence type=T from=from to=to/>` with bare JIDs.
-pub(crate) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Element {
+pub(super) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Element {
     let mut p = Element::bare("presence", NS_CLIENT);
     xml::set_attr(&mut p, "from", from.as_str());
     xml::set_attr(&mut p, "to", to.as_str());
@@ -25,7 +26,7 @@ pub(crate) fn subscription_stanza(ty: &str, from: &BareJid, to: &BareJid) -> Ele
 
 /// Priority per Prosody §5.1: an integer clamped to −128…127; anything else
 /// (missing, empty, not a number) is 0.
-pub(crate) fn parse_priority(presence: &Element) -> i8 {
+pub(super) fn parse_priority(presence: &Element) -> i8 {
     let Some(p) = presence.get_child("priority", NS_CLIENT) else {
         return 0;
     };
@@ -47,18 +48,11 @@ pub(crate) fn parse_priority(presence: &Element) -> i8 {
     i8::try_from(value.clamp(-128, 127)).unwrap_or(0)
 }
 
-fn is_subscription_type(ty: &str) -> bool {
-    matches!(
-        ty,
-        "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
-    )
-}
-
 impl SessionManager {
     /// A presence from a bound client (already stamped): queued behind the
     /// user's other work because it may need the roster.
-    pub(crate) fn outbound_presence(&mut self, id: SessionId, stanza: Element, now: Instant) {
-        let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid.clone()) else {
+    pub(super) fn outbound_presence(&mut self, id: SessionId, stanza: Stanza, now: Instant) {
+        let Some(user) = self.sessions.get(&id).and_then(|s| s.bare_jid().cloned()) else {
             return;
         };
         self.submit(
@@ -71,17 +65,12 @@ impl SessionManager {
         );
     }
 
-    /// Presence from outside the server, for a local user.
-    pub(crate) fn inbound_presence_external(&mut self, stanza: Element, now: Instant) {
-        self.route(stanza, Origin::External, now);
-    }
-
     /// The outbound half (Prosody's `pre-presence/*`), roster loaded.
-    pub(crate) fn run_outbound_presence(
+    pub(super) fn run_outbound_presence(
         &mut self,
         user: &BareJid,
         id: SessionId,
-        mut stanza: Element,
+        mut stanza: Stanza,
         now: Instant,
     ) {
         if !self.sessions.contains_key(&id) {
@@ -90,38 +79,38 @@ impl SessionManager {
         let Ok(target) = self.resolve_target(&mut stanza, Origin::Client(id), now) else {
             return;
         };
-        let ty = stanza.attr("type").map(str::to_owned);
+        let StanzaType::Presence(ty) = stanza.header.ty else {
+            return;
+        };
         if let Target::OwnAccount(_) = target {
-            match ty.as_deref() {
-                None | Some("unavailable") => self.broadcast_presence(id, user, stanza, now),
-                Some("error") => {}
+            match ty {
+                PresenceType::Available | PresenceType::Unavailable => {
+                    self.broadcast_presence(id, user, ty, stanza.element, now)
+                }
+                PresenceType::Error => {}
                 _ => self.send_error_to_session(
                     id,
-                    &stanza,
+                    &stanza.element,
                     StanzaError::bad_request("Invalid presence type"),
                 ),
             }
             return;
         }
-        match ty.as_deref() {
-            Some(t) if is_subscription_type(t) => {
-                let contact = stanza
-                    .attr("to")
-                    .and_then(|to| Jid::new(to).ok())
-                    .map(|j| j.to_bare());
+        match ty {
+            t if t.is_subscription() => {
+                let contact = stanza.header.recipient().map(|j| j.to_bare());
                 if let Some(contact) = contact {
-                    let t = t.to_owned();
-                    self.outbound_subscription(user, &t, contact, stanza, now);
+                    self.outbound_subscription(user, t, contact, stanza.element, now);
                 }
             }
-            Some("probe") => self.route_to(stanza, Origin::Client(id), target, now),
-            None | Some("unavailable") | Some("error") => {
+            PresenceType::Probe => self.route_to(stanza, Origin::Client(id), target, now),
+            PresenceType::Available | PresenceType::Unavailable | PresenceType::Error => {
                 self.track_directed(id, user, &stanza);
                 self.route_to(stanza, Origin::Client(id), target, now);
             }
             _ => self.send_error_to_session(
                 id,
-                &stanza,
+                &stanza.element,
                 StanzaError::bad_request("Invalid presence type"),
             ),
         }
@@ -129,9 +118,11 @@ impl SessionManager {
 
     /// Directed presence (Prosody §5.4): remembered by exact `to` unless the
     /// recipient already gets broadcasts (a `from`/`both` contact).
-    fn track_directed(&mut self, id: SessionId, user: &BareJid, stanza: &Element) {
-        let Some(to) = stanza.attr("to") else { return };
-        let contact = Jid::new(to).map(|j| j.to_bare()).ok();
+    fn track_directed(&mut self, id: SessionId, user: &BareJid, stanza: &Stanza) {
+        let Some(to) = stanza.element.attr("to") else {
+            return;
+        };
+        let contact = stanza.header.recipient().map(|j| j.to_bare());
         if contact
             .as_ref()
             .is_some_and(|c| self.shares_presence_with(user, c))
@@ -139,32 +130,33 @@ impl SessionManager {
             return;
         }
         let to = to.to_owned();
-        let available = stanza.attr("type").is_none();
+        let available = stanza.header.ty == StanzaType::Presence(PresenceType::Available);
         let cap = self.config.max_directed_presence;
-        if let Some(session) = self.sessions.get_mut(&id) {
+        if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             if available {
-                if !session.directed.contains(&to) && session.directed.len() < cap {
-                    session.directed.push(to);
+                if !bound.directed.contains(&to) && bound.directed.len() < cap {
+                    bound.directed.push(to);
                 }
             } else {
-                session.directed.retain(|d| *d != to);
+                bound.directed.retain(|d| *d != to);
             }
         }
     }
 
     /// Broadcast of a session's own presence (Prosody's
     /// `handle_normal_presence`, RFC 6121 §4.2 and §4.4–§4.5).
-    pub(crate) fn broadcast_presence(
+    pub(super) fn broadcast_presence(
         &mut self,
         id: SessionId,
         user: &BareJid,
+        ty: PresenceType,
         stanza: Element,
         now: Instant,
     ) {
-        let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid.clone()) else {
+        let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid().cloned()) else {
             return;
         };
-        let unavailable = stanza.attr("type") == Some("unavailable");
+        let unavailable = ty == PresenceType::Unavailable;
         // 1. Reflection to the sender.
         self.transmit_element(id, &stanza);
         // 2. The user's other available resources.
@@ -172,11 +164,10 @@ impl SessionManager {
         // 3. Contacts that see the user's presence.
         self.presence_to_contacts(user, &stanza, now);
         if unavailable {
-            let directed = match self.sessions.get_mut(&id) {
-                Some(s) => {
-                    s.presence = None;
-                    s.priority = None;
-                    std::mem::take(&mut s.directed)
+            let directed = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
+                Some(bound) => {
+                    bound.presence = None;
+                    std::mem::take(&mut bound.directed)
                 }
                 None => Vec::new(),
             };
@@ -189,13 +180,8 @@ impl SessionManager {
         xml::set_attr(&mut delay, "from", user.domain().as_str());
         xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
         stored.append_child(delay);
-        let initial = match self.sessions.get_mut(&id) {
-            Some(s) => {
-                let initial = s.presence.is_none();
-                s.presence = Some(stored);
-                s.priority = Some(priority);
-                initial
-            }
+        let initial = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
+            Some(bound) => bound.presence.replace((stored, priority)).is_none(),
             None => return,
         };
         if initial {
@@ -234,7 +220,7 @@ impl SessionManager {
         let siblings: Vec<Element> = self
             .resources(user)
             .filter(|s| s.id != id)
-            .filter_map(|s| s.presence.as_ref().map(|p| (p.clone(), s.full_jid.clone())))
+            .filter_map(|s| s.presence().map(|p| (p.clone(), s.full_jid().cloned())))
             .filter_map(|(mut p, sibling)| {
                 xml::set_attr(&mut p, "from", sibling?.as_str());
                 xml::set_attr(&mut p, "to", full.as_str());
@@ -248,15 +234,15 @@ impl SessionManager {
             self.transmit_element(id, request);
         }
         if priority >= 0 {
-            self.flush_offline(id, user, now);
+            self.flush_offline(id, user);
         }
     }
 
     fn presence_to_siblings(&mut self, user: &BareJid, id: SessionId, stanza: &Element) {
         let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
             .resources(user)
-            .filter(|s| s.id != id && s.presence.is_some())
-            .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
+            .filter(|s| s.id != id && s.presence().is_some())
+            .filter_map(|s| Some((s.id, s.full_jid().cloned()?)))
             .collect();
         for (sid, jid) in siblings {
             let mut copy = stanza.clone();
@@ -275,10 +261,13 @@ impl SessionManager {
                 .collect(),
             None => return,
         };
+        let Some(base) = Stanza::parse(stanza.clone()) else {
+            return;
+        };
         for contact in contacts {
-            let mut copy = stanza.clone();
-            xml::set_attr(&mut copy, "to", contact.as_str());
-            // The contact's JID is already normalised: skip re-parsing it.
+            let mut copy = base.clone();
+            // The contact's JID is already normalised: no parsing.
+            copy.set_to(Jid::from(contact.clone()));
             let target = if !self.config.serves(contact.domain().as_str()) {
                 Target::Remote
             } else if contact.node().is_none() {
@@ -301,7 +290,7 @@ impl SessionManager {
 
     /// A bound session went away (Prosody §5.9): unavailable to siblings,
     /// contacts and directed recipients; never reflected.
-    pub(crate) fn run_unavailable_on_unbind(
+    pub(super) fn run_unavailable_on_unbind(
         &mut self,
         user: &BareJid,
         full: &FullJid,
@@ -323,8 +312,8 @@ impl SessionManager {
         if was_available {
             let siblings: SmallVec<[(SessionId, FullJid); 4]> = self
                 .resources(user)
-                .filter(|s| s.presence.is_some())
-                .filter_map(|s| Some((s.id, s.full_jid.clone()?)))
+                .filter(|s| s.presence().is_some())
+                .filter_map(|s| Some((s.id, s.full_jid().cloned()?)))
                 .collect();
             for (sid, jid) in siblings {
                 let mut copy = stanza.clone();
@@ -337,26 +326,31 @@ impl SessionManager {
     }
 
     /// Presence delivered to a local user (Prosody §4.7, §5.5, §5.7).
-    pub(crate) fn deliver_presence(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver_presence(
         &mut self,
         user: &BareJid,
-        stanza: Element,
+        ty: PresenceType,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         exists: bool,
-        _now: Instant,
+        now: Instant,
     ) -> Flow {
-        let ty = stanza.attr("type").unwrap_or("available").to_owned();
-        if is_subscription_type(&ty) || ty == "probe" {
-            if !exists && !self.users.contains_key(user) {
+        if ty.is_subscription() || ty == PresenceType::Probe {
+            if !exists && !self.has_sessions(user) {
                 return self.ask_exists_for(user, stanza, origin, target);
             }
-            self.inbound_subscription(user, &ty, stanza, _now);
+            self.inbound_subscription(user, ty, stanza, now);
             return Flow::Done;
         }
-        if !matches!(ty.as_str(), "available" | "unavailable" | "error") {
+        if !matches!(
+            ty,
+            PresenceType::Available | PresenceType::Unavailable | PresenceType::Error
+        ) {
             return Flow::Done;
         }
+        let stanza = stanza.element;
         match &target {
             Target::Full(full) => {
                 // Delivered even to a resource that is not available.
@@ -367,7 +361,7 @@ impl SessionManager {
             _ => {
                 let targets: SmallVec<[SessionId; 4]> = self
                     .resources(user)
-                    .filter(|s| s.presence.is_some())
+                    .filter(|s| s.presence().is_some())
                     .map(|s| s.id)
                     .collect();
                 self.transmit_many(&targets, &stanza);
@@ -378,10 +372,17 @@ impl SessionManager {
 
     /// Inbound subscription stanzas and probes (RFC 6121 §3, §4.3; Prosody
     /// §5.7). The user's roster is loaded.
-    fn inbound_subscription(&mut self, user: &BareJid, ty: &str, stanza: Element, now: Instant) {
-        let Some(original_from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
+    fn inbound_subscription(
+        &mut self,
+        user: &BareJid,
+        ty: PresenceType,
+        stanza: Stanza,
+        now: Instant,
+    ) {
+        let Some(original_from) = stanza.header.sender().cloned() else {
             return;
         };
+        let stanza = stanza.element;
         let contact = original_from.to_bare();
         if contact == *user {
             return;
@@ -392,15 +393,15 @@ impl SessionManager {
         let item = roster.items.get(&contact).cloned();
         let sub = item.as_ref().map(|i| i.subscription).unwrap_or_default();
         match ty {
-            "probe" => {
+            PresenceType::Probe => {
                 if !sub.contact_sees_user() {
                     return;
                 }
                 let replies: Vec<Element> = self
                     .resources(user)
                     .filter_map(|s| {
-                        let mut p = s.presence.clone()?;
-                        xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
+                        let mut p = s.presence().cloned()?;
+                        xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
                         xml::set_attr(&mut p, "to", original_from.as_str());
                         Some(p)
                     })
@@ -416,7 +417,7 @@ impl SessionManager {
                     self.route(p, Origin::External, now);
                 }
             }
-            "subscribe" => {
+            PresenceType::Subscribe => {
                 if sub.contact_sees_user() {
                     // Already subscribed: confirm again (RFC 6121 §3.1.3).
                     self.route(
@@ -460,12 +461,12 @@ impl SessionManager {
                 );
                 let targets: SmallVec<[SessionId; 4]> = self
                     .resources(user)
-                    .filter(|s| s.presence.is_some())
+                    .filter(|s| s.presence().is_some())
                     .map(|s| s.id)
                     .collect();
                 self.transmit_many(&targets, &request);
             }
-            "subscribed" => {
+            PresenceType::Subscribed => {
                 let Some(mut item) = item.filter(|i| i.ask) else {
                     return;
                 };
@@ -478,7 +479,7 @@ impl SessionManager {
                 self.deliver_to_interested(user, &contact, stanza);
                 self.push_roster_item(user, &contact);
             }
-            "unsubscribe" => {
+            PresenceType::Unsubscribe => {
                 let had_pending = roster.pending_in.contains_key(&contact);
                 if had_pending {
                     self.change_roster(user, RosterChange::RemovePending(contact.clone()));
@@ -501,7 +502,7 @@ impl SessionManager {
                     self.push_roster_item(user, &contact);
                 }
             }
-            "unsubscribed" => {
+            PresenceType::Unsubscribed => {
                 let Some(mut item) = item.filter(|i| i.ask || i.subscription.user_sees_contact())
                 else {
                     return;
@@ -526,7 +527,7 @@ impl SessionManager {
         xml::set_attr(&mut stanza, "to", user.as_str());
         let targets: SmallVec<[SessionId; 4]> = self
             .resources(user)
-            .filter(|s| s.interested)
+            .filter(|s| s.interested())
             .map(|s| s.id)
             .collect();
         self.transmit_many(&targets, &stanza);
@@ -537,7 +538,7 @@ impl SessionManager {
     fn outbound_subscription(
         &mut self,
         user: &BareJid,
-        ty: &str,
+        ty: PresenceType,
         contact: BareJid,
         stanza: Element,
         now: Instant,
@@ -557,7 +558,7 @@ impl SessionManager {
         xml::set_attr(&mut stanza, "from", user.as_str());
         xml::set_attr(&mut stanza, "to", contact.as_str());
         match ty {
-            "subscribe" => {
+            PresenceType::Subscribe => {
                 let mut item = item.unwrap_or_else(|| RosterItem::new(contact.clone()));
                 if !item.ask && !item.subscription.user_sees_contact() {
                     item.ask = true;
@@ -566,7 +567,7 @@ impl SessionManager {
                 }
                 self.route(stanza, Origin::External, now);
             }
-            "unsubscribe" => {
+            PresenceType::Unsubscribe => {
                 if let Some(mut item) = item
                     && (item.ask || item.subscription.user_sees_contact())
                 {
@@ -580,7 +581,7 @@ impl SessionManager {
                 }
                 self.route(stanza, Origin::External, now);
             }
-            "subscribed" => {
+            PresenceType::Subscribed => {
                 if pending {
                     let mut item = item.unwrap_or_else(|| RosterItem::new(contact.clone()));
                     item.approved = false;
@@ -603,7 +604,7 @@ impl SessionManager {
                     }
                 }
             }
-            "unsubscribed" => {
+            PresenceType::Unsubscribed => {
                 if pending {
                     self.change_roster(user, RosterChange::RemovePending(contact.clone()));
                 }
@@ -637,8 +638,8 @@ impl SessionManager {
         let presences: Vec<Element> = self
             .resources(user)
             .filter_map(|s| {
-                let mut p = s.presence.clone()?;
-                xml::set_attr(&mut p, "from", s.full_jid.as_ref()?.as_str());
+                let mut p = s.presence().cloned()?;
+                xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
                 xml::set_attr(&mut p, "to", contact.as_str());
                 Some(p)
             })
@@ -649,7 +650,7 @@ impl SessionManager {
     }
 
     /// Every available resource sends `unavailable` to `contact`.
-    pub(crate) fn send_unavailable_from_resources(
+    pub(super) fn send_unavailable_from_resources(
         &mut self,
         user: &BareJid,
         contact: &BareJid,
@@ -657,8 +658,8 @@ impl SessionManager {
     ) {
         let fulls: SmallVec<[FullJid; 4]> = self
             .resources(user)
-            .filter(|s| s.presence.is_some())
-            .filter_map(|s| s.full_jid.clone())
+            .filter(|s| s.presence().is_some())
+            .filter_map(|s| s.full_jid().cloned())
             .collect();
         for full in fulls {
             let mut p = Element::bare("presence", NS_CLIENT);
@@ -670,22 +671,29 @@ impl SessionManager {
     }
 
     /// Presence to a served domain (Prosody §5.8).
-    pub(crate) fn presence_to_host(&mut self, stanza: Element, origin: Origin, now: Instant) {
-        let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
+    pub(super) fn presence_to_host(
+        &mut self,
+        ty: PresenceType,
+        stanza: Stanza,
+        origin: Origin,
+        now: Instant,
+    ) {
+        let Some(from) = stanza.header.sender().cloned() else {
             return;
         };
         let Some(host) = stanza
-            .attr("to")
-            .and_then(|t| Jid::new(t).ok())
+            .header
+            .recipient()
             .map(|j| j.domain().as_str().to_owned())
         else {
             return;
         };
+        let stanza = stanza.element;
         let Ok(host_jid) = BareJid::new(&host) else {
             return;
         };
-        match stanza.attr("type") {
-            Some("probe") => {
+        match ty {
+            PresenceType::Probe => {
                 let mut p = Element::bare("presence", NS_CLIENT);
                 xml::set_attr(&mut p, "from", host.as_str());
                 xml::set_attr(&mut p, "to", from.to_bare().as_str());
@@ -694,7 +702,7 @@ impl SessionManager {
                 }
                 self.route(p, Origin::External, now);
             }
-            Some("subscribe") => {
+            PresenceType::Subscribe => {
                 let contact = from.to_bare();
                 self.route(
                     subscription_stanza("subscribed", &host_jid, &contact),

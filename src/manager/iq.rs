@@ -7,14 +7,16 @@ use std::time::Instant;
 use jid::BareJid;
 use minidom::Element;
 
+use super::SessionManager;
+use super::routing::{Origin, Target};
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
-use crate::manager::{Event, Output, SessionManager};
-use crate::routing::{Origin, Target};
+use crate::output::{Event, Output};
+use crate::stanza::{IqType, MessageType, Stanza, StanzaType};
 use crate::xml::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER, NS_SESSION, NS_VERSION};
 
 /// What embedders have claimed.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Extensions {
+pub(super) struct Extensions {
     /// IQ payload namespaces handled by the embedder.
     pub iq_namespaces: BTreeSet<String>,
     /// Extra disco features.
@@ -58,8 +60,19 @@ impl SessionManager {
     }
 
     /// Whether an extension claims this message.
-    pub(crate) fn extension_claims_message(&self, stanza: &Element) -> bool {
-        let ty = stanza.attr("type").unwrap_or("normal");
+    pub(super) fn extension_claims_message(&self, stanza: &Stanza) -> bool {
+        if self.extensions.message_types.is_empty() {
+            return false;
+        }
+        let ty = match stanza.header.ty {
+            StanzaType::Message(MessageType::Normal) => "normal",
+            StanzaType::Message(MessageType::Chat) => "chat",
+            StanzaType::Message(MessageType::Groupchat) => "groupchat",
+            StanzaType::Message(MessageType::Headline) => "headline",
+            StanzaType::Message(MessageType::Error) => "error",
+            // A type nobody defined: only a claim of that very string.
+            _ => stanza.element.attr("type").unwrap_or("normal"),
+        };
         self.extensions.message_types.contains(ty)
     }
 
@@ -72,13 +85,12 @@ impl SessionManager {
         })
     }
 
-    pub(crate) fn emit_stanza_event(&mut self, origin: Origin, stanza: Element) {
+    pub(super) fn emit_stanza_event(&mut self, origin: Origin, stanza: Element) {
         let session = match origin {
             Origin::Client(id) => Some(id),
             Origin::External => None,
         };
-        self.out
-            .push_back(Output::Event(Event::Stanza { session, stanza }));
+        self.emit(Output::Event(Event::Stanza { session, stanza }));
     }
 
     /// Replies to an iq by routing the answer back to its sender.
@@ -97,9 +109,8 @@ impl SessionManager {
     }
 
     /// An iq to the server domain.
-    pub(crate) fn server_iq(&mut self, iq: Element, origin: Origin, now: Instant) {
-        let ty = iq.attr("type").unwrap_or_default();
-        if ty != "get" && ty != "set" {
+    pub(super) fn server_iq(&mut self, ty: IqType, iq: Element, origin: Origin, now: Instant) {
+        if ty != IqType::Get && ty != IqType::Set {
             return;
         }
         if self.extension_claims_iq(&iq) {
@@ -111,9 +122,9 @@ impl SessionManager {
             return;
         };
         match (ty, child.name(), child.ns().as_str()) {
-            ("get", "ping", NS_PING) => self.reply_result(&iq, None, now),
-            ("set", "session", NS_SESSION) => self.reply_result(&iq, None, now),
-            ("get", "query", NS_DISCO_INFO) => {
+            (IqType::Get, "ping", NS_PING) => self.reply_result(&iq, None, now),
+            (IqType::Set, "session", NS_SESSION) => self.reply_result(&iq, None, now),
+            (IqType::Get, "query", NS_DISCO_INFO) => {
                 if child.attr("node").is_some() {
                     self.reply_error(
                         &iq,
@@ -125,10 +136,10 @@ impl SessionManager {
                 let info = self.server_disco_info();
                 self.reply_result(&iq, Some(info), now);
             }
-            ("get", "query", NS_DISCO_ITEMS) => {
+            (IqType::Get, "query", NS_DISCO_ITEMS) => {
                 self.reply_result(&iq, Some(Element::bare("query", NS_DISCO_ITEMS)), now);
             }
-            ("get", "query", NS_VERSION) => match &self.config.software_name {
+            (IqType::Get, "query", NS_VERSION) => match &self.config.software_name {
                 Some(name) => {
                     let mut query = Element::bare("query", NS_VERSION);
                     query.append_child(xml::text_element("name", NS_VERSION, name));
@@ -147,7 +158,7 @@ impl SessionManager {
     }
 
     /// The server's disco#info: identity and every enabled feature.
-    pub(crate) fn server_disco_info(&self) -> Element {
+    pub(super) fn server_disco_info(&self) -> Element {
         let mut query = Element::bare("query", NS_DISCO_INFO);
         let mut identity = Element::bare("identity", NS_DISCO_INFO);
         xml::set_attr(&mut identity, "category", "server");
@@ -191,16 +202,16 @@ impl SessionManager {
 
     /// Whether the sender may see the account's disco: itself, or a contact
     /// the account shares its presence with.
-    fn may_discover(&self, user: &BareJid, origin: Origin, target: &Target, iq: &Element) -> bool {
+    fn may_discover(&self, user: &BareJid, origin: Origin, target: &Target, iq: &Stanza) -> bool {
         if matches!(target, Target::OwnAccount(_)) {
             return true;
         }
         if let Origin::Client(id) = origin
-            && self.sessions.get(&id).and_then(|s| s.bare_jid.as_ref()) == Some(user)
+            && self.sessions.get(&id).and_then(|s| s.bare_jid()) == Some(user)
         {
             return true;
         }
-        let Some(from) = iq.attr("from").and_then(|f| jid::Jid::new(f).ok()) else {
+        let Some(from) = iq.header.sender() else {
             return false;
         };
         self.shares_presence_with(user, &from.to_bare())
@@ -208,46 +219,50 @@ impl SessionManager {
 
     /// An iq get/set to an account's bare JID (or the sender's own account),
     /// answered by the server on the account's behalf.
-    pub(crate) fn account_iq(
+    pub(super) fn account_iq(
         &mut self,
         user: &BareJid,
-        iq: Element,
+        stanza: Stanza,
         origin: Origin,
         target: Target,
         now: Instant,
     ) {
-        if self.extension_claims_iq(&iq) {
-            self.emit_stanza_event(origin, iq);
+        if self.extension_claims_iq(&stanza.element) {
+            self.emit_stanza_event(origin, stanza.element);
             return;
         }
         let own = matches!(target, Target::OwnAccount(_));
-        let ty = iq.attr("type").unwrap_or_default().to_owned();
+        let StanzaType::Iq(ty) = stanza.header.ty else {
+            return;
+        };
+        let may_discover = self.may_discover(user, origin, &target, &stanza);
+        let iq = stanza.element;
         let Some(child) = xml::first_child(&iq) else {
             self.reply_error(&iq, StanzaError::service_unavailable(), now);
             return;
         };
         let name = child.name().to_owned();
         let ns = child.ns();
-        match (ty.as_str(), name.as_str(), ns.as_str()) {
-            ("get", "ping", NS_PING) => self.reply_result(&iq, None, now),
-            ("set", "session", NS_SESSION) if own => self.reply_result(&iq, None, now),
+        match (ty, name.as_str(), ns.as_str()) {
+            (IqType::Get, "ping", NS_PING) => self.reply_result(&iq, None, now),
+            (IqType::Set, "session", NS_SESSION) if own => self.reply_result(&iq, None, now),
             (_, "query", NS_ROSTER) if own => {
                 if let Origin::Client(id) = origin {
-                    self.roster_iq(id, user, iq, now);
+                    self.roster_iq(id, user, ty, iq, now);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);
                 }
             }
-            ("get", "query", NS_DISCO_INFO) if child.attr("node").is_none() => {
-                if self.may_discover(user, origin, &target, &iq) {
+            (IqType::Get, "query", NS_DISCO_INFO) if child.attr("node").is_none() => {
+                if may_discover {
                     let info = self.account_disco_info();
                     self.reply_result(&iq, Some(info), now);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);
                 }
             }
-            ("get", "query", NS_DISCO_ITEMS) if child.attr("node").is_none() => {
-                if self.may_discover(user, origin, &target, &iq) {
+            (IqType::Get, "query", NS_DISCO_ITEMS) if child.attr("node").is_none() => {
+                if may_discover {
                     self.reply_result(&iq, Some(Element::bare("query", NS_DISCO_ITEMS)), now);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);

@@ -1,0 +1,545 @@
+//! [`SessionManager`]: all sessions of one server, their index, and the
+//! `handle_*` / `poll_*` API.
+//!
+//! The child modules each add one concern to `SessionManager` and reach its
+//! private fields through module privacy: [`account`] (the per-user record),
+//! [`bind`] (resource binding), [`routing`] (delivery rules and per-user
+//! queues), [`presence`], [`roster`] and [`iq`] (server-handled IQs and the
+//! extension registry).
+
+mod account;
+mod bind;
+mod iq;
+mod presence;
+mod roster;
+mod routing;
+mod work;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+
+use jid::{BareJid, FullJid};
+use minidom::Element;
+
+use crate::clock::WallClock;
+use crate::config::Config;
+use crate::error::{StreamError, StreamErrorCondition};
+use crate::ids::{RequestId, SessionId};
+use crate::negotiation::{Ctx, Step};
+use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
+use crate::random::{OsRandom, RandomSource};
+use crate::session::Blocked;
+use crate::session::{Session, SessionKind};
+use crate::storage::{Request, Response, Store};
+use crate::stream::StreamReader;
+use account::Account;
+use iq::Extensions;
+use routing::Work;
+use work::Task;
+
+/// Work waiting for a [`Response`].
+#[derive(Debug)]
+enum Pending {
+    /// A SASL answer for a session: SCRAM credentials or a PLAIN password check.
+    Credentials(SessionId),
+    /// The suspended head of a user's queue.
+    User(BareJid),
+    /// A roster write, acknowledged with [`Response::Done`].
+    RosterWrite(BareJid),
+}
+
+/// All client sessions of one server process. See the crate docs.
+pub struct SessionManager {
+    config: Config,
+    rng: Box<dyn RandomSource>,
+    sessions: HashMap<SessionId, Session>,
+    /// One record per account with anything to keep (see [`account`]).
+    accounts: HashMap<BareJid, Account>,
+    /// How many accounts have work waiting on storage.
+    open_queues: usize,
+    pending: HashMap<RequestId, Pending>,
+    out: VecDeque<Output>,
+    clock: WallClock,
+    extensions: Extensions,
+    /// The work list drained by [`work`]'s loop (a stack: last is next).
+    tasks: Vec<Task>,
+    /// What the running task deferred, moved onto `tasks` when it returns.
+    batch: Vec<Task>,
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    next_session: u64,
+    next_request: u64,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("sessions", &self.sessions.len())
+            .field("accounts", &self.accounts.len())
+            .field("pending", &self.pending.len())
+            .field("queued_outputs", &self.out.len())
+            .finish()
+    }
+}
+
+impl SessionManager {
+    /// A manager using the operating system's random generator.
+    pub fn new(config: Config) -> Self {
+        Self::with_random(config, Box::new(OsRandom))
+    }
+
+    /// A manager with its own source of randomness (nonces, ids). Tests use
+    /// `SeededRandom` (feature `testkit`) for reproducible output.
+    pub fn with_random(config: Config, rng: Box<dyn RandomSource>) -> Self {
+        Self {
+            config,
+            rng,
+            sessions: HashMap::new(),
+            accounts: HashMap::new(),
+            open_queues: 0,
+            pending: HashMap::new(),
+            out: VecDeque::new(),
+            clock: WallClock::new(),
+            extensions: Extensions::default(),
+            tasks: Vec::new(),
+            batch: Vec::new(),
+            timers: BinaryHeap::new(),
+            next_session: 1,
+            next_request: 1,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// States which wall-clock time `now` is, for XEP-0203 delay stamps on
+    /// offline messages and stored presence. The core never reads a clock;
+    /// without this call the first instant seen counts as 1970-01-01.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.clock.set(now, wall);
+    }
+
+    /// A new connection: returns its handle. The session starts
+    /// unauthenticated and waits for the client's stream header.
+    pub fn connect(&mut self, info: ConnectionInfo, now: Instant) -> SessionId {
+        let id = SessionId(self.next_session);
+        self.next_session = self.next_session.saturating_add(1);
+        let deadline = now.checked_add(self.config.auth_timeout);
+        let reader = StreamReader::new(self.config.unauthenticated_limits);
+        let session = Session::new(
+            id,
+            info.secure,
+            info.starttls_available,
+            reader,
+            now,
+            deadline,
+        );
+        self.sessions.insert(id, session);
+        if let Some(d) = deadline {
+            self.timers.push(Reverse((d, id)));
+        }
+        id
+    }
+
+    /// Bytes read from the session's socket, in any chunking.
+    pub fn handle_input(&mut self, id: SessionId, data: &[u8], now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.closed() || session.awaiting_tls() {
+            // Bytes after our close, or raw TLS handshake bytes before the
+            // caller finished STARTTLS: not ours to parse.
+            return;
+        }
+        session.reader.push(data);
+        self.drive(id, now);
+        self.run_tasks(now);
+    }
+
+    /// The transport finished STARTTLS; the client will send a new header.
+    pub fn handle_tls_established(&mut self, id: SessionId, _info: TlsInfo, now: Instant) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.tls_established();
+        }
+        self.drive(id, now);
+        self.run_tasks(now);
+    }
+
+    /// The socket closed or failed. The session is cleaned up as if closed.
+    ///
+    /// Stanzas the client sent before the socket dropped are still processed
+    /// first; when some wait on storage, cleanup follows once they are done.
+    pub fn handle_disconnect(&mut self, id: SessionId, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.transport = crate::session::Transport::Lost;
+        if session.kind() == SessionKind::Bound && !session.closed() {
+            self.drive(id, now);
+        } else {
+            session.mark_closed();
+            self.remove_session(id, None, now);
+        }
+        self.run_tasks(now);
+    }
+
+    /// A deadline from [`SessionManager::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let expired = self.sessions.get(&id).is_some_and(|s| {
+                s.kind() == SessionKind::Unauthenticated && s.auth_deadline() == Some(deadline)
+            });
+            if expired {
+                self.close(
+                    id,
+                    StreamError::new(StreamErrorCondition::ConnectionTimeout),
+                    now,
+                );
+            }
+        }
+    }
+
+    /// The next deadline at which [`SessionManager::handle_timeout`] must be
+    /// called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((d, _))| *d)
+    }
+
+    /// The next thing to do, `None` when there is nothing left.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Like [`SessionManager::poll_output`], but answers every
+    /// [`Output::Request`] from `store` at once instead of returning it.
+    pub fn poll_output_with<S: Store + ?Sized>(
+        &mut self,
+        store: &mut S,
+        now: Instant,
+    ) -> Option<Output> {
+        loop {
+            match self.out.pop_front()? {
+                Output::Request { id, request } => {
+                    let response = store.answer(&request);
+                    self.complete(id, response, now);
+                }
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The answer to a [`Output::Request`]. Unknown ids are ignored.
+    pub fn complete(&mut self, id: RequestId, response: Response, now: Instant) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        match pending {
+            Pending::Credentials(session_id) => {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                let mut ctx = Ctx {
+                    config: &self.config,
+                    rng: self.rng.as_mut(),
+                    out: &mut self.out,
+                };
+                let step = session.sasl_answer(&mut ctx, response);
+                self.after_step(session_id, step, now);
+                self.drive_later(session_id, now);
+            }
+            Pending::User(user) => self.resume_user(user, id, response, now),
+            Pending::RosterWrite(user) => {
+                // The next queued write for this user goes out only now.
+                let next = self.cached_mut(&user).and_then(|cached| {
+                    cached.writes_in_flight = cached.writes_in_flight.saturating_sub(1);
+                    cached.queued_writes.pop_front()
+                });
+                if let Some(request) = next {
+                    self.new_request(Pending::RosterWrite(user.clone()), request);
+                }
+                self.tidy_account(&user);
+            }
+        }
+        self.run_tasks(now);
+    }
+
+    /// A user's queue is empty: forget it and let its sessions read on.
+    fn queue_drained(&mut self, user: BareJid) {
+        let blocked = self.close_queue(&user);
+        self.tidy_account(&user);
+        for id in blocked {
+            self.defer(Task::Unblock(id));
+        }
+    }
+
+    /// Lets a session held for its account's queue read on.
+    fn unblock(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id)
+            && s.blocked == Some(Blocked::Manager)
+        {
+            s.blocked = None;
+        }
+    }
+
+    /// Keeps a client's stanzas in order: while its own account has work
+    /// waiting for storage, it reads no further.
+    fn hold_for_queue(&mut self, id: SessionId) {
+        if self.open_queues == 0 {
+            return;
+        }
+        let user = self.sessions.get(&id).and_then(|s| s.bare_jid().cloned());
+        if let Some(user) = user
+            && let Some(account) = self.accounts.get_mut(&user)
+            && account.queue.is_some()
+        {
+            if !account.blocked.contains(&id) {
+                account.blocked.push(id);
+            }
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.blocked = Some(Blocked::Manager);
+            }
+        }
+    }
+
+    /// Sends a stanza to a session as it is (Prosody's `session.send`).
+    /// Returns `false` if the session does not exist, is closed, or has no
+    /// open stream (before its header or during a restart), where a stanza
+    /// would break the XML stream.
+    pub fn send(&mut self, id: SessionId, stanza: &Element) -> bool {
+        match self.sessions.get(&id) {
+            Some(s) if s.is_open() => {
+                s.send_element(&mut self.out, stanza);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes a session with a stream error (Prosody's `session.close`):
+    /// the error, `</stream:stream>` and [`Output::Close`], then cleanup.
+    pub fn close(&mut self, id: SessionId, reason: StreamError, now: Instant) {
+        self.close_with(id, Some(reason), now);
+    }
+
+    /// Closes a session cleanly, without a stream error.
+    pub fn close_cleanly(&mut self, id: SessionId, now: Instant) {
+        self.close_with(id, None, now);
+    }
+
+    fn close_with(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+        self.close_session(id, reason, now);
+        self.run_tasks(now);
+    }
+
+    /// Closes a session's stream and removes it (after the work deferred so
+    /// far, if any).
+    fn close_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+        if self.deferring() {
+            self.defer(Task::Close { id, reason });
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.removing() {
+            return;
+        }
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            out: &mut self.out,
+        };
+        session.close(&mut ctx, reason.clone());
+        self.remove_session(id, reason, now);
+    }
+
+    /// The read-only view of a session.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// Number of sessions (any state).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The bound sessions of an account, in bind order.
+    pub fn resources<'a>(&'a self, jid: &BareJid) -> impl Iterator<Item = &'a Session> + 'a {
+        self.bound_sessions(jid)
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+    }
+
+    /// The roster of an account as cached in the manager (Prosody's
+    /// `session.roster`, shared by all of the account's sessions), if loaded.
+    pub fn cached_roster(&self, jid: &BareJid) -> Option<&crate::roster::Roster> {
+        self.roster(jid)
+    }
+
+    /// The bound session with this full JID.
+    pub fn session_by_jid(&self, jid: &FullJid) -> Option<&Session> {
+        self.session_id(jid).and_then(|id| self.sessions.get(&id))
+    }
+
+    /// The handle of the bound session with this full JID.
+    pub fn session_id(&self, jid: &FullJid) -> Option<SessionId> {
+        self.resources(&jid.to_bare())
+            .find(|s| s.full_jid() == Some(jid))
+            .map(|s| s.id)
+    }
+
+    fn new_request(&mut self, pending: Pending, request: Request) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request = self.next_request.saturating_add(1);
+        self.pending.insert(id, pending);
+        self.out.push_back(Output::Request { id, request });
+        id
+    }
+
+    /// Runs a session until it needs more input or an answer, or until a
+    /// step defers work (then the rest follows that work as a task).
+    fn drive(&mut self, id: SessionId, now: Instant) {
+        loop {
+            if self.deferring() {
+                self.defer(Task::Drive {
+                    id,
+                    after_stanza: false,
+                });
+                return;
+            }
+            let Some(session) = self.sessions.get_mut(&id) else {
+                return;
+            };
+            if session.removing() {
+                return;
+            }
+            let mut ctx = Ctx {
+                config: &self.config,
+                rng: self.rng.as_mut(),
+                out: &mut self.out,
+            };
+            let step = session.step(&mut ctx);
+            if matches!(step, Step::Idle) {
+                // A dropped connection is cleaned up once its input is done.
+                if session.transport_lost() && session.blocked.is_none() {
+                    session.mark_closed();
+                    self.remove_session(id, None, now);
+                }
+                return;
+            }
+            self.after_step(id, step, now);
+        }
+    }
+
+    fn after_step(&mut self, id: SessionId, step: Step, now: Instant) {
+        match step {
+            Step::Idle | Step::Continue => {}
+            Step::Stanza(el) => {
+                self.handle_client_stanza(id, el, now);
+                if self.deferring() {
+                    self.defer(Task::Drive {
+                        id,
+                        after_stanza: true,
+                    });
+                } else {
+                    self.hold_for_queue(id);
+                }
+            }
+            Step::SaslRequest(request) => {
+                self.request(Pending::Credentials(id), request);
+            }
+            Step::Bind(request) => self.bind(id, request, now),
+            Step::Authenticated => {
+                if let Some(username) = self.sessions.get(&id).and_then(|s| s.username.clone()) {
+                    self.emit(Output::Event(Event::Authenticated {
+                        session: id,
+                        username,
+                    }));
+                }
+            }
+            Step::Closed => self.remove_session(id, None, now),
+        }
+    }
+
+    /// Removes a closed or disconnected session from every table.
+    fn remove_session(&mut self, id: SessionId, reason: Option<StreamError>, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.removing() {
+            return;
+        }
+        session.lifecycle = crate::session::Lifecycle::Removing;
+        if let Some(full) = session.full_jid().cloned() {
+            self.unbind(id, &full, reason.as_ref(), now);
+        }
+        if self.deferring() {
+            self.defer(Task::Forget(id));
+        } else {
+            self.forget_session(id);
+        }
+    }
+
+    /// The end of [`SessionManager::remove_session`]: the handle dies.
+    fn forget_session(&mut self, id: SessionId) {
+        self.sessions.remove(&id);
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Credentials(s) if *s == id));
+        self.emit(Output::Event(Event::Closed { session: id }));
+    }
+
+    /// Takes a bound session out of the index (before it is dropped) and
+    /// broadcasts its unavailable presence (Prosody §5.9).
+    fn unbind(
+        &mut self,
+        id: SessionId,
+        full: &FullJid,
+        reason: Option<&StreamError>,
+        now: Instant,
+    ) {
+        let bare = full.to_bare();
+        let (was_available, directed) = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut())
+        {
+            Some(bound) => (
+                bound.presence.take().is_some(),
+                std::mem::take(&mut bound.directed),
+            ),
+            None => (false, Vec::new()),
+        };
+        if let Some(account) = self.accounts.get_mut(&bare) {
+            account.sessions.retain(|s| *s != id);
+            account.blocked.retain(|s| *s != id);
+        }
+        self.emit(Output::Event(Event::Unbound {
+            session: id,
+            jid: full.clone(),
+        }));
+        if was_available || !directed.is_empty() {
+            let status = reason.map(|r| match &r.text {
+                Some(t) => t.to_string(),
+                None => r.condition.as_str().to_owned(),
+            });
+            self.submit(
+                bare.clone(),
+                Work::Unbound {
+                    full: full.clone(),
+                    was_available,
+                    directed,
+                    status,
+                },
+                now,
+            );
+        }
+        if self.deferring() {
+            self.defer(Task::TidyAccount(bare));
+        } else {
+            self.tidy_account(&bare);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What the manager asks of its caller ([`Output`], [`Event`]) and what the
+//! caller tells it about a connection ([`ConnectionInfo`], [`TlsInfo`]).
+//! A leaf module: negotiation and the manager both use it.
+
+use bytes::Bytes;
+use jid::FullJid;
+use minidom::Element;
+
+use crate::ids::{RequestId, SessionId};
+use crate::storage::Request;
+
+/// What the caller must do. Drain with [`SessionManager::poll_output`](crate::SessionManager::poll_output) after
+/// every `handle_*` call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Write these bytes to the session's socket. A stanza delivered to many
+    /// sessions is serialized once: the same `Bytes` is shared.
+    Transmit {
+        /// The session to write to.
+        session: SessionId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// `<proceed/>` went out: start TLS on the socket, then call
+    /// [`SessionManager::handle_tls_established`](crate::SessionManager::handle_tls_established).
+    StartTls {
+        /// The session whose transport must start TLS.
+        session: SessionId,
+    },
+    /// The closing bytes went out: close the socket.
+    Close {
+        /// The session to close.
+        session: SessionId,
+    },
+    /// A stanza for a domain this server does not serve (s2s, a component,
+    /// another cluster node).
+    Route {
+        /// The stanza, with `from` and `to` set.
+        stanza: Element,
+    },
+    /// Storage or credentials the caller must answer with
+    /// [`SessionManager::complete`](crate::SessionManager::complete).
+    Request {
+        /// Echo this in `complete`.
+        id: RequestId,
+        /// What is needed.
+        request: Request,
+    },
+    /// Something happened that an embedder may want to know or act on.
+    Event(Event),
+}
+
+/// Notifications for the embedder.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// SASL succeeded.
+    Authenticated {
+        /// The session.
+        session: SessionId,
+        /// The account's user name.
+        username: String,
+    },
+    /// A resource was bound: the session is a connected resource.
+    Bound {
+        /// The session.
+        session: SessionId,
+        /// Its full JID.
+        jid: FullJid,
+    },
+    /// A bound session ended.
+    Unbound {
+        /// The session.
+        session: SessionId,
+        /// The full JID it had.
+        jid: FullJid,
+    },
+    /// A session was removed (closed or disconnected); its handle is dead.
+    Closed {
+        /// The session.
+        session: SessionId,
+    },
+    /// A stanza claimed by the embedder (see
+    /// [`SessionManager::register_iq_namespace`](crate::SessionManager::register_iq_namespace)). Every iq get/set must be
+    /// answered, e.g. with [`SessionManager::handle_routed`](crate::SessionManager::handle_routed).
+    Stanza {
+        /// The sending session, if it came from a local client.
+        session: Option<SessionId>,
+        /// The stanza, `from` stamped.
+        stanza: Element,
+    },
+}
+
+/// Facts about a new connection. Build it with [`ConnectionInfo::plain`],
+/// [`ConnectionInfo::starttls`] or [`ConnectionInfo::direct_tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    pub(crate) secure: bool,
+    pub(crate) starttls_available: bool,
+}
+
+impl ConnectionInfo {
+    /// The transport is already encrypted (direct TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// The caller can run STARTTLS on this connection.
+    pub fn starttls_available(&self) -> bool {
+        self.starttls_available
+    }
+    /// Plain TCP without STARTTLS.
+    pub fn plain() -> Self {
+        Self {
+            secure: false,
+            starttls_available: false,
+        }
+    }
+    /// Plain TCP that can be upgraded with STARTTLS.
+    pub fn starttls() -> Self {
+        Self {
+            secure: false,
+            starttls_available: true,
+        }
+    }
+    /// Direct TLS.
+    pub fn direct_tls() -> Self {
+        Self {
+            secure: true,
+            starttls_available: false,
+        }
+    }
+}
+
+/// Facts about a finished TLS handshake. Nothing is read from it yet; it
+/// has room for channel-binding data and the peer certificate. Build it
+/// with [`TlsInfo::default`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {}
