@@ -28,8 +28,13 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Where `needle` (non-empty) first occurs in `haystack`. The outputs are a
+/// few hundred bytes: scanning for the first byte beats building a
+/// `memmem::Finder` per search.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
+    let (&first, rest) = needle.split_first()?;
+    memchr::memchr_iter(first, haystack)
+        .find(|&i| haystack.get(i + 1..i + needle.len()) == Some(rest))
 }
 
 /// Drains outputs into `out` (cleared first), answering requests from the
