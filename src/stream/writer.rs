@@ -15,8 +15,6 @@
 //! they are expected to be valid XML names (everything the reader and the
 //! crate's own code build is).
 
-use std::borrow::Cow;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use minidom::rxml::Namespace;
 use minidom::{Element, Node};
@@ -65,7 +63,7 @@ struct Frame<'a> {
 /// a prefix declared on the same element.
 pub fn write_element(el: &Element, out: &mut BytesMut) {
     // Default namespaces declared on the way down; empty = jabber:client.
-    let mut defaults: SmallVec<[Cow<'static, str>; 2]> = SmallVec::new();
+    let mut defaults: SmallVec<[String; 2]> = SmallVec::new();
     let mut stack: SmallVec<[Frame<'_>; 8]> = SmallVec::new();
     let first = open_tag(el, &mut defaults, out);
     if let Some(frame) = first {
@@ -148,10 +146,10 @@ fn write_attr(out: &mut BytesMut, name: &[u8], value: &str) {
 /// (otherwise the tag was closed with `/>`).
 fn open_tag<'a>(
     el: &'a Element,
-    defaults: &mut SmallVec<[Cow<'static, str>; 2]>,
+    defaults: &mut SmallVec<[String; 2]>,
     out: &mut BytesMut,
 ) -> Option<Frame<'a>> {
-    let current = defaults.last().map_or(NS_CLIENT, |ns| ns.as_ref());
+    let current = defaults.last().map_or(NS_CLIENT, String::as_str);
     let mut pushed = false;
     // `current` is never NS_STREAMS or XML_NS: those get prefixes instead.
     let in_current = el.has_ns(current);
@@ -168,7 +166,7 @@ fn open_tag<'a>(
     out.put_slice(prefix.as_bytes());
     out.put_slice(el.name().as_bytes());
     if matches!(prefix, Prefix::None) && !in_current {
-        let ns = namespace(el);
+        let ns = el.ns();
         out.put_slice(b" xmlns='");
         escape(ns.as_bytes(), true, out);
         out.put_u8(b'\'');
@@ -190,29 +188,6 @@ fn open_tag<'a>(
         prefix,
         pushed,
     })
-}
-
-/// Namespaces the core writes often, so that [`namespace`] need not copy
-/// them (minidom hands out an element's namespace only as a new `String`).
-const KNOWN_NAMESPACES: [&str; 9] = [
-    "urn:ietf:params:xml:ns:xmpp-sasl",
-    "urn:ietf:params:xml:ns:xmpp-bind",
-    "urn:ietf:params:xml:ns:xmpp-session",
-    "urn:ietf:params:xml:ns:xmpp-tls",
-    "urn:ietf:params:xml:ns:xmpp-stanzas",
-    "urn:ietf:params:xml:ns:xmpp-streams",
-    "urn:xmpp:features:rosterver",
-    "urn:xmpp:features:pre-approval",
-    "jabber:iq:roster",
-];
-
-/// The namespace of `el`, borrowed from [`KNOWN_NAMESPACES`] when it is one
-/// of them.
-fn namespace(el: &Element) -> Cow<'static, str> {
-    KNOWN_NAMESPACES
-        .iter()
-        .find(|ns| el.has_ns(**ns))
-        .map_or_else(|| Cow::Owned(el.ns()), |ns| Cow::Borrowed(*ns))
 }
 
 fn write_attrs(el: &Element, out: &mut BytesMut) {
