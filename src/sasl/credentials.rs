@@ -59,6 +59,36 @@ impl ScramHash {
         }
     }
 
+    /// `H(data)`, held inline (no allocation).
+    pub(crate) fn digest_inline(self, data: &[u8]) -> HashBytes {
+        match self {
+            ScramHash::Sha1 => HashBytes::new(&Sha1::digest(data)),
+            ScramHash::Sha256 => HashBytes::new(&Sha256::digest(data)),
+        }
+    }
+
+    /// `HMAC(key, parts[0] || parts[1] || ...)`, held inline: the message is
+    /// fed in pieces, so it never has to be assembled.
+    pub(crate) fn hmac_parts(self, key: &[u8], parts: &[&[u8]]) -> HashBytes {
+        fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> HashBytes {
+            // HMAC accepts keys of any length: the error arm is unreachable
+            // and gives an empty output, which never matches a stored key.
+            match <M as KeyInit>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    for part in parts {
+                        mac.update(part);
+                    }
+                    HashBytes::new(&mac.finalize().into_bytes())
+                }
+                Err(_) => HashBytes::EMPTY,
+            }
+        }
+        match self {
+            ScramHash::Sha1 => run::<Hmac<Sha1>>(key, parts),
+            ScramHash::Sha256 => run::<Hmac<Sha256>>(key, parts),
+        }
+    }
+
     /// `Hi(password, salt, iterations)`, i.e. PBKDF2 with HMAC of this hash.
     fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.output_len()];
@@ -69,6 +99,38 @@ impl ScramHash {
             }
         }
         out
+    }
+}
+
+/// A hash or HMAC output of up to [`HashBytes::MAX`] bytes, held inline.
+#[derive(Clone, Copy)]
+pub(crate) struct HashBytes {
+    bytes: [u8; HashBytes::MAX],
+    len: usize,
+}
+
+impl HashBytes {
+    /// The longest output of a supported hash (SHA-256).
+    pub(crate) const MAX: usize = 32;
+
+    const EMPTY: HashBytes = HashBytes {
+        bytes: [0; HashBytes::MAX],
+        len: 0,
+    };
+
+    /// The first [`HashBytes::MAX`] bytes of `bytes` (all of them for a
+    /// supported hash).
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        let mut out = Self::EMPTY;
+        let len = bytes.len().min(Self::MAX);
+        out.bytes[..len].copy_from_slice(&bytes[..len]);
+        out.len = len;
+        out
+    }
+
+    /// The output.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 

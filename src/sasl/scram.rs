@@ -3,7 +3,7 @@
 use base64::prelude::*;
 
 use super::SaslFailure;
-use super::credentials::{ScramHash, ScramKeys, ct_eq};
+use super::credentials::{HashBytes, ScramHash, ScramKeys, ct_eq};
 
 /// Whether `c` may appear in a SCRAM nonce (`printable` in RFC 5802 §7).
 pub(crate) fn is_nonce_char(c: char) -> bool {
@@ -13,18 +13,38 @@ pub(crate) fn is_nonce_char(c: char) -> bool {
 /// A parsed client-first message.
 #[derive(Clone)]
 pub(crate) struct ClientFirst {
-    /// `gs2-header`, including its trailing comma (e.g. `n,,`).
-    pub gs2_header: String,
+    /// The whole message, verbatim: `gs2-header` then
+    /// `client-first-message-bare`.
+    message: String,
+    /// Where `client-first-message-bare` starts in `message`.
+    bare_start: usize,
+    /// Where the client's nonce is in `message`.
+    nonce: core::ops::Range<usize>,
     /// Decoded authorization identity from `a=`, if any.
     pub authzid: Option<String>,
     /// Decoded authentication identity, before SASLprep.
     pub authcid: String,
     /// SASLprepped authentication identity.
     pub username: String,
+}
+
+impl ClientFirst {
+    /// `gs2-header`, including its trailing comma (e.g. `n,,`).
+    #[cfg(test)]
+    pub(crate) fn gs2_header(&self) -> &str {
+        self.message.get(..self.bare_start).unwrap_or_default()
+    }
+
     /// `client-first-message-bare`, verbatim.
-    pub client_first_bare: String,
+    #[cfg(test)]
+    pub(crate) fn client_first_bare(&self) -> &str {
+        self.message.get(self.bare_start..).unwrap_or_default()
+    }
+
     /// The client's nonce.
-    pub client_nonce: String,
+    pub(crate) fn client_nonce(&self) -> &str {
+        self.message.get(self.nonce.clone()).unwrap_or_default()
+    }
 }
 
 /// Decodes a `saslname` (`=2C` → `,`, `=3D` → `=`). Any other `=` is an error.
@@ -64,7 +84,7 @@ pub(crate) fn parse_client_first(message: &[u8]) -> Result<ClientFirst, SaslFail
     } else {
         Some(decode_saslname(authz.strip_prefix("a=").ok_or(MALFORMED)?)?)
     };
-    let gs2_header = text.strip_suffix(bare).ok_or(MALFORMED)?;
+    let bare_start = text.len() - bare.len();
 
     let mut attrs = bare.split(',');
     let user_attr = attrs.next().ok_or(MALFORMED)?;
@@ -92,13 +112,15 @@ pub(crate) fn parse_client_first(message: &[u8]) -> Result<ClientFirst, SaslFail
     if username.is_empty() {
         return Err(MALFORMED);
     }
+    // `<gs2-header><user_attr>,r=<nonce>`
+    let nonce_start = bare_start + user_attr.len() + ",r=".len();
     Ok(ClientFirst {
-        gs2_header: gs2_header.to_owned(),
+        message: text.to_owned(),
+        bare_start,
+        nonce: nonce_start..nonce_start + client_nonce.len(),
         authzid,
         authcid,
         username,
-        client_first_bare: bare.to_owned(),
-        client_nonce: client_nonce.to_owned(),
     })
 }
 
@@ -106,14 +128,21 @@ pub(crate) fn parse_client_first(message: &[u8]) -> Result<ClientFirst, SaslFail
 #[derive(Clone)]
 pub(crate) struct Pending {
     pub hash: ScramHash,
-    pub gs2_header: String,
-    pub client_first_bare: String,
+    /// The client-first message (`gs2-header` and
+    /// `client-first-message-bare`), verbatim.
+    client_first: String,
+    /// Where `client-first-message-bare` starts in `client_first`.
+    bare_start: usize,
+    /// `r=<combined nonce>,s=<salt>,i=<iterations>`.
     pub server_first: String,
-    pub combined_nonce: String,
-    pub stored_key: Vec<u8>,
-    pub server_key: Vec<u8>,
+    stored_key: HashBytes,
+    server_key: HashBytes,
     pub username: String,
 }
+
+/// Longest base64 `p=` value decoded without allocating (a proof is 28 or
+/// 44 characters; anything longer is refused anyway).
+const PROOF_B64_INLINE: usize = 88;
 
 impl Pending {
     /// Builds the server-first message for `first` using the stored `keys`.
@@ -123,23 +152,46 @@ impl Pending {
         server_nonce: &str,
         keys: &ScramKeys,
     ) -> Self {
-        let combined_nonce = format!("{}{}", first.client_nonce, server_nonce);
-        let server_first = format!(
-            "r={},s={},i={}",
-            combined_nonce,
-            BASE64_STANDARD.encode(&keys.salt),
-            keys.iterations.max(1)
-        );
+        let client_nonce = first.client_nonce();
+        let salt_len = base64::encoded_len(keys.salt.len(), true).unwrap_or(0);
+        let mut server_first =
+            String::with_capacity(2 + client_nonce.len() + server_nonce.len() + 3 + salt_len + 13);
+        server_first.push_str("r=");
+        server_first.push_str(client_nonce);
+        server_first.push_str(server_nonce);
+        server_first.push_str(",s=");
+        BASE64_STANDARD.encode_string(&keys.salt, &mut server_first);
+        server_first.push_str(",i=");
+        push_decimal(&mut server_first, keys.iterations.max(1));
         Pending {
             hash,
-            gs2_header: first.gs2_header,
-            client_first_bare: first.client_first_bare,
+            client_first: first.message,
+            bare_start: first.bare_start,
             server_first,
-            combined_nonce,
-            stored_key: keys.stored_key.clone(),
-            server_key: keys.server_key.clone(),
+            stored_key: HashBytes::new(&keys.stored_key),
+            server_key: HashBytes::new(&keys.server_key),
             username: first.username,
         }
+    }
+
+    fn gs2_header(&self) -> &[u8] {
+        self.client_first
+            .as_bytes()
+            .get(..self.bare_start)
+            .unwrap_or_default()
+    }
+
+    fn client_first_bare(&self) -> &[u8] {
+        self.client_first
+            .as_bytes()
+            .get(self.bare_start..)
+            .unwrap_or_default()
+    }
+
+    /// `<client nonce><server nonce>`, from `server_first`.
+    fn combined_nonce(&self) -> &str {
+        let rest = self.server_first.get(2..).unwrap_or_default();
+        rest.split_once(',').map_or(rest, |(nonce, _)| nonce)
     }
 
     /// Checks a client-final message and returns the server-final message
@@ -163,32 +215,104 @@ impl Pending {
             .next()
             .and_then(|a| a.strip_prefix("r="))
             .ok_or(MALFORMED)?;
-        if cbind != BASE64_STANDARD.encode(self.gs2_header.as_bytes()) {
+        if !is_base64_of(cbind.as_bytes(), self.gs2_header()) {
             return Err(MALFORMED);
         }
-        if nonce != self.combined_nonce {
+        if nonce != self.combined_nonce() {
             return Err(MALFORMED);
         }
-        let proof = BASE64_STANDARD.decode(proof_b64).map_err(|_| MALFORMED)?;
+        let mut inline = [0u8; PROOF_B64_INLINE / 4 * 3];
+        let proof_len;
+        let heap;
+        let proof: &[u8] = if proof_b64.len() <= PROOF_B64_INLINE {
+            proof_len = BASE64_STANDARD
+                .decode_slice(proof_b64, &mut inline)
+                .map_err(|_| MALFORMED)?;
+            inline.get(..proof_len).unwrap_or_default()
+        } else {
+            heap = BASE64_STANDARD.decode(proof_b64).map_err(|_| MALFORMED)?;
+            &heap
+        };
         if proof.len() != self.hash.output_len() {
             return Err(SaslFailure::NotAuthorized);
         }
 
-        let auth_message = format!(
-            "{},{},{}",
-            self.client_first_bare, self.server_first, without_proof
-        );
-        let client_signature = self.hash.hmac(&self.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = proof
-            .iter()
-            .zip(client_signature.iter())
-            .map(|(p, s)| p ^ s)
-            .collect();
-        if !ct_eq(&self.hash.digest(&client_key), &self.stored_key) {
+        // AuthMessage = client-first-message-bare "," server-first-message ","
+        //               client-final-message-without-proof
+        let auth_message: [&[u8]; 5] = [
+            self.client_first_bare(),
+            b",",
+            self.server_first.as_bytes(),
+            b",",
+            without_proof.as_bytes(),
+        ];
+        let client_signature = self
+            .hash
+            .hmac_parts(self.stored_key.as_slice(), &auth_message);
+        let mut client_key = [0u8; HashBytes::MAX];
+        for ((k, p), s) in client_key
+            .iter_mut()
+            .zip(proof)
+            .zip(client_signature.as_slice())
+        {
+            *k = p ^ s;
+        }
+        let client_key = client_key.get(..proof.len()).unwrap_or_default();
+        if !ct_eq(
+            self.hash.digest_inline(client_key).as_slice(),
+            self.stored_key.as_slice(),
+        ) {
             return Err(SaslFailure::NotAuthorized);
         }
-        let server_signature = self.hash.hmac(&self.server_key, auth_message.as_bytes());
-        Ok(format!("v={}", BASE64_STANDARD.encode(server_signature)).into_bytes())
+        let server_signature = self
+            .hash
+            .hmac_parts(self.server_key.as_slice(), &auth_message);
+        let mut server_final = String::with_capacity(2 + 4 * HashBytes::MAX.div_ceil(3));
+        server_final.push_str("v=");
+        BASE64_STANDARD.encode_string(server_signature.as_slice(), &mut server_final);
+        Ok(server_final.into_bytes())
+    }
+}
+
+/// Whether `encoded` is the padded standard base64 encoding of `raw`,
+/// without allocating.
+fn is_base64_of(encoded: &[u8], raw: &[u8]) -> bool {
+    // 48 raw bytes encode to exactly 64 characters (no padding), so chunk
+    // encodings concatenate to the encoding of the whole.
+    const RAW: usize = 48;
+    if base64::encoded_len(raw.len(), true) != Some(encoded.len()) {
+        return false;
+    }
+    let mut buf = [0u8; RAW / 3 * 4];
+    let mut rest = encoded;
+    for chunk in raw.chunks(RAW) {
+        let Ok(n) = BASE64_STANDARD.encode_slice(chunk, &mut buf) else {
+            return false;
+        };
+        let (head, tail) = rest.split_at(n.min(rest.len()));
+        if buf.get(..n) != Some(head) {
+            return false;
+        }
+        rest = tail;
+    }
+    rest.is_empty()
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
@@ -209,19 +333,47 @@ mod tests {
     }
 
     #[test]
+    fn base64_comparison() {
+        for len in [0, 1, 2, 3, 47, 48, 49, 95, 96, 97, 200] {
+            let raw: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let encoded = BASE64_STANDARD.encode(&raw);
+            assert!(is_base64_of(encoded.as_bytes(), &raw), "{len}");
+            let mut wrong = encoded.clone().into_bytes();
+            if let Some(last) = wrong.first_mut() {
+                *last = if *last == b'A' { b'B' } else { b'A' };
+                assert!(!is_base64_of(&wrong, &raw), "{len}");
+            }
+            assert!(!is_base64_of(format!("{encoded}AAAA").as_bytes(), &raw));
+            let unpadded = encoded.trim_end_matches('=');
+            if unpadded.len() != encoded.len() {
+                assert!(!is_base64_of(unpadded.as_bytes(), &raw));
+            }
+        }
+    }
+
+    #[test]
+    fn decimal() {
+        for n in [0, 1, 9, 10, 4096, 65_535, u32::MAX] {
+            let mut s = String::from("i=");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("i={n}"));
+        }
+    }
+
+    #[test]
     fn client_first_parsing() {
         let cf = parse_client_first(b"n,,n=user,r=abc").unwrap();
-        assert_eq!(cf.gs2_header, "n,,");
+        assert_eq!(cf.gs2_header(), "n,,");
         assert_eq!(cf.authzid, None);
         assert_eq!(cf.username, "user");
-        assert_eq!(cf.client_first_bare, "n=user,r=abc");
-        assert_eq!(cf.client_nonce, "abc");
+        assert_eq!(cf.client_first_bare(), "n=user,r=abc");
+        assert_eq!(cf.client_nonce(), "abc");
 
         let cf = parse_client_first(b"y,a=us=3Der,n=us=2Cer,r=x,e=ext").unwrap();
-        assert_eq!(cf.gs2_header, "y,a=us=3Der,");
+        assert_eq!(cf.gs2_header(), "y,a=us=3Der,");
         assert_eq!(cf.authzid.as_deref(), Some("us=er"));
         assert_eq!(cf.authcid, "us,er");
-        assert_eq!(cf.client_first_bare, "n=us=2Cer,r=x,e=ext");
+        assert_eq!(cf.client_first_bare(), "n=us=2Cer,r=x,e=ext");
     }
 
     #[test]
