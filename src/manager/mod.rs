@@ -69,6 +69,9 @@ pub struct SessionManager {
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     next_session: u64,
     next_request: u64,
+    /// Full JIDs as clients write them, mapped to the session last bound
+    /// to them: a hint for byte forwarding, checked on every use.
+    fast_routes: HashMap<Box<str>, SessionId>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -106,6 +109,7 @@ impl SessionManager {
             timers: BinaryHeap::new(),
             next_session: 1,
             next_request: 1,
+            fast_routes: HashMap::new(),
         }
     }
 
@@ -419,6 +423,19 @@ impl SessionManager {
             if session.removing() {
                 return;
             }
+            if self.open_queues == 0
+                && session.blocked.is_none()
+                && !session.closed()
+                && !session.awaiting_tls()
+                && session.bound().is_some()
+                && let Some(raw) = session.reader.peek_message()
+                && self.forward_message(id, &raw)
+            {
+                continue;
+            }
+            let Some(session) = self.sessions.get_mut(&id) else {
+                return;
+            };
             let mut ctx = Ctx {
                 config: &self.config,
                 rng: self.rng.as_mut(),
