@@ -72,6 +72,10 @@ pub struct SessionManager {
     /// Full JIDs as clients write them, mapped to the session last bound
     /// to them: a hint for byte forwarding, checked on every use.
     fast_routes: HashMap<Box<str>, SessionId>,
+    /// Whether byte forwarding is on (tests compare with it off).
+    byte_forwarding: bool,
+    /// Messages forwarded as bytes so far.
+    forwarded: u64,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -110,6 +114,8 @@ impl SessionManager {
             next_session: 1,
             next_request: 1,
             fast_routes: HashMap::new(),
+            byte_forwarding: true,
+            forwarded: 0,
         }
     }
 
@@ -423,7 +429,8 @@ impl SessionManager {
             if session.removing() {
                 return;
             }
-            if self.open_queues == 0
+            if self.byte_forwarding
+                && self.open_queues == 0
                 && session.blocked.is_none()
                 && !session.closed()
                 && !session.awaiting_tls()

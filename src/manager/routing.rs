@@ -194,8 +194,10 @@ impl SessionManager {
             None | Some(b"chat" | b"normal" | b"headline" | b"groupchat") => {}
             Some(_) => return false,
         }
+        // Written as received: a reference would need decoding first.
         let Some(to) = raw
             .attr(bytes, b"to")
+            .filter(|t| !t.contains(&b'&'))
             .and_then(|t| std::str::from_utf8(t).ok())
         else {
             return false;
@@ -231,7 +233,20 @@ impl SessionManager {
         if let Some(session) = self.sessions.get_mut(&id) {
             session.reader.consume_raw(raw.len);
         }
+        self.forwarded = self.forwarded.wrapping_add(1);
         true
+    }
+
+    /// Turns byte forwarding on or off (the differential tests compare).
+    #[cfg(test)]
+    pub(crate) fn set_byte_forwarding(&mut self, on: bool) {
+        self.byte_forwarding = on;
+    }
+
+    /// Messages forwarded as bytes so far.
+    #[cfg(test)]
+    pub(crate) fn forwarded(&self) -> u64 {
+        self.forwarded
     }
 
     /// The receiving session whose full JID is written exactly `to`, as

@@ -321,7 +321,7 @@ fn may_be_special(x: u64, attr: bool) -> bool {
 
 /// Length of the prefix of `raw` that can be copied as it is.
 #[inline]
-fn plain_run(raw: &[u8], attr: bool) -> usize {
+pub(crate) fn plain_run(raw: &[u8], attr: bool) -> usize {
     let table = if attr { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
     let mut i = 0usize;
     let mut words = raw.chunks_exact(8);

@@ -14,17 +14,16 @@
 //! * no prefixes anywhere (no `:` in any name), no CDATA, comments,
 //!   processing instructions, character references or CRs;
 //! * the message's own attributes: names without `:` other than `xmlns`,
-//!   unique, values that need no escaping (none of `& < > '`, no control
-//!   characters, no `0xEF`); any quotes and white space (they are written
-//!   again, sorted, as the writer does);
+//!   unique, values in canonical form as below; any quotes and white space
+//!   (the attributes are written again, sorted, as the writer does);
 //! * inside, the canonical form only: `<name` then ` attr='value'` with
 //!   single spaces and quotes, an optional `xmlns` first (only when it
 //!   changes the default namespace, never to `''` or a namespace the writer
 //!   writes with a prefix), the other attributes in strictly increasing
 //!   byte order, then `>` or `/>` (never `<x></x>`); end tags `</name>`;
 //!   text and values that use only `&amp;`, `&lt;`, `&gt;` (and `&apos;` in
-//!   values) and otherwise none of `& < > '`, no control characters but tab
-//!   and LF in text, and no `0xEF`.
+//!   values) and otherwise none of `& < >` (nor `'` in values), no control
+//!   characters but tab and LF in text, and neither U+FFFE nor U+FFFF.
 //!
 //! Anything else is left to [`next_event`](StreamReader::next_event),
 //! which builds the element as usual.
@@ -32,6 +31,7 @@
 use smallvec::SmallVec;
 
 use super::{Doc, Lex, Phase, StreamReader, TOKEN_LIMIT, lookup};
+use crate::stream::writer::plain_run;
 use crate::stream::{NS_CLIENT, NS_STREAMS};
 
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
@@ -90,18 +90,6 @@ fn name_at(s: &[u8], i: usize) -> usize {
         .map_or(0, |t| t.iter().take_while(|&&b| is_name_byte(b)).count())
 }
 
-/// A byte that is never written as it is by the writer (in text, or with
-/// `attr` in a single-quoted value), apart from the references checked
-/// separately.
-fn needs_escape(b: u8, attr: bool) -> bool {
-    match b {
-        b'<' | b'>' | b'&' | 0xEF | b'\r' => true,
-        b'\'' => attr,
-        b'\t' | b'\n' => attr,
-        _ => b < 0x20,
-    }
-}
-
 /// The length of a canonical reference at `s[i..]` (which starts with `&`).
 fn reference(s: &[u8], i: usize, attr: bool) -> Option<usize> {
     let t = s.get(i..)?;
@@ -116,20 +104,37 @@ fn reference(s: &[u8], i: usize, attr: bool) -> Option<usize> {
     None
 }
 
-/// Scans a canonical run of text or attribute value from `s[i..]` up to
-/// `stop`; returns the end (the offset of `stop`).
-fn canonical_run(s: &[u8], mut i: usize, stop: u8, attr: bool) -> Option<usize> {
+/// Scans a canonical run of text (or, with `attr`, of a single-quoted
+/// attribute value; without references with `refs` false) from `s[i..]` up
+/// to `stop`; returns the offset of `stop`. The writer copies what
+/// [`plain_run`] passes; of the bytes it stops at, the canonical
+/// references and a `0xEF` that does not start U+FFFE or U+FFFF are
+/// written as they are too.
+///
+/// With `stop` `None`, the run goes to the end of `s`.
+fn canonical_run(
+    s: &[u8],
+    mut i: usize,
+    stop: Option<u8>,
+    attr: bool,
+    refs: bool,
+) -> Option<usize> {
     loop {
-        let b = *s.get(i)?;
-        if b == stop {
-            return Some(i);
-        }
-        if b == b'&' {
-            i = i.checked_add(reference(s, i, attr)?)?;
-        } else if needs_escape(b, attr) {
-            return None;
-        } else {
-            i = i.checked_add(1)?;
+        i = i.checked_add(plain_run(s.get(i..)?, attr))?;
+        let Some(&b) = s.get(i) else {
+            return if stop.is_none() { Some(i) } else { None };
+        };
+        match b {
+            b if Some(b) == stop => return Some(i),
+            b'&' if refs => i = i.checked_add(reference(s, i, attr)?)?,
+            0xEF => {
+                let next = s.get(i.checked_add(1)?..i.checked_add(3)?)?;
+                if next == [0xBF, 0xBE] || next == [0xBF, 0xBF] {
+                    return None;
+                }
+                i = i.checked_add(1)?;
+            }
+            _ => return None,
         }
     }
 }
@@ -215,17 +220,9 @@ impl StreamReader {
                 return None;
             }
             let start = i.checked_add(1)?;
-            let mut end = start;
-            loop {
-                let b = *s.get(end)?;
-                if b == quote {
-                    break;
-                }
-                if needs_escape(b, true) {
-                    return None;
-                }
-                end = end.checked_add(1)?;
-            }
+            let len = memchr::memchr(quote, s.get(start..)?)?;
+            let end = start.checked_add(len)?;
+            canonical_run(s.get(..end)?, start, None, true, true)?;
             if end.saturating_sub(start) > TOKEN_LIMIT {
                 return None;
             }
@@ -265,7 +262,7 @@ impl StreamReader {
         let mut defaults: SmallVec<[(usize, usize); 2]> = SmallVec::new();
         loop {
             let start = i;
-            i = canonical_run(s, i, b'<', false)?;
+            i = canonical_run(s, i, Some(b'<'), false, true)?;
             if i > start {
                 let top = stack.last_mut()?;
                 top.empty = false;
@@ -344,7 +341,7 @@ impl StreamReader {
                     return None;
                 }
                 let vstart = i.checked_add(2)?;
-                let vend = canonical_run(s, vstart, b'\'', true)?;
+                let vend = canonical_run(s, vstart, Some(b'\''), true, true)?;
                 if vend.saturating_sub(vstart) > TOKEN_LIMIT {
                     return None;
                 }
@@ -366,6 +363,7 @@ impl StreamReader {
                     };
                     if ns.is_empty()
                         || ns.contains(&b'&')
+                        || ns.contains(&0xEF)
                         || ns == current
                         || ns == NS_STREAMS.as_bytes()
                         || ns == XML_NS.as_bytes()
