@@ -93,3 +93,7 @@ pub struct ReadmeDoctests;
 pub use jid;
 pub use minidom;
 pub use minidom::Element;
+
+/// Differential tests of byte forwarding against the element path.
+#[cfg(all(test, feature = "testkit"))]
+mod forwarding_tests;

@@ -283,6 +283,9 @@ pub enum ReadError {
 }
 
 mod fast;
+mod raw;
+
+pub(crate) use raw::RawMessage;
 
 /// Longest name, attribute value or run of character data held as one
 /// token (rxml's limit): longer names and values are

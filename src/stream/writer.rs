@@ -20,6 +20,7 @@ use minidom::rxml::Namespace;
 use minidom::{Element, Node};
 use smallvec::SmallVec;
 
+use super::reader::RawMessage;
 use super::{NS_CLIENT, NS_STREAMS};
 
 /// The end of the stream: `</stream:stream>`.
@@ -131,6 +132,45 @@ pub fn write_stream_header(
         write_attr(out, b"version", version);
     }
     out.put_u8(b'>');
+}
+
+/// Writes a message forwarded as received (see
+/// [`StreamReader::peek_message`](super::StreamReader::peek_message)):
+/// `<message`, its attributes with `from` set to `from`, sorted by name as
+/// [`write_element`] writes them, then the received bytes from the start
+/// tag's `>` or `/>` on. `bytes` is the message as received.
+pub(crate) fn write_forwarded(out: &mut BytesMut, bytes: &[u8], raw: &RawMessage, from: &str) {
+    let mut attrs: SmallVec<[(&[u8], &[u8]); 8]> = SmallVec::new();
+    for a in &raw.attrs {
+        let (Some(name), Some(value)) = (
+            bytes.get(a.name.0..a.name.1),
+            bytes.get(a.value.0..a.value.1),
+        ) else {
+            continue;
+        };
+        if name != b"from" {
+            attrs.push((name, value));
+        }
+    }
+    attrs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let at = attrs.partition_point(|a| a.0 < &b"from"[..]);
+    out.reserve(bytes.len().saturating_add(from.len()).saturating_add(16));
+    out.put_slice(b"<message");
+    let write = |out: &mut BytesMut, (name, value): (&[u8], &[u8])| {
+        out.put_u8(b' ');
+        out.put_slice(name);
+        out.put_slice(b"='");
+        out.put_slice(value);
+        out.put_u8(b'\'');
+    };
+    for &a in attrs.get(..at).unwrap_or_default() {
+        write(out, a);
+    }
+    write_attr(out, b"from", from);
+    for &a in attrs.get(at..).unwrap_or_default() {
+        write(out, a);
+    }
+    out.put_slice(bytes.get(raw.rest..raw.len).unwrap_or_default());
 }
 
 /// ` name='escaped value'`
@@ -281,7 +321,7 @@ fn may_be_special(x: u64, attr: bool) -> bool {
 
 /// Length of the prefix of `raw` that can be copied as it is.
 #[inline]
-fn plain_run(raw: &[u8], attr: bool) -> usize {
+pub(crate) fn plain_run(raw: &[u8], attr: bool) -> usize {
     let table = if attr { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
     let mut i = 0usize;
     let mut words = raw.chunks_exact(8);
