@@ -37,16 +37,65 @@ pub(crate) struct Bound {
     pub(crate) jid: FullJid,
     /// Its bare JID (the account).
     pub(crate) bare: BareJid,
-    /// The last available broadcast presence and its priority; `None` while
-    /// unavailable. One value, so priority is set exactly when presence is.
-    pub(crate) presence: Option<(Element, i8)>,
+    /// The last available broadcast presence with its priority; `None`
+    /// while unavailable. One value, so priority is set exactly when
+    /// presence is. Boxed: an unavailable session keeps no room for it.
+    pub(crate) presence: Option<Box<StoredPresence>>,
     /// The session requested the roster.
     pub(crate) interested: bool,
     /// Directed presence sent to entities that do not get broadcasts.
     pub(crate) directed: Vec<String>,
 }
 
+/// A session's last available presence, kept compact: the addressing and
+/// the `<delay>` that every copy sent on carries are added when it is
+/// written out ([`Bound::stored_presence_to`]), so the stored element has no
+/// attribute map unless the client's own presence had attributes.
+#[derive(Debug)]
+pub(crate) struct StoredPresence {
+    /// The presence as the client sent it, without `from` and `to`.
+    pub(crate) element: Element,
+    /// Its priority (Prosody §5.1).
+    pub(crate) priority: i8,
+    /// When it was received, in seconds since the Unix epoch (the XEP-0203
+    /// delay stamp of the copies sent later).
+    pub(crate) since: u64,
+}
+
+impl StoredPresence {
+    /// Keeps `presence` (as broadcast, `from` stamped) without its
+    /// addressing, releasing the attribute map when nothing else is in it.
+    pub(crate) fn new(mut presence: Element, priority: i8, since: u64) -> Self {
+        crate::xml::remove_attr(&mut presence, "from");
+        crate::xml::remove_attr(&mut presence, "to");
+        if presence.attrs().is_empty() {
+            // A map emptied by `remove` keeps its B-tree root node.
+            presence.attrs_mut().clear();
+        }
+        Self {
+            element: presence,
+            priority,
+            since,
+        }
+    }
+}
+
 impl Bound {
+    /// The stored presence as sent on later (to a new sibling, in reply to
+    /// a probe, to a new contact): `from` the bound JID, `to` the given
+    /// address, with a `<delay from=domain stamp=…>` child (XEP-0203).
+    pub(crate) fn stored_presence_to(&self, to: &str) -> Option<Element> {
+        let stored = self.presence.as_deref()?;
+        let mut p = stored.element.clone();
+        crate::xml::set_attr(&mut p, "from", self.jid.as_str());
+        crate::xml::set_attr(&mut p, "to", to.to_owned());
+        let mut delay = Element::bare("delay", crate::xml::NS_DELAY);
+        crate::xml::set_attr(&mut delay, "from", self.jid.domain().as_str());
+        crate::xml::set_attr(&mut delay, "stamp", crate::clock::format_unix(stored.since));
+        p.append_child(delay);
+        Some(p)
+    }
+
     pub(crate) fn new(jid: FullJid) -> Self {
         Self {
             bare: jid.to_bare(),
@@ -74,9 +123,10 @@ pub(crate) struct Negotiating {
 #[derive(Debug)]
 pub(crate) enum Phase {
     /// Stream header, features, STARTTLS, SASL.
-    Negotiating(Negotiating),
+    /// Boxed: a bound session keeps no room for it.
+    Negotiating(Box<Negotiating>),
     /// `<proceed/>` went out: waiting for the embedder's TLS handshake.
-    AwaitingTls(Negotiating),
+    AwaitingTls(Box<Negotiating>),
     /// SASL succeeded; no resource bound yet.
     Authenticated,
     /// A connected resource.
@@ -138,11 +188,11 @@ impl Session {
     ) -> Self {
         Self {
             id,
-            phase: Phase::Negotiating(Negotiating {
+            phase: Phase::Negotiating(Box::new(Negotiating {
                 sasl: None,
                 failures: 0,
                 deadline: auth_deadline,
-            }),
+            })),
             notopen: true,
             secure,
             starttls_available,
@@ -177,7 +227,7 @@ impl Session {
     /// waiting for TLS).
     pub(crate) fn negotiating_mut(&mut self) -> Option<&mut Negotiating> {
         match &mut self.phase {
-            Phase::Negotiating(n) | Phase::AwaitingTls(n) => Some(n),
+            Phase::Negotiating(n) | Phase::AwaitingTls(n) => Some(&mut **n),
             _ => None,
         }
     }
@@ -286,11 +336,13 @@ impl Session {
     }
     /// The priority of the current presence (`None` while unavailable).
     pub fn priority(&self) -> Option<i8> {
-        self.bound()?.presence.as_ref().map(|(_, p)| *p)
+        self.bound()?.presence.as_ref().map(|p| p.priority)
     }
-    /// The last available broadcast presence (`None` while unavailable).
+    /// The last available broadcast presence (`None` while unavailable),
+    /// as the client sent it: the server adds `from`, `to` and a `<delay>`
+    /// to the copies it sends on later.
     pub fn presence(&self) -> Option<&Element> {
-        self.bound()?.presence.as_ref().map(|(p, _)| p)
+        self.bound()?.presence.as_ref().map(|p| &p.element)
     }
     /// Whether the session has requested the roster.
     pub fn interested(&self) -> bool {

@@ -19,14 +19,15 @@ use crate::storage::Request;
 #[derive(Debug, Default)]
 pub(super) struct Account {
     /// Bound sessions, in bind order.
-    pub(super) sessions: SmallVec<[SessionId; 4]>,
+    pub(super) sessions: SmallVec<[SessionId; 2]>,
     /// Work waiting for storage, and work queued behind it, in order.
-    /// `None` while nothing waits (the fast path runs work at once).
-    pub(super) queue: Option<UserQueue>,
+    /// `None` while nothing waits (the fast path runs work at once); boxed
+    /// so that an idle account keeps no room for it.
+    pub(super) queue: Option<Box<UserQueue>>,
     /// The cached roster (Prosody's `session.roster`), once loaded.
     pub(super) roster: Option<CachedRoster>,
     /// Sessions of this account that read no further until the queue drains.
-    pub(super) blocked: SmallVec<[SessionId; 2]>,
+    pub(super) blocked: SmallVec<[SessionId; 1]>,
     // Room for the next issues: the blocklist (XEP-0191) and the carbons
     // state (XEP-0280) live here.
 }
@@ -92,7 +93,9 @@ impl SessionManager {
 
     /// The user's queue, if work waits.
     pub(super) fn queue_mut(&mut self, user: &BareJid) -> Option<&mut UserQueue> {
-        self.accounts.get_mut(user).and_then(|a| a.queue.as_mut())
+        self.accounts
+            .get_mut(user)
+            .and_then(|a| a.queue.as_deref_mut())
     }
 
     /// The user's queue, opened if needed.
@@ -101,11 +104,11 @@ impl SessionManager {
         if account.queue.is_none() {
             self.open_queues = self.open_queues.saturating_add(1);
         }
-        account.queue.get_or_insert_with(UserQueue::default)
+        account.queue.get_or_insert_with(Box::default)
     }
 
     /// Forgets the user's (empty) queue; returns the sessions it blocked.
-    pub(super) fn close_queue(&mut self, user: &BareJid) -> SmallVec<[SessionId; 2]> {
+    pub(super) fn close_queue(&mut self, user: &BareJid) -> SmallVec<[SessionId; 1]> {
         let Some(account) = self.accounts.get_mut(user) else {
             return SmallVec::new();
         };

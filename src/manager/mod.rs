@@ -53,7 +53,9 @@ enum Pending {
 pub struct SessionManager {
     config: Config,
     rng: Box<dyn RandomSource>,
-    sessions: HashMap<SessionId, Session>,
+    /// Boxed: the table holds a pointer per bucket, not a whole session
+    /// (hashbrown rounds buckets up to a power of two).
+    sessions: HashMap<SessionId, Box<Session>>,
     /// One record per account with anything to keep (see [`account`]).
     accounts: HashMap<BareJid, Account>,
     /// How many accounts have work waiting on storage.
@@ -146,7 +148,7 @@ impl SessionManager {
             now,
             deadline,
         );
-        self.sessions.insert(id, session);
+        self.sessions.insert(id, Box::new(session));
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, id)));
         }
@@ -371,7 +373,7 @@ impl SessionManager {
 
     /// The read-only view of a session.
     pub fn session(&self, id: SessionId) -> Option<&Session> {
-        self.sessions.get(&id)
+        self.sessions.get(&id).map(|s| &**s)
     }
 
     /// Number of sessions (any state).
@@ -383,7 +385,7 @@ impl SessionManager {
     pub fn resources<'a>(&'a self, jid: &BareJid) -> impl Iterator<Item = &'a Session> + 'a {
         self.bound_sessions(jid)
             .iter()
-            .filter_map(|id| self.sessions.get(id))
+            .filter_map(|id| self.session(*id))
     }
 
     /// The roster of an account as cached in the manager (Prosody's
@@ -394,7 +396,7 @@ impl SessionManager {
 
     /// The bound session with this full JID.
     pub fn session_by_jid(&self, jid: &FullJid) -> Option<&Session> {
-        self.session_id(jid).and_then(|id| self.sessions.get(&id))
+        self.session_id(jid).and_then(|id| self.session(id))
     }
 
     /// The handle of the bound session with this full JID.

@@ -12,6 +12,7 @@ use super::routing::{Flow, Origin, Target, Work};
 use crate::error::StanzaError;
 use crate::ids::SessionId;
 use crate::roster::{RosterChange, RosterItem, Subscription};
+use crate::session::StoredPresence;
 use crate::stanza::{PresenceType, Stanza, StanzaType};
 use crate::xml::{self, NS_CLIENT};
 
@@ -175,13 +176,10 @@ impl SessionManager {
             return;
         }
         let priority = parse_priority(&stanza);
-        let mut stored = stanza;
-        let mut delay = Element::bare("delay", xml::NS_DELAY);
-        xml::set_attr(&mut delay, "from", user.domain().as_str());
-        xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
-        stored.append_child(delay);
+        // Kept without addressing; the `<delay>` is added to later copies.
+        let stored = StoredPresence::new(stanza, priority, self.clock.unix_seconds(now));
         let initial = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
-            Some(bound) => bound.presence.replace((stored, priority)).is_none(),
+            Some(bound) => bound.presence.replace(Box::new(stored)).is_none(),
             None => return,
         };
         if initial {
@@ -220,12 +218,7 @@ impl SessionManager {
         let siblings: Vec<Element> = self
             .resources(user)
             .filter(|s| s.id != id)
-            .filter_map(|s| s.presence().map(|p| (p.clone(), s.full_jid().cloned())))
-            .filter_map(|(mut p, sibling)| {
-                xml::set_attr(&mut p, "from", sibling?.as_str());
-                xml::set_attr(&mut p, "to", full.as_str());
-                Some(p)
-            })
+            .filter_map(|s| s.bound()?.stored_presence_to(full.as_str()))
             .collect();
         for p in &siblings {
             self.transmit_element(id, p);
@@ -399,12 +392,7 @@ impl SessionManager {
                 }
                 let replies: Vec<Element> = self
                     .resources(user)
-                    .filter_map(|s| {
-                        let mut p = s.presence().cloned()?;
-                        xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
-                        xml::set_attr(&mut p, "to", original_from.as_str());
-                        Some(p)
-                    })
+                    .filter_map(|s| s.bound()?.stored_presence_to(original_from.as_str()))
                     .collect();
                 if replies.is_empty() {
                     let mut p = Element::bare("presence", NS_CLIENT);
@@ -637,12 +625,7 @@ impl SessionManager {
     fn send_presence_of_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
         let presences: Vec<Element> = self
             .resources(user)
-            .filter_map(|s| {
-                let mut p = s.presence().cloned()?;
-                xml::set_attr(&mut p, "from", s.full_jid()?.as_str());
-                xml::set_attr(&mut p, "to", contact.as_str());
-                Some(p)
-            })
+            .filter_map(|s| s.bound()?.stored_presence_to(contact.as_str()))
             .collect();
         for p in presences {
             self.route(p, Origin::External, now);
