@@ -45,6 +45,7 @@ impl SessionManager {
             config: &self.config,
             rng: self.rng.as_mut(),
             out: &mut self.out,
+            features: &mut self.features,
         };
         session.finish_bind(&mut ctx, &request.iq, result.clone());
         if let Ok(full) = result {

@@ -26,7 +26,7 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::ids::{RequestId, SessionId};
-use crate::negotiation::{Ctx, Step};
+use crate::negotiation::{Ctx, FeaturesCache, Step};
 use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
 use crate::random::{OsRandom, RandomSource};
 use crate::session::Blocked;
@@ -52,6 +52,8 @@ enum Pending {
 /// All client sessions of one server process. See the crate docs.
 pub struct SessionManager {
     config: Config,
+    /// Serialised stream features (they depend on `config`, which never changes).
+    features: FeaturesCache,
     rng: Box<dyn RandomSource>,
     /// Boxed: the table holds a pointer per bucket, not a whole session
     /// (hashbrown rounds buckets up to a power of two).
@@ -102,6 +104,7 @@ impl SessionManager {
     pub fn with_random(config: Config, rng: Box<dyn RandomSource>) -> Self {
         Self {
             config,
+            features: FeaturesCache::default(),
             rng,
             sessions: HashMap::new(),
             accounts: HashMap::new(),
@@ -260,6 +263,7 @@ impl SessionManager {
                     config: &self.config,
                     rng: self.rng.as_mut(),
                     out: &mut self.out,
+                    features: &mut self.features,
                 };
                 let step = session.sasl_answer(&mut ctx, response);
                 self.after_step(session_id, step, now);
@@ -366,6 +370,7 @@ impl SessionManager {
             config: &self.config,
             rng: self.rng.as_mut(),
             out: &mut self.out,
+            features: &mut self.features,
         };
         session.close(&mut ctx, reason.clone());
         self.remove_session(id, reason, now);
@@ -449,6 +454,7 @@ impl SessionManager {
                 config: &self.config,
                 rng: self.rng.as_mut(),
                 out: &mut self.out,
+                features: &mut self.features,
             };
             let step = session.step(&mut ctx);
             if matches!(step, Step::Idle) {

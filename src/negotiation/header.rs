@@ -1,10 +1,11 @@
 //! Stream header checks (RFC 6120 §4.7, Prosody §2.3) and stream features
 //! (RFC 6120 §4.3, Prosody §2.4).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use minidom::Element;
 
 use super::{Ctx, Step};
+use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::output::Output;
 use crate::session::{Session, SessionKind};
@@ -37,7 +38,14 @@ impl Session {
             .as_deref()
             .and_then(|f| jid::Jid::new(f).ok())
             .map(|j| j.to_string());
-        let mut buf = BytesMut::with_capacity(512);
+        let features = ctx
+            .features
+            .get(self.kind(), self.secure, self.starttls_available, || {
+                self.features(ctx.config)
+            });
+        let mut buf = BytesMut::with_capacity(
+            HEADER_CAPACITY + features.as_ref().map_or(0, |features| features.len()),
+        );
         stream::write_stream_header(
             &mut buf,
             self.host.as_deref(),
@@ -47,9 +55,9 @@ impl Session {
             "en",
         );
         self.notopen = false;
-        match self.features(ctx) {
+        match features {
             Some(features) => {
-                stream::write_element(&features, &mut buf);
+                buf.extend_from_slice(&features);
                 ctx.out.push_back(Output::Transmit {
                     session: self.id,
                     data: buf.freeze(),
@@ -80,12 +88,12 @@ impl Session {
         header: &StreamHeader,
     ) -> Result<String, StreamError> {
         // Prepare the host early so that an error is sent in a stream from it.
-        let requested = header
-            .to
-            .as_deref()
-            .and_then(|to| jid::Jid::new(to).ok())
-            .filter(|j| j.node().is_none() && j.resource().is_none())
-            .map(|j| j.domain().as_str().to_owned());
+        // On a stream restart `to` is normally the host already chosen, which
+        // is normalised: taken as it is, it needs no parsing again.
+        let requested = match (&self.host, header.to.as_deref()) {
+            (Some(host), Some(to)) if host == to => Some(host.clone()),
+            _ => requested_host(header.to.as_deref()),
+        };
         if self.host.is_none()
             && let Some(host) = &requested
             && ctx.config.serves(host)
@@ -138,8 +146,11 @@ impl Session {
 
     /// The `<stream:features/>` for the current stage, or `None` when there
     /// is nothing the client could do.
-    fn features(&self, ctx: &Ctx<'_>) -> Option<Element> {
-        let config = ctx.config;
+    ///
+    /// It depends only on the session's kind, `secure` and
+    /// `starttls_available` and on the configuration, so the manager keeps it
+    /// serialised in a [`FeaturesCache`].
+    fn features(&self, config: &Config) -> Option<Element> {
         let mut features = Element::bare("features", NS_STREAMS);
         match self.kind() {
             SessionKind::Unauthenticated => {
@@ -195,6 +206,67 @@ impl Session {
         features.append_child(advert);
         Some(features)
     }
+}
+
+/// The normalised domain a stream header's `to` names, if it is a bare domain.
+fn requested_host(to: Option<&str>) -> Option<String> {
+    to.and_then(|to| jid::Jid::new(to).ok())
+        .filter(|j| j.node().is_none() && j.resource().is_none())
+        .map(|j| j.domain().as_str().to_owned())
+}
+
+/// Room for our stream header: the fixed text, a 16-character id and the host.
+const HEADER_CAPACITY: usize = 256;
+
+/// The serialised `<stream:features/>` for each combination of what they
+/// depend on besides the immutable [`Config`]: the session's kind, and for an
+/// unauthenticated session whether the stream is secure and whether STARTTLS
+/// is available. Each is built the first time it is needed, then shared.
+#[derive(Debug, Default)]
+pub(crate) struct FeaturesCache {
+    /// Indexed by [`FeaturesCache::slot`]; the inner `None` records that
+    /// there were no features to offer.
+    slots: [Option<Option<Bytes>>; FeaturesCache::SLOTS],
+}
+
+impl FeaturesCache {
+    const SLOTS: usize = 6;
+
+    fn slot(kind: SessionKind, secure: bool, starttls_available: bool) -> usize {
+        match kind {
+            SessionKind::Unauthenticated => {
+                usize::from(secure) * 2 + usize::from(starttls_available)
+            }
+            SessionKind::Authenticated => 4,
+            SessionKind::Bound => 5,
+        }
+    }
+
+    /// The features for this combination, serialising `build`'s element the
+    /// first time.
+    fn get(
+        &mut self,
+        kind: SessionKind,
+        secure: bool,
+        starttls_available: bool,
+        build: impl FnOnce() -> Option<Element>,
+    ) -> Option<Bytes> {
+        let Some(slot) = self
+            .slots
+            .get_mut(Self::slot(kind, secure, starttls_available))
+        else {
+            return serialise(build());
+        };
+        slot.get_or_insert_with(|| serialise(build())).clone()
+    }
+}
+
+fn serialise(features: Option<Element>) -> Option<Bytes> {
+    features.map(|features| {
+        let mut buf = BytesMut::with_capacity(512);
+        stream::write_element(&features, &mut buf);
+        buf.freeze()
+    })
 }
 
 /// Only major version 1 is accepted (RFC 6120 §4.7.5). A missing version

@@ -20,6 +20,7 @@ use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
 pub(crate) use bind::BindRequest;
+pub(crate) use header::FeaturesCache;
 
 /// What the manager must do after one step of a session.
 #[derive(Debug)]
@@ -47,6 +48,8 @@ pub(crate) struct Ctx<'a> {
     pub config: &'a Config,
     pub rng: &'a mut dyn RandomSource,
     pub out: &'a mut VecDeque<Output>,
+    /// The serialised stream features, built once per combination.
+    pub features: &'a mut FeaturesCache,
 }
 
 impl Session {

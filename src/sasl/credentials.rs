@@ -1,6 +1,7 @@
 //! Stored credentials: SCRAM salted keys (RFC 5802 §3) and the primitives behind them.
 
 use core::fmt;
+use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -146,17 +147,20 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// SCRAM salted keys for one hash (RFC 5802 §3): what a store keeps instead of a password.
 ///
+/// The byte strings are shared (`Arc<[u8]>`), so a store hands out a clone of its
+/// [`Credentials`] for every login without copying them.
+///
 /// `Debug` output redacts the keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ScramKeys {
     /// Salt used to derive the salted password.
-    pub salt: Vec<u8>,
+    pub salt: Arc<[u8]>,
     /// PBKDF2 iteration count.
     pub iterations: u32,
     /// `StoredKey = H(HMAC(SaltedPassword, "Client Key"))`.
-    pub stored_key: Vec<u8>,
+    pub stored_key: Arc<[u8]>,
     /// `ServerKey = HMAC(SaltedPassword, "Server Key")`.
-    pub server_key: Vec<u8>,
+    pub server_key: Arc<[u8]>,
 }
 
 impl fmt::Debug for ScramKeys {
@@ -190,10 +194,10 @@ impl ScramKeys {
         salted.zeroize();
         client_key.zeroize();
         ScramKeys {
-            salt: salt.to_vec(),
+            salt: salt.into(),
             iterations,
-            stored_key,
-            server_key,
+            stored_key: stored_key.into(),
+            server_key: server_key.into(),
         }
     }
 

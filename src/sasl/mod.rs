@@ -371,19 +371,32 @@ impl SaslExchange {
 
     /// Handles a `<response/>` (raw, already base64-decoded).
     pub fn respond(&mut self, response: &[u8]) -> SaslStep {
+        match self.respond_inline(response) {
+            Ok((username, server_final)) => SaslStep::Success {
+                username,
+                additional_data: Some(server_final.as_slice().to_vec()),
+            },
+            Err(step) => step,
+        }
+    }
+
+    /// [`SaslExchange::respond`] with the success held inline: the
+    /// username and the SCRAM server-final message; any other step is the
+    /// error.
+    pub(crate) fn respond_inline(
+        &mut self,
+        response: &[u8],
+    ) -> Result<(String, scram::ServerFinal), SaslStep> {
         match core::mem::replace(&mut self.state, State::Finished) {
             State::ScramAwaitClientFinal(pending) => match pending.verify_client_final(response) {
-                Ok(server_final) => SaslStep::Success {
-                    username: pending.username,
-                    additional_data: Some(server_final),
-                },
+                Ok(server_final) => Ok((pending.username, server_final)),
                 Err(SaslFailure::NotAuthorized) => {
-                    fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED)
+                    Err(fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED))
                 }
-                Err(failure) => fail(failure, TEXT_MALFORMED),
+                Err(failure) => Err(fail(failure, TEXT_MALFORMED)),
             },
             State::PlainAwaitCheck { .. } | State::ScramNeedCredentials(_) | State::Finished => {
-                fail(SaslFailure::MalformedRequest, TEXT_OUT_OF_ORDER)
+                Err(fail(SaslFailure::MalformedRequest, TEXT_OUT_OF_ORDER))
             }
         }
     }
@@ -397,39 +410,51 @@ impl SaslExchange {
     /// (including a PLAIN exchange, which asks for [`SaslStep::VerifyPassword`])
     /// finishes the exchange with `temporary-auth-failure`.
     pub fn provide_credentials(&mut self, credentials: Option<&Credentials>) -> SaslStep {
+        match self.offer_credentials(credentials) {
+            Ok(challenge) => SaslStep::Challenge(challenge.to_vec()),
+            Err(step) => step,
+        }
+    }
+
+    /// [`SaslExchange::provide_credentials`] without copying the challenge:
+    /// on success it is borrowed from the exchange (the SCRAM server-first
+    /// message); any other step is the error.
+    pub(crate) fn offer_credentials(
+        &mut self,
+        credentials: Option<&Credentials>,
+    ) -> Result<&[u8], SaslStep> {
         let state = core::mem::replace(&mut self.state, State::Finished);
-        if !matches!(state, State::ScramNeedCredentials(_)) {
-            return fail(
+        let State::ScramNeedCredentials(first) = state else {
+            return Err(fail(
                 SaslFailure::TemporaryAuthFailure,
                 TEXT_UNEXPECTED_CREDENTIALS,
-            );
-        }
+            ));
+        };
         let Some(credentials) = credentials else {
-            return fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED);
+            return Err(fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED));
         };
         if credentials.disabled {
-            return fail(SaslFailure::AccountDisabled, TEXT_ACCOUNT_DISABLED);
+            return Err(fail(SaslFailure::AccountDisabled, TEXT_ACCOUNT_DISABLED));
         }
-        match state {
-            State::ScramNeedCredentials(first) => {
-                let keys = self
-                    .mechanism
-                    .scram_hash()
-                    .and_then(|hash| Some((hash, credentials.keys(hash)?)));
-                let Some((hash, keys)) = keys else {
-                    return fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED);
-                };
-                let pending = scram::Pending::new(hash, first, &self.server_nonce, keys);
-                let challenge = pending.server_first.clone().into_bytes();
-                self.state = State::ScramAwaitClientFinal(pending);
-                SaslStep::Challenge(challenge)
-            }
-            State::PlainAwaitCheck { .. } | State::ScramAwaitClientFinal(_) | State::Finished => {
-                fail(
-                    SaslFailure::TemporaryAuthFailure,
-                    TEXT_UNEXPECTED_CREDENTIALS,
-                )
-            }
+        let keys = self
+            .mechanism
+            .scram_hash()
+            .and_then(|hash| Some((hash, credentials.keys(hash)?)));
+        let Some((hash, keys)) = keys else {
+            return Err(fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED));
+        };
+        self.state = State::ScramAwaitClientFinal(scram::Pending::new(
+            hash,
+            first,
+            &self.server_nonce,
+            keys,
+        ));
+        match &self.state {
+            State::ScramAwaitClientFinal(pending) => Ok(pending.server_first.as_bytes()),
+            _ => Err(fail(
+                SaslFailure::TemporaryAuthFailure,
+                TEXT_UNEXPECTED_CREDENTIALS,
+            )),
         }
     }
 

@@ -199,7 +199,7 @@ impl Pending {
     ///
     /// Bad syntax, a channel-binding value other than the base64 gs2 header, or a
     /// nonce mismatch is `MalformedRequest`; a wrong proof is `NotAuthorized`.
-    pub(crate) fn verify_client_final(&self, message: &[u8]) -> Result<Vec<u8>, SaslFailure> {
+    pub(crate) fn verify_client_final(&self, message: &[u8]) -> Result<ServerFinal, SaslFailure> {
         const MALFORMED: SaslFailure = SaslFailure::MalformedRequest;
         let text = core::str::from_utf8(message).map_err(|_| MALFORMED)?;
         let (without_proof, proof_b64) = text.rsplit_once(",p=").ok_or(MALFORMED)?;
@@ -267,10 +267,35 @@ impl Pending {
         let server_signature = self
             .hash
             .hmac_parts(self.server_key.as_slice(), &auth_message);
-        let mut server_final = String::with_capacity(2 + 4 * HashBytes::MAX.div_ceil(3));
-        server_final.push_str("v=");
-        BASE64_STANDARD.encode_string(server_signature.as_slice(), &mut server_final);
-        Ok(server_final.into_bytes())
+        Ok(ServerFinal::new(server_signature.as_slice()))
+    }
+}
+
+/// A SCRAM server-final message, `v=<base64 ServerSignature>`, held inline.
+#[derive(Clone, Copy)]
+pub(crate) struct ServerFinal {
+    bytes: [u8; ServerFinal::MAX],
+    len: usize,
+}
+
+impl ServerFinal {
+    /// `v=` and the base64 of the longest signature (SHA-256).
+    const MAX: usize = 2 + 4 * HashBytes::MAX.div_ceil(3);
+
+    fn new(signature: &[u8]) -> Self {
+        let mut bytes = [0u8; Self::MAX];
+        bytes[0] = b'v';
+        bytes[1] = b'=';
+        let len = bytes
+            .get_mut(2..)
+            .and_then(|tail| BASE64_STANDARD.encode_slice(signature, tail).ok())
+            .map_or(2, |n| n + 2);
+        ServerFinal { bytes, len }
+    }
+
+    /// The message.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
