@@ -1,4 +1,4 @@
-//! Acceptance checks against the example server (`examples/server.rs`) over
+//! Acceptance checks against the example server (`examples/server/`) over
 //! real loopback sockets.
 //!
 //! * `raw_socket_login_and_chat`: std::net only, no Python. PLAIN login, bind,

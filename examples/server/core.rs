@@ -1,0 +1,214 @@
+//! The core loop: one task owns the [`SessionManager`], the store handle
+//! and the listener.
+//!
+//! `SessionManager` is a single sans-IO object, so one *core* task drives
+//! it. Every connection has its own task (see [`crate::transport`]) that
+//! sends what it reads over one bounded channel shared by all connections
+//! and writes what the core sends it on its own unbounded channel. This is
+//! faster than sharing the manager behind a `Mutex`: the manager cannot run
+//! in parallel anyway, so a lock would only add contention, and a stanza for
+//! another client needs a channel to that client's socket in either design.
+//! Owning it also lets the core batch: it takes every input already queued,
+//! then drains the outputs once and hands each socket all of its bytes as
+//! one buffer.
+//!
+//! Storage requests go to [`crate::store`], which answers either at once
+//! or later through [`ToCore::Answer`]; the manager orders requests per
+//! user, so answers may arrive in any order. A connection that drops in the
+//! meantime is no problem: the manager ignores the late answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::sleep_until;
+use xmpp_session::{ConnectionInfo, Event, Output, SessionId, SessionManager};
+
+use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
+use crate::store::StoreHandle;
+use crate::transport::{self, ToConn, ToCore, concat};
+
+/// The core's handle on one connection. Dropping it lets the connection
+/// task write what is queued and close the socket.
+struct Conn {
+    tx: mpsc::UnboundedSender<ToConn>,
+    task: AbortHandle,
+    /// Bytes handed to the task and not yet written.
+    queued: Arc<AtomicUsize>,
+    peer: SocketAddr,
+}
+
+/// Everything the core task owns.
+pub struct Core {
+    manager: SessionManager,
+    store: StoreHandle,
+    conns: HashMap<SessionId, Conn>,
+    /// Bytes produced for each socket during the current batch.
+    outbox: HashMap<SessionId, Vec<Bytes>>,
+    to_core: mpsc::Sender<ToCore>,
+    limits: Limits,
+    verbose: bool,
+}
+
+impl Core {
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if !self.limits.admit(peer, self.conns.len()) {
+            return; // dropping the stream closes it
+        }
+        let id = self
+            .manager
+            .connect(ConnectionInfo::plain(), Instant::now());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let task = transport::spawn(id, stream, peer, rx, queued.clone(), self.to_core.clone());
+        if self.verbose {
+            eprintln!("{id:?} connected from {peer}");
+        }
+        self.conns.insert(
+            id,
+            Conn {
+                tx,
+                task,
+                queued,
+                peer,
+            },
+        );
+    }
+
+    fn handle(&mut self, msg: ToCore) {
+        let now = Instant::now();
+        match msg {
+            ToCore::Input(id, data) => self.manager.handle_input(id, &data, now),
+            ToCore::Gone(id) => self.manager.handle_disconnect(id, now),
+            ToCore::Answer(id, response) => self.manager.complete(id, response, now),
+        }
+    }
+
+    /// Drains every output, handing storage requests to the store, then
+    /// gives each socket its bytes in one piece.
+    fn flush(&mut self) {
+        let now = Instant::now();
+        while let Some(output) = self.manager.poll_output() {
+            match output {
+                Output::Transmit { session, data } => {
+                    self.outbox.entry(session).or_default().push(data)
+                }
+                Output::Close { session } | Output::Event(Event::Closed { session }) => {
+                    self.finish(session)
+                }
+                Output::StartTls { session } => {
+                    // Never offered on a plain connection; refuse if it ever happens.
+                    eprintln!("{session:?}: STARTTLS is not supported by this example");
+                    self.finish(session);
+                }
+                Output::Route { stanza } => {
+                    eprintln!(
+                        "dropping stanza for a remote domain: to={:?}",
+                        stanza.attr("to")
+                    );
+                }
+                Output::Request { id, request } => {
+                    if let Some(response) = self.store.submit(id, request) {
+                        self.manager.complete(id, response, now);
+                    }
+                }
+                Output::Event(event) if self.verbose => eprintln!("{event:?}"),
+                _ => {}
+            }
+        }
+        let mut stuck = Vec::new();
+        for (session, chunks) in self.outbox.drain() {
+            if let Some(conn) = self.conns.get(&session) {
+                let data = concat(chunks);
+                let waiting = conn.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+                if waiting > MAX_QUEUED_BYTES {
+                    stuck.push(session);
+                    continue;
+                }
+                // A send error means the task already stopped; its Gone is on the way.
+                let _ = conn.tx.send(ToConn::Data(data));
+            }
+        }
+        // Clients that stopped reading: drop them (their unavailable presence
+        // and the like go to the others in the next round).
+        for session in stuck {
+            if let Some(conn) = self.conns.remove(&session) {
+                eprintln!("{session:?} ({}): not reading, disconnected", conn.peer);
+                conn.task.abort();
+            }
+            self.manager.handle_disconnect(session, Instant::now());
+            self.flush();
+        }
+    }
+
+    /// Ends a connection: its pending bytes go out, then the socket closes.
+    fn finish(&mut self, session: SessionId) {
+        let Some(conn) = self.conns.remove(&session) else {
+            return;
+        };
+        if let Some(chunks) = self.outbox.remove(&session) {
+            let _ = conn.tx.send(ToConn::Data(concat(chunks)));
+        }
+        if self.verbose {
+            eprintln!("{session:?} ({}) closed", conn.peer);
+        }
+    }
+}
+
+/// Runs the server until Ctrl-C.
+pub async fn run(
+    manager: SessionManager,
+    store: StoreHandle,
+    listener: TcpListener,
+    to_core: mpsc::Sender<ToCore>,
+    mut from_conns: mpsc::Receiver<ToCore>,
+    limits: Limits,
+    verbose: bool,
+) {
+    let mut core = Core {
+        manager,
+        store,
+        conns: HashMap::new(),
+        outbox: HashMap::new(),
+        to_core,
+        limits,
+        verbose,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let deadline = core
+            .manager
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => core.accept(stream, peer),
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = from_conns.recv_many(&mut batch, BATCH) => {
+                for msg in batch.drain(..) {
+                    core.handle(msg);
+                }
+            }
+            () = async { sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                if deadline.is_some() => core.manager.handle_timeout(Instant::now()),
+            _ = &mut ctrl_c => {
+                println!("shutting down");
+                return;
+            }
+        }
+        core.flush();
+    }
+}
