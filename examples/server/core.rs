@@ -28,11 +28,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
-use xmpp_session::{ConnectionInfo, Event, Output, SessionId, SessionManager};
+use xmpp_session::{ConnectionInfo, Event, Output, SessionId, SessionManager, TlsInfo};
 
 use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
 use crate::store::StoreHandle;
-use crate::transport::{self, ToConn, ToCore, concat};
+use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
 
 /// The core's handle on one connection. Dropping it lets the connection
 /// task write what is queued and close the socket.
@@ -57,16 +57,26 @@ pub struct Core {
 }
 
 impl Core {
-    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, mode: &Mode) {
         if !self.limits.admit(peer, self.conns.len()) {
             return; // dropping the stream closes it
         }
-        let id = self
-            .manager
-            .connect(ConnectionInfo::plain(), Instant::now());
+        let info = match mode {
+            Mode::Plain => ConnectionInfo::plain(),
+            Mode::StartTls(_) => ConnectionInfo::starttls(),
+            Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
+        };
+        let id = self.manager.connect(info, Instant::now());
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let task = transport::spawn(id, stream, peer, rx, queued.clone(), self.to_core.clone());
+        let link = Link {
+            id,
+            peer,
+            queued: queued.clone(),
+            core: self.to_core.clone(),
+            verbose: self.verbose,
+        };
+        let task = transport::spawn(stream, mode.clone(), rx, link);
         if self.verbose {
             eprintln!("{id:?} connected from {peer}");
         }
@@ -85,6 +95,10 @@ impl Core {
         let now = Instant::now();
         match msg {
             ToCore::Input(id, data) => self.manager.handle_input(id, &data, now),
+            ToCore::TlsEstablished(id) => {
+                self.manager
+                    .handle_tls_established(id, TlsInfo::default(), now)
+            }
             ToCore::Gone(id) => self.manager.handle_disconnect(id, now),
             ToCore::Answer(id, response) => self.manager.complete(id, response, now),
         }
@@ -102,11 +116,7 @@ impl Core {
                 Output::Close { session } | Output::Event(Event::Closed { session }) => {
                     self.finish(session)
                 }
-                Output::StartTls { session } => {
-                    // Never offered on a plain connection; refuse if it ever happens.
-                    eprintln!("{session:?}: STARTTLS is not supported by this example");
-                    self.finish(session);
-                }
+                Output::StartTls { session } => self.start_tls(session),
                 Output::Route { stanza } => {
                     eprintln!(
                         "dropping stanza for a remote domain: to={:?}",
@@ -147,6 +157,18 @@ impl Core {
         }
     }
 
+    /// Hands the connection its `<proceed/>` (and anything before it) with
+    /// the order to run the TLS handshake.
+    fn start_tls(&mut self, session: SessionId) {
+        let Some(conn) = self.conns.get(&session) else {
+            return;
+        };
+        let data = self.outbox.remove(&session).map(concat).unwrap_or_default();
+        conn.queued.fetch_add(data.len(), Ordering::Relaxed);
+        // A send error means the task already stopped; its Gone is on the way.
+        let _ = conn.tx.send(ToConn::StartTls(data));
+    }
+
     /// Ends a connection: its pending bytes go out, then the socket closes.
     fn finish(&mut self, session: SessionId) {
         let Some(conn) = self.conns.remove(&session) else {
@@ -161,11 +183,31 @@ impl Core {
     }
 }
 
+/// A listening socket and how its connections start.
+pub struct Listener {
+    /// The socket.
+    pub socket: TcpListener,
+    /// Plain, STARTTLS or direct TLS.
+    pub mode: Mode,
+}
+
+/// Accepts on `listener`, or never returns if there is none.
+async fn accept(
+    listener: Option<&Listener>,
+) -> std::io::Result<(TcpStream, SocketAddr, &Listener)> {
+    match listener {
+        Some(l) => l.socket.accept().await.map(|(s, peer)| (s, peer, l)),
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the server until Ctrl-C.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     manager: SessionManager,
     store: StoreHandle,
-    listener: TcpListener,
+    main: Listener,
+    direct_tls: Option<Listener>,
     to_core: mpsc::Sender<ToCore>,
     mut from_conns: mpsc::Receiver<ToCore>,
     limits: Limits,
@@ -189,8 +231,16 @@ pub async fn run(
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => core.accept(stream, peer),
+            accepted = accept(Some(&main)) => match accepted {
+                Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept(direct_tls.as_ref()) => match accepted {
+                Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     eprintln!("accept failed: {e}");

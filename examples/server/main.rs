@@ -1,28 +1,35 @@
-//! A small XMPP client-to-server example on tokio: plain TCP, accounts in
+//! A small XMPP client-to-server example on tokio: STARTTLS (required
+//! before authentication) and optional direct TLS with rustls, accounts in
 //! memory (`MemoryStore`), one domain.
 //!
 //! ```text
 //! cargo run --example server -- --listen 127.0.0.1:5322
+//! cargo run --example server -- --tls-cert chain.pem --tls-key key.pem --tls-listen 127.0.0.1:5223
 //! cargo run --example server -- --user alice:secret --users-file users.txt
+//! cargo run --example server -- --no-tls   # plaintext, loopback only
 //! ```
 //!
 //! One module per job, each readable on its own:
 //!
 //! * [`core`]: the task that owns the `SessionManager` and the listener;
-//! * [`transport`]: one task per socket, bytes in and out;
+//! * [`transport`]: one task per socket, bytes in and out, TLS handshakes;
+//! * [`tls`]: the certificate (PEM files or self-signed) and rustls settings;
 //! * [`store`]: answers storage requests (password checks off the core task);
 //! * [`limits`]: what one client may cost the server;
 //! * [`admin`]: accounts from the command line.
 //!
-//! Plain TCP only: STARTTLS in this example is a later step, so the config
-//! sets `require_tls(false)` and `allow_plain_without_tls(true)`. Keep it on
-//! loopback. A peer that misbehaves or vanishes only ends its own session;
-//! I/O errors are logged, never unwrapped. Not production-grade.
+//! By default the config has `require_tls(true)`: the first stream offers
+//! only STARTTLS, and SASL (PLAIN included) comes after the handshake.
+//! `--no-tls` is the explicit plaintext switch (`require_tls(false)`,
+//! `allow_plain_without_tls(true)`), meant for loopback tests. A peer that
+//! misbehaves or vanishes only ends its own session; I/O errors are logged,
+//! never unwrapped. Not production-grade.
 
 mod admin;
 mod core;
 mod limits;
 mod store;
+mod tls;
 mod transport;
 
 use std::net::SocketAddr;
@@ -34,16 +41,20 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use xmpp_session::{Config, SessionManager};
 
+use crate::core::Listener;
 use crate::limits::Limits;
 use crate::store::StoreHandle;
+use crate::transport::Mode;
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Example XMPP c2s server built on xmpp-session (plain TCP only)",
+    about = "Example XMPP c2s server built on xmpp-session",
     long_about = "Example XMPP c2s server built on xmpp-session.\n\n\
-        This version speaks plain TCP only (STARTTLS is not implemented in the example yet): \
-        it sets require_tls(false) and allow_plain_without_tls(true), so SASL PLAIN passwords \
-        cross the wire in clear text. Bind it to loopback only.\n\n\
+        TLS: STARTTLS is offered and required before authentication; --tls-listen adds a \
+        direct TLS (XEP-0368) listener (off by default). The certificate comes from \
+        --tls-cert/--tls-key (PEM); without them a self-signed certificate for the domain is \
+        generated at start and its SHA-256 fingerprint printed (clients ask you to accept it). \
+        --no-tls serves plaintext only, with SASL PLAIN in clear text: loopback only.\n\n\
         Without --user or --users-file, demo accounts with password 'password' are created \
         and printed at start."
 )]
@@ -60,9 +71,18 @@ struct Args {
     /// A file with one NAME:PASSWORD per line (blank lines and # comments skipped).
     #[arg(long, value_name = "PATH")]
     users_file: Option<PathBuf>,
-    /// Plain TCP without TLS (accepted for clarity; this version never uses TLS).
-    #[arg(long)]
+    /// Plaintext only: no STARTTLS, SASL PLAIN allowed in clear text (loopback only).
+    #[arg(long, conflicts_with_all = ["tls_listen", "tls_cert", "tls_key"])]
     no_tls: bool,
+    /// Also listen for direct TLS (XEP-0368) here, e.g. 127.0.0.1:5223 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) [default: self-signed for the domain, generated at start].
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Refuse connections beyond this many.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -77,6 +97,16 @@ fn fail(code: i32, message: impl std::fmt::Display) -> ! {
     std::process::exit(code);
 }
 
+/// Binds `addr`, or exits saying why.
+async fn bind(addr: SocketAddr) -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| fail(1, format!("cannot listen on {addr}: {e}")));
+    // The real address, so `127.0.0.1:0` reports the port it got.
+    let local = listener.local_addr().unwrap_or(addr);
+    (listener, local)
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -84,19 +114,49 @@ async fn main() {
         .unwrap_or_else(|e| fail(2, e));
     let memory = store::make_store(&args.domain, &accounts).unwrap_or_else(|e| fail(2, e));
     let config = Config::builder(args.domain.clone())
-        .require_tls(false)
-        .allow_plain_without_tls(true)
+        .require_tls(!args.no_tls)
+        .allow_plain_without_tls(args.no_tls)
         .build()
         .unwrap_or_else(|e| fail(2, format!("invalid configuration: {e}")));
     let mut manager = SessionManager::new(config);
     manager.set_wall_clock(Instant::now(), SystemTime::now());
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .unwrap_or_else(|e| fail(1, format!("cannot listen on {}: {e}", args.listen)));
-    // The real address, so `--listen 127.0.0.1:0` reports the port it got.
-    let local = listener.local_addr().unwrap_or(args.listen);
-    println!("serving {} on {local} (plain TCP, no TLS)", args.domain);
+    let tls = if args.no_tls {
+        None
+    } else {
+        let tls = tls::setup(
+            &args.domain,
+            args.tls_cert.as_deref(),
+            args.tls_key.as_deref(),
+        )
+        .unwrap_or_else(|e| fail(2, e));
+        Some(tls)
+    };
+
+    let (socket, local) = bind(args.listen).await;
+    let main = Listener {
+        socket,
+        mode: match &tls {
+            Some(tls) => Mode::StartTls(tls.acceptor.clone()),
+            None => Mode::Plain,
+        },
+    };
+    match &tls {
+        None => println!("serving {} on {local} (plain TCP, no TLS)", args.domain),
+        Some(tls) => {
+            println!("serving {} on {local} (STARTTLS required)", args.domain);
+            println!("TLS: {}", tls.describe);
+        }
+    }
+    let mut direct_tls = None;
+    if let (Some(addr), Some(tls)) = (args.tls_listen, &tls) {
+        let (socket, local) = bind(addr).await;
+        println!("direct TLS (XEP-0368) on {local}");
+        direct_tls = Some(Listener {
+            socket,
+            mode: Mode::DirectTls(tls.acceptor.clone()),
+        });
+    }
 
     let (to_core, from_conns) = mpsc::channel(4096);
     let store = StoreHandle::new(memory, to_core.clone());
@@ -106,7 +166,8 @@ async fn main() {
     core::run(
         manager,
         store,
-        listener,
+        main,
+        direct_tls,
         to_core,
         from_conns,
         limits,

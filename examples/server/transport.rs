@@ -1,5 +1,5 @@
-//! Sockets: one task per connection moves bytes between the socket and the
-//! core.
+//! Sockets and TLS: one task per connection moves bytes between the socket
+//! and the core.
 //!
 //! The task owns the whole stream. It reads into a buffer and forwards each
 //! chunk to the core over the shared bounded channel ([`ToCore::Input`]);
@@ -9,25 +9,39 @@
 //! sender, the task writes whatever is still queued and shuts the socket
 //! down; when the socket ends or fails it reports [`ToCore::Gone`].
 //!
-//! [`serve`] is generic over the stream, so the same loop runs on plain TCP
-//! and, later, on TLS.
+//! TLS: on a direct TLS listener (XEP-0368) the task runs the handshake
+//! first. On the STARTTLS port the core sends [`ToConn::StartTls`] with the
+//! `<proceed/>` bytes in it (one message, so that nothing the client sends
+//! after `<proceed/>` can be read as XML); the task writes them, runs the
+//! handshake on the same
+//! TCP socket and reports [`ToCore::TlsEstablished`], and from then on the
+//! same loop ([`serve`], generic over the stream) runs on the TLS stream. A
+//! handshake has [`HANDSHAKE_TIMEOUT`] to finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use xmpp_session::{RequestId, Response, SessionId};
 
 use crate::limits::READ_CHUNK;
+
+/// Time allowed for a TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What connection and storage tasks tell the core.
 pub enum ToCore {
     /// Bytes read from a client.
     Input(SessionId, Bytes),
+    /// The STARTTLS handshake finished.
+    TlsEstablished(SessionId),
     /// The socket reached EOF or failed.
     Gone(SessionId),
     /// The answer to a request handled off the core task.
@@ -38,46 +52,164 @@ pub enum ToCore {
 pub enum ToConn {
     /// Bytes to write.
     Data(Bytes),
+    /// Write these bytes (the `<proceed/>`), then run a STARTTLS handshake
+    /// before reading anything more.
+    StartTls(Bytes),
 }
 
-/// Starts the task for an accepted plain TCP connection.
+/// How a connection starts.
+#[derive(Clone)]
+pub enum Mode {
+    /// Plain TCP throughout (`--no-tls`).
+    Plain,
+    /// Plain TCP that may be upgraded with STARTTLS.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte (XEP-0368).
+    DirectTls(TlsAcceptor),
+}
+
+/// What a connection task needs besides its socket.
+pub struct Link {
+    /// The session this socket carries.
+    pub id: SessionId,
+    /// The peer's address, for logs.
+    pub peer: SocketAddr,
+    /// Bytes the core handed over and that are not yet written.
+    pub queued: Arc<AtomicUsize>,
+    /// The core's shared input channel.
+    pub core: mpsc::Sender<ToCore>,
+    /// Log handshake failures.
+    pub verbose: bool,
+}
+
+/// Starts the task for an accepted TCP connection.
 pub fn spawn(
-    id: SessionId,
     stream: TcpStream,
-    peer: SocketAddr,
+    mode: Mode,
     rx: mpsc::UnboundedReceiver<ToConn>,
-    queued: Arc<AtomicUsize>,
-    core: mpsc::Sender<ToCore>,
+    link: Link,
 ) -> tokio::task::AbortHandle {
     if let Err(e) = stream.set_nodelay(true) {
-        eprintln!("{peer}: TCP_NODELAY: {e}");
+        eprintln!("{}: TCP_NODELAY: {e}", link.peer);
     }
     tokio::spawn(async move {
         let mut rx = rx;
-        if serve(id, stream, &mut rx, &queued, &core).await == End::Socket {
-            let _ = core.send(ToCore::Gone(id)).await;
+        let end = run(stream, mode, &mut rx, &link).await;
+        if end == Ended::Socket {
+            let _ = link.core.send(ToCore::Gone(link.id)).await;
         }
     })
     .abort_handle()
 }
 
-/// Why [`serve`] stopped.
+/// Why a connection task stopped.
 #[derive(Debug, PartialEq, Eq)]
-enum End {
-    /// The socket ended or failed (or the core is gone): report it.
+enum Ended {
+    /// The socket ended or failed: the core must be told.
     Socket,
-    /// The core closed the connection; it knows.
-    Closed,
+    /// The core closed the connection (or stopped); it knows.
+    Core,
 }
 
-/// Moves bytes both ways until the socket ends or the core lets go.
+async fn run(
+    stream: TcpStream,
+    mode: Mode,
+    rx: &mut mpsc::UnboundedReceiver<ToConn>,
+    link: &Link,
+) -> Ended {
+    match mode {
+        Mode::Plain => match serve(stream, rx, link).await {
+            End::StartTls(_) => {
+                eprintln!("{:?}: STARTTLS without TLS configured", link.id);
+                Ended::Socket
+            }
+            End::Socket => Ended::Socket,
+            End::Core => Ended::Core,
+        },
+        Mode::DirectTls(acceptor) => {
+            let Some(tls) = handshake(&acceptor, stream, link).await else {
+                return Ended::Socket;
+            };
+            after_tls(tls, rx, link).await
+        }
+        Mode::StartTls(acceptor) => match serve(stream, rx, link).await {
+            End::StartTls(tcp) => {
+                let Some(tls) = handshake(&acceptor, tcp, link).await else {
+                    return Ended::Socket;
+                };
+                if link
+                    .core
+                    .send(ToCore::TlsEstablished(link.id))
+                    .await
+                    .is_err()
+                {
+                    return Ended::Core;
+                }
+                after_tls(tls, rx, link).await
+            }
+            End::Socket => Ended::Socket,
+            End::Core => Ended::Core,
+        },
+    }
+}
+
+/// The rest of a connection once TLS is up.
+async fn after_tls(
+    tls: TlsStream<TcpStream>,
+    rx: &mut mpsc::UnboundedReceiver<ToConn>,
+    link: &Link,
+) -> Ended {
+    match serve(tls, rx, link).await {
+        End::StartTls(_) => {
+            eprintln!("{:?}: STARTTLS on a TLS stream", link.id);
+            Ended::Socket
+        }
+        End::Socket => Ended::Socket,
+        End::Core => Ended::Core,
+    }
+}
+
+/// A server handshake on `tcp`, bounded by [`HANDSHAKE_TIMEOUT`].
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    link: &Link,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            if link.verbose {
+                eprintln!("{:?} ({}): TLS handshake failed: {e}", link.id, link.peer);
+            }
+            None
+        }
+        Err(_) => {
+            if link.verbose {
+                eprintln!("{:?} ({}): TLS handshake timed out", link.id, link.peer);
+            }
+            None
+        }
+    }
+}
+
+/// Why [`serve`] stopped.
+enum End<S> {
+    /// The socket ended or failed.
+    Socket,
+    /// The core closed the connection or stopped.
+    Core,
+    /// The core asked for a STARTTLS handshake: here is the stream back.
+    StartTls(S),
+}
+
+/// Moves bytes both ways until the socket ends, the core lets go or asks
+/// for STARTTLS.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    id: SessionId,
     mut stream: S,
     rx: &mut mpsc::UnboundedReceiver<ToConn>,
-    queued: &AtomicUsize,
-    core: &mpsc::Sender<ToCore>,
-) -> End {
+    link: &Link,
+) -> End<S> {
+    let id = link.id;
     let mut buf = BytesMut::new();
     loop {
         buf.reserve(READ_CHUNK);
@@ -86,45 +218,81 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(0) => return End::Socket,
                 Ok(_) => {
                     let chunk = buf.split().freeze();
-                    if core.send(ToCore::Input(id, chunk)).await.is_err() {
-                        return End::Closed; // the core has stopped
+                    if link.core.send(ToCore::Input(id, chunk)).await.is_err() {
+                        return End::Core; // the core has stopped
                     }
                 }
                 Err(e) => {
-                    eprintln!("{id:?}: read failed: {e}");
+                    if link.verbose {
+                        eprintln!("{id:?}: read failed: {e}");
+                    }
                     return End::Socket;
                 }
             },
             msg = rx.recv() => match msg {
                 Some(ToConn::Data(first)) => {
-                    let data = merge(first, rx);
-                    if let Err(e) = stream.write_all(&data).await {
-                        eprintln!("{id:?}: write failed: {e}");
+                    let (data, then_tls) = merge(first, rx);
+                    if !write(&mut stream, &data, link).await {
                         return End::Socket;
                     }
-                    queued.fetch_sub(data.len(), Ordering::Relaxed);
+                    if then_tls {
+                        return End::StartTls(stream);
+                    }
+                }
+                Some(ToConn::StartTls(data)) => {
+                    if !write(&mut stream, &data, link).await {
+                        return End::Socket;
+                    }
+                    return End::StartTls(stream);
                 }
                 None => {
                     // The core dropped the connection: everything queued has
                     // been written.
                     let _ = stream.shutdown().await;
-                    return End::Closed;
+                    return End::Core;
                 }
             },
         }
     }
 }
 
-/// `first` plus every buffer already queued behind it, as one buffer.
-fn merge(first: Bytes, rx: &mut mpsc::UnboundedReceiver<ToConn>) -> Bytes {
-    if rx.is_empty() {
-        return first;
+/// Writes and flushes `data`; false (logged) if the socket failed.
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8], link: &Link) -> bool {
+    let result = match stream.write_all(data).await {
+        Ok(()) => stream.flush().await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            link.queued.fetch_sub(data.len(), Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            if link.verbose {
+                eprintln!("{:?}: write failed: {e}", link.id);
+            }
+            false
+        }
     }
-    let mut more = BytesMut::from(&first[..]);
-    while let Ok(ToConn::Data(next)) = rx.try_recv() {
-        more.extend_from_slice(&next);
+}
+
+/// `first` plus the buffers already queued behind it, as one buffer, and
+/// whether the last of them was a STARTTLS request (the core sends nothing
+/// after one until the handshake is reported).
+fn merge(first: Bytes, rx: &mut mpsc::UnboundedReceiver<ToConn>) -> (Bytes, bool) {
+    let mut more: Option<BytesMut> = None;
+    while let Ok(msg) = rx.try_recv() {
+        let (next, starttls) = match msg {
+            ToConn::Data(next) => (next, false),
+            ToConn::StartTls(next) => (next, true),
+        };
+        more.get_or_insert_with(|| BytesMut::from(&first[..]))
+            .extend_from_slice(&next);
+        if starttls {
+            return (more.map_or(first, BytesMut::freeze), true);
+        }
     }
-    more.freeze()
+    (more.map_or(first, BytesMut::freeze), false)
 }
 
 /// One buffer out of several (no copy for the common single chunk).
