@@ -18,6 +18,15 @@
 //!   plaintext stream offers STARTTLS only (no SASL before TLS).
 //! * `slixmpp_tls_login`: the slixmpp script over STARTTLS and over direct
 //!   TLS, verifying the certificate against the same kind of test CA.
+//! * `account_commands`: `adduser`, `passwd`, `deluser`, `users` on a
+//!   database file, then logins against it.
+//! * `store_survives_a_restart`: a roster item (name, group, version,
+//!   pending `ask`), an inbound subscription request and an offline message
+//!   are still there after a SIGTERM and a restart on the same `--db`.
+//! * `sigterm_closes_streams_with_system_shutdown`.
+//!
+//! Servers run with `--memory` (demo accounts, nothing on disk) unless the
+//! test passes `--db` with a file in a temporary directory.
 //!
 //! The server binary is `target/<profile>/examples/server`; the first test
 //! to need it runs `cargo build --example server` (a no-op when `cargo test`
@@ -138,8 +147,16 @@ impl Server {
     /// A server on a free port with extra arguments; waits until it
     /// listens (on both ports with `--tls-listen`).
     fn start_with(args: &[&str]) -> Server {
+        // A throwaway in-memory store (with the demo accounts) unless the
+        // test names a database.
+        let store: &[&str] = if args.contains(&"--db") {
+            &[]
+        } else {
+            &["--memory"]
+        };
         let mut child = Command::new(server_binary())
             .args(["--listen", "127.0.0.1:0"])
+            .args(store)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -306,11 +323,73 @@ impl Write for Transport {
     }
 }
 
+impl Server {
+    /// SIGTERM, then waits (at most 10 s) for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        for _ in 0..1000 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the server exited with {status}");
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the server did not exit within 10 s of SIGTERM");
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xmpp-session-{what}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `server ARGS...` (an account command) and returns its output.
+fn server_command(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A raw XMPP client on a std socket, framing what it reads with the
@@ -693,4 +772,169 @@ fn slixmpp_tls_login() {
             report(&format!("slixmpp_login.py --tls {mode}"), &out)
         );
     }
+}
+
+/// The first child of `el` named `name`, if any.
+fn child<'a>(el: &'a Element, name: &str) -> Option<&'a Element> {
+    el.children().find(|c| c.name() == name)
+}
+
+/// Reads elements until one matches `pred` (the read timeout bounds it).
+#[track_caller]
+fn read_until(c: &mut Client, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+    for _ in 0..50 {
+        let el = c.next_element();
+        if pred(&el) {
+            return el;
+        }
+    }
+    panic!("no {what} within 50 elements");
+}
+
+/// The roster result for `id` (skipping pushes and presence).
+fn roster_result(c: &mut Client, id: &str) -> Element {
+    read_until(c, "roster result", |el| {
+        el.name() == "iq" && el.attr("id") == Some(id) && el.attr("type") == Some("result")
+    })
+}
+
+#[test]
+fn account_commands() {
+    let dir = TempDir::new("accounts");
+    let db = dir.path("accounts.sqlite3");
+    let ok = |args: &[&str], stdin: &str| {
+        let out = server_command(args, stdin);
+        assert!(out.status.success(), "{}", report(&args.join(" "), &out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["--db", &db, "adduser", "alice"], "secret\n");
+    ok(&["--db", &db, "adduser", "bob", "--password", "pw"], "");
+    let again = server_command(&["--db", &db, "adduser", "alice", "--password", "x"], "");
+    assert!(
+        !again.status.success(),
+        "adduser of an existing account succeeded"
+    );
+    assert_eq!(
+        ok(&["--db", &db, "users"], ""),
+        "2 account(s)\nalice@localhost\nbob@localhost\n"
+    );
+    ok(&["--db", &db, "passwd", "bob"], "new password\n");
+    ok(&["--db", &db, "deluser", "alice"], "");
+    let gone = server_command(&["--db", &db, "deluser", "alice"], "");
+    assert!(
+        !gone.status.success(),
+        "deleting a missing account succeeded"
+    );
+    assert_eq!(
+        ok(&["--db", &db, "users"], ""),
+        "1 account(s)\nbob@localhost\n"
+    );
+
+    // The server logs bob in with the changed password; alice is gone.
+    let server = Server::start_with(&["--no-tls", "--db", &db]);
+    let mut c = Client::connect(server.port);
+    c.open_stream();
+    c.expect_header();
+    let _features = c.next_element();
+    let token = base64::engine::general_purpose::STANDARD.encode("\0bob\0new password");
+    c.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+    ));
+    c.expect("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    let mut c = Client::connect(server.port);
+    c.open_stream();
+    c.expect_header();
+    let _features = c.next_element();
+    let token = base64::engine::general_purpose::STANDARD.encode("\0alice\0secret");
+    c.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+    ));
+    assert_eq!(c.next_element().name(), "failure");
+}
+
+#[test]
+fn store_survives_a_restart() {
+    let dir = TempDir::new("restart");
+    let db = dir.path("server.sqlite3");
+    for name in ["romeo", "juliet", "nurse"] {
+        let out = server_command(
+            &["--db", &db, "adduser", name, "--password", "password"],
+            "",
+        );
+        assert!(out.status.success(), "{}", report("adduser", &out));
+    }
+
+    let server = Server::start_with(&["--no-tls", "--db", &db]);
+    let mut romeo = Client::login(server.port, "romeo", "balcony");
+    romeo.send(
+        "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>\
+         <item jid='juliet@localhost' name='Juliet'><group>Capulets</group></item></query></iq>",
+    );
+    roster_result(&mut romeo, "r1");
+    // A subscription request juliet (offline) must find after the restart,
+    // and a message for nurse (offline).
+    romeo.send("<presence to='juliet@localhost' type='subscribe'/>");
+    romeo.send(
+        "<message to='nurse@localhost' type='chat' id='off1' xml:lang='en'>\
+         <body>Commend me to thy lady</body></message>",
+    );
+    romeo.send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>");
+    let before = roster_result(&mut romeo, "r2");
+    let version = child(&before, "query")
+        .and_then(|q| q.attr("ver"))
+        .map(str::to_owned);
+    drop(romeo);
+    // Let the last writes reach the store, then stop cleanly (the store is
+    // flushed before exit).
+    thread::sleep(Duration::from_millis(300));
+    server.terminate();
+
+    let server = Server::start_with(&["--no-tls", "--db", &db]);
+    let mut romeo = Client::login(server.port, "romeo", "balcony");
+    romeo.send("<iq type='get' id='r3'><query xmlns='jabber:iq:roster'/></iq>");
+    let after = roster_result(&mut romeo, "r3");
+    let query = child(&after, "query").expect("a roster query");
+    assert_eq!(
+        query.attr("ver").map(str::to_owned),
+        version,
+        "roster version"
+    );
+    let item = child(query, "item").expect("juliet is still on the roster");
+    assert_eq!(item.attr("jid"), Some("juliet@localhost"));
+    assert_eq!(item.attr("name"), Some("Juliet"));
+    assert_eq!(item.attr("ask"), Some("subscribe"));
+    assert_eq!(
+        child(item, "group").map(Element::text).as_deref(),
+        Some("Capulets")
+    );
+
+    // The pending request reaches juliet at her initial presence.
+    let mut juliet = Client::login(server.port, "juliet", "garden");
+    juliet.send("<presence/>");
+    let request = read_until(&mut juliet, "subscription request", |el| {
+        el.name() == "presence" && el.attr("type") == Some("subscribe")
+    });
+    assert_eq!(request.attr("from"), Some("romeo@localhost"));
+
+    // The offline message reaches the nurse at hers.
+    let mut nurse = Client::login(server.port, "nurse", "house");
+    nurse.send("<presence/>");
+    let message = read_until(&mut nurse, "offline message", |el| el.name() == "message");
+    assert_eq!(message.attr("from"), Some("romeo@localhost/balcony"));
+    assert_eq!(
+        child(&message, "body").map(Element::text).as_deref(),
+        Some("Commend me to thy lady")
+    );
+}
+
+#[test]
+fn sigterm_closes_streams_with_system_shutdown() {
+    let server = Server::start();
+    let mut romeo = Client::login(server.port, "romeo", "balcony");
+    server.terminate();
+    romeo.expect(
+        "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>\
+         <system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    assert!(matches!(romeo.next_event(), StreamEvent::Close));
 }

@@ -12,8 +12,8 @@
 //! then drains the outputs once and hands each socket all of its bytes as
 //! one buffer.
 //!
-//! Storage requests go to [`crate::store`], which answers either at once
-//! or later through [`ToCore::Answer`]; the manager orders requests per
+//! Storage requests go to [`crate::store`]'s thread, which answers later
+//! through [`ToCore::Answer`]; the manager orders requests per
 //! user, so answers may arrive in any order. A connection that drops in the
 //! meantime is no problem: the manager ignores the late answer.
 
@@ -28,7 +28,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
-use xmpp_session::{ConnectionInfo, Event, Output, SessionId, SessionManager, TlsInfo};
+use xmpp_session::{
+    ConnectionInfo, Event, Output, SessionId, SessionManager, StreamError, StreamErrorCondition,
+    TlsInfo,
+};
 
 use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
 use crate::store::StoreHandle;
@@ -107,7 +110,6 @@ impl Core {
     /// Drains every output, handing storage requests to the store, then
     /// gives each socket its bytes in one piece.
     fn flush(&mut self) {
-        let now = Instant::now();
         while let Some(output) = self.manager.poll_output() {
             match output {
                 Output::Transmit { session, data } => {
@@ -123,11 +125,7 @@ impl Core {
                         stanza.attr("to")
                     );
                 }
-                Output::Request { id, request } => {
-                    if let Some(response) = self.store.submit(id, request) {
-                        self.manager.complete(id, response, now);
-                    }
-                }
+                Output::Request { id, request } => self.store.submit(id, request),
                 Output::Event(event) if self.verbose => eprintln!("{event:?}"),
                 _ => {}
             }
@@ -169,6 +167,30 @@ impl Core {
         let _ = conn.tx.send(ToConn::StartTls(data));
     }
 
+    /// Closes every stream with `system-shutdown` and waits (at most
+    /// [`SHUTDOWN_GRACE`]) until the connection tasks have written it.
+    async fn shutdown(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<SessionId> = self.conns.keys().copied().collect();
+        let mut tasks: Vec<AbortHandle> = self.conns.values().map(|c| c.task.clone()).collect();
+        for id in ids {
+            self.manager.close(
+                id,
+                StreamError::new(StreamErrorCondition::SystemShutdown),
+                now,
+            );
+        }
+        self.flush();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while tokio::time::Instant::now() < deadline {
+            tasks.retain(|t| !t.is_finished());
+            if tasks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Ends a connection: its pending bytes go out, then the socket closes.
     fn finish(&mut self, session: SessionId) {
         let Some(conn) = self.conns.remove(&session) else {
@@ -180,6 +202,32 @@ impl Core {
         if self.verbose {
             eprintln!("{session:?} ({}) closed", conn.peer);
         }
+    }
+}
+
+/// Time given to connections to receive their `system-shutdown`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -201,7 +249,8 @@ async fn accept(
     }
 }
 
-/// Runs the server until Ctrl-C.
+/// Runs the server until Ctrl-C or SIGTERM, then closes every stream with
+/// `system-shutdown`; returns the store to be closed (flushed).
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     manager: SessionManager,
@@ -212,7 +261,7 @@ pub async fn run(
     mut from_conns: mpsc::Receiver<ToCore>,
     limits: Limits,
     verbose: bool,
-) {
+) -> StoreHandle {
     let mut core = Core {
         manager,
         store,
@@ -223,8 +272,8 @@ pub async fn run(
         verbose,
     };
     let mut batch = Vec::with_capacity(BATCH);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     loop {
         let deadline = core
             .manager
@@ -254,9 +303,10 @@ pub async fn run(
             }
             () = async { sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => core.manager.handle_timeout(Instant::now()),
-            _ = &mut ctrl_c => {
+            () = &mut stop => {
                 println!("shutting down");
-                return;
+                core.shutdown().await;
+                return core.store;
             }
         }
         core.flush();

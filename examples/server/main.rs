@@ -1,12 +1,14 @@
 //! A small XMPP client-to-server example on tokio: STARTTLS (required
-//! before authentication) and optional direct TLS with rustls, accounts in
-//! memory (`MemoryStore`), one domain.
+//! before authentication) and optional direct TLS with rustls, a SQLite
+//! store (accounts, rosters, offline messages), one domain.
 //!
 //! ```text
 //! cargo run --example server -- --listen 127.0.0.1:5322
 //! cargo run --example server -- --tls-cert chain.pem --tls-key key.pem --tls-listen 127.0.0.1:5223
 //! cargo run --example server -- --user alice:secret --users-file users.txt
 //! cargo run --example server -- --no-tls   # plaintext, loopback only
+//! cargo run --example server -- adduser alice   # password from stdin
+//! cargo run --example server -- users
 //! ```
 //!
 //! One module per job, each readable on its own:
@@ -14,9 +16,11 @@
 //! * [`core`]: the task that owns the `SessionManager` and the listener;
 //! * [`transport`]: one task per socket, bytes in and out, TLS handshakes;
 //! * [`tls`]: the certificate (PEM files or self-signed) and rustls settings;
-//! * [`store`]: answers storage requests (password checks off the core task);
+//! * [`store`]: the SQLite database and its thread (password checks on the
+//!   blocking pool);
 //! * [`limits`]: what one client may cost the server;
-//! * [`admin`]: accounts from the command line.
+//! * [`admin`]: account commands (`adduser`, `deluser`, `passwd`, `users`)
+//!   and accounts given at start.
 //!
 //! By default the config has `require_tls(true)`: the first stream offers
 //! only STARTTLS, and SASL (PLAIN included) comes after the handshake.
@@ -39,11 +43,14 @@ use std::time::{Instant, SystemTime};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use xmpp_session::{Config, SessionManager};
+use xmpp_session::{AccountJid, Config, SessionManager};
 
 use crate::core::Listener;
 use crate::limits::Limits;
-use crate::store::StoreHandle;
+use crate::store::{Db, StoreHandle};
+
+/// The database file used without `--db`, in the working directory.
+const DEFAULT_DB: &str = "xmpp-server.sqlite3";
 use crate::transport::Mode;
 
 #[derive(Parser, Debug)]
@@ -55,15 +62,19 @@ use crate::transport::Mode;
         --tls-cert/--tls-key (PEM); without them a self-signed certificate for the domain is \
         generated at start and its SHA-256 fingerprint printed (clients ask you to accept it). \
         --no-tls serves plaintext only, with SASL PLAIN in clear text: loopback only.\n\n\
-        Without --user or --users-file, demo accounts with password 'password' are created \
-        and printed at start."
+        Storage: a SQLite file (--db, created on first run) or memory (--memory). Demo \
+        accounts (password 'password') are created with --demo, and with --memory when no \
+        --user/--users-file is given."
 )]
 struct Args {
+    /// An account command instead of serving.
+    #[command(subcommand)]
+    command: Option<admin::Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5222")]
     listen: SocketAddr,
     /// The domain served.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, global = true, default_value = "localhost")]
     domain: String,
     /// An account, NAME:PASSWORD (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
@@ -83,6 +94,15 @@ struct Args {
     /// TLS private key (PEM) for --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The SQLite database (created on first run).
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_DB)]
+    db: PathBuf,
+    /// Keep everything in memory (a throwaway store) instead of --db.
+    #[arg(long, conflicts_with = "db")]
+    memory: bool,
+    /// Create the demo accounts (password 'password') if missing.
+    #[arg(long)]
+    demo: bool,
     /// Refuse connections beyond this many.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -109,10 +129,41 @@ async fn bind(addr: SocketAddr) -> (TcpListener, SocketAddr) {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        let mut db = Db::open(Some(&args.db)).unwrap_or_else(|e| fail(2, e));
+        match admin::run(command, &mut db, &args.domain) {
+            Ok(message) => println!("{message}"),
+            Err(e) => fail(1, e),
+        }
+        return;
+    }
     let accounts = admin::load_accounts(&args.users, args.users_file.as_deref())
         .unwrap_or_else(|e| fail(2, e));
-    let memory = store::make_store(&args.domain, &accounts).unwrap_or_else(|e| fail(2, e));
+    let mut db =
+        Db::open((!args.memory).then_some(args.db.as_path())).unwrap_or_else(|e| fail(2, e));
+    for (name, password) in &accounts {
+        let account = AccountJid::new(name, &args.domain)
+            .unwrap_or_else(|e| fail(2, format!("account {name}@{}: {e}", args.domain)));
+        db.set_password(&account, password)
+            .unwrap_or_else(|e| fail(2, e));
+    }
+    if args.demo || (args.memory && accounts.is_empty()) {
+        let demo = db
+            .add_demo_users(&args.domain)
+            .unwrap_or_else(|e| fail(2, e));
+        println!("demo accounts (password 'password'):");
+        for account in demo {
+            println!("  {account}");
+        }
+    }
+    let users = db.users().unwrap_or_else(|e| fail(2, e));
+    if users.is_empty() {
+        println!(
+            "no accounts yet: add one with `cargo run --example server -- adduser NAME` \
+             (or start with --demo for test accounts)"
+        );
+    }
     let config = Config::builder(args.domain.clone())
         .require_tls(!args.no_tls)
         .allow_plain_without_tls(args.no_tls)
@@ -159,11 +210,11 @@ async fn main() {
     }
 
     let (to_core, from_conns) = mpsc::channel(4096);
-    let store = StoreHandle::new(memory, to_core.clone());
+    let store = StoreHandle::spawn(db, to_core.clone()).unwrap_or_else(|e| fail(1, e));
     let limits = Limits {
         max_connections: args.max_connections,
     };
-    core::run(
+    let store = core::run(
         manager,
         store,
         main,
@@ -174,4 +225,5 @@ async fn main() {
         args.verbose,
     )
     .await;
+    store.close();
 }
