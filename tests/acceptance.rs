@@ -6,7 +6,8 @@
 //!   its socket in the middle of a stanza.
 //! * `scansion_core_scripts`: the four core scansion scripts from
 //!   `../shared/acceptance` (or `$XMPP_ACCEPTANCE_DIR`) with PLAIN,
-//!   SCRAM-SHA-1 and SCRAM-SHA-256, one fresh server per script. Skipped
+//!   SCRAM-SHA-1 and SCRAM-SHA-256 in plaintext, and with PLAIN over
+//!   STARTTLS (`--starttls`), one fresh server per script. Skipped
 //!   with a message when the directory or `python3` is missing.
 //! * `slixmpp_scram_login`: `tests/acceptance/slixmpp_login.py` (two SCRAM
 //!   logins and a chat exchange with a real client library), run with
@@ -172,8 +173,10 @@ impl Server {
             assert!(n > 0, "the server exited before listening");
             // "serving localhost on 127.0.0.1:PORT (...)"
             port = port.or(port_after(&line, "serving localhost on "));
-            // "direct TLS (XEP-0368) on 127.0.0.1:PORT"
-            tls_port = tls_port.or(port_after(&line, "direct TLS (XEP-0368) on "));
+            // "..., direct TLS (XEP-0368) on 127.0.0.1:PORT; ..."
+            if let Some((_, rest)) = line.split_once("direct TLS (XEP-0368) on ") {
+                tls_port = tls_port.or(port_after(rest, ""));
+            }
         }
         Server {
             child,
@@ -693,23 +696,39 @@ fn scansion_core_scripts() {
     }
     server_binary();
     // One thread per mechanism; every script gets a fresh server.
-    let threads: Vec<_> = MECHANISMS
+    // Every mechanism in plaintext (`--no-tls`), and PLAIN over STARTTLS
+    // against the default TLS-required server (self-signed certificate; the
+    // runner does not verify it).
+    let runs = MECHANISMS
         .iter()
-        .map(|mech| {
+        .map(|mech| (*mech, false))
+        .chain([("PLAIN", true)]);
+    let threads: Vec<_> = runs
+        .map(|(mech, starttls)| {
             let dir = dir.clone();
             thread::spawn(move || {
                 let mut failures = Vec::new();
                 for script in SCRIPTS {
-                    let server = Server::start();
-                    let out = Command::new("python3")
+                    let server = if starttls {
+                        Server::start_with(&[])
+                    } else {
+                        Server::start()
+                    };
+                    let mut runner = Command::new("python3");
+                    runner
                         .arg(dir.join("scansion_runner.py"))
                         .args(["--host", "127.0.0.1", "--port", &server.port.to_string()])
-                        .args(["--sasl", mech, "-v"])
+                        .args(["--sasl", mech, "-v"]);
+                    if starttls {
+                        runner.arg("--starttls");
+                    }
+                    let out = runner
                         .arg(dir.join("scansion").join(script))
                         .output()
                         .unwrap();
                     if !out.status.success() {
-                        failures.push(report(&format!("{script} with {mech}"), &out));
+                        let how = if starttls { " over STARTTLS" } else { "" };
+                        failures.push(report(&format!("{script} with {mech}{how}"), &out));
                     }
                 }
                 failures

@@ -33,6 +33,8 @@ use xmpp_session::{
     TlsInfo,
 };
 
+use tracing::{debug, info, warn};
+
 use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
@@ -81,7 +83,7 @@ impl Core {
         };
         let task = transport::spawn(stream, mode.clone(), rx, link);
         if self.verbose {
-            eprintln!("{id:?} connected from {peer}");
+            debug!(session = ?id, %peer, "connected");
         }
         self.conns.insert(
             id,
@@ -120,13 +122,13 @@ impl Core {
                 }
                 Output::StartTls { session } => self.start_tls(session),
                 Output::Route { stanza } => {
-                    eprintln!(
+                    warn!(
                         "dropping stanza for a remote domain: to={:?}",
                         stanza.attr("to")
                     );
                 }
                 Output::Request { id, request } => self.store.submit(id, request),
-                Output::Event(event) if self.verbose => eprintln!("{event:?}"),
+                Output::Event(event) if self.verbose => debug!("{event:?}"),
                 _ => {}
             }
         }
@@ -147,7 +149,7 @@ impl Core {
         // and the like go to the others in the next round).
         for session in stuck {
             if let Some(conn) = self.conns.remove(&session) {
-                eprintln!("{session:?} ({}): not reading, disconnected", conn.peer);
+                warn!(?session, peer = %conn.peer, "not reading: disconnected");
                 conn.task.abort();
             }
             self.manager.handle_disconnect(session, Instant::now());
@@ -200,7 +202,7 @@ impl Core {
             let _ = conn.tx.send(ToConn::Data(concat(chunks)));
         }
         if self.verbose {
-            eprintln!("{session:?} ({}) closed", conn.peer);
+            debug!(?session, peer = %conn.peer, "closed");
         }
     }
 }
@@ -284,7 +286,7 @@ pub async fn run(
                 Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
-                    eprintln!("accept failed: {e}");
+                    warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -292,7 +294,7 @@ pub async fn run(
                 Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
-                    eprintln!("accept failed: {e}");
+                    warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -304,7 +306,7 @@ pub async fn run(
             () = async { sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => core.manager.handle_timeout(Instant::now()),
             () = &mut stop => {
-                println!("shutting down");
+                info!("shutting down: closing every stream with system-shutdown");
                 core.shutdown().await;
                 return core.store;
             }

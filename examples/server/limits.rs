@@ -33,7 +33,7 @@ impl Limits {
     /// connections exist; logs the refusal otherwise.
     pub fn admit(&self, peer: SocketAddr, open: usize) -> bool {
         if open >= self.max_connections {
-            eprintln!("refusing {peer}: {open} connections open");
+            tracing::warn!(%peer, open, "refusing a connection: --max-connections reached");
             return false;
         }
         true

@@ -106,7 +106,7 @@ struct Args {
     /// Refuse connections beyond this many.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-    /// Log connections, bindings and closes.
+    /// Debug logs: each session's lifecycle (connect, TLS, bind, close).
     #[arg(short, long)]
     verbose: bool,
 }
@@ -130,6 +130,14 @@ async fn bind(addr: SocketAddr) -> (TcpListener, SocketAddr) {
 #[tokio::main]
 async fn main() {
     let mut args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(if args.verbose {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
+        .init();
     if let Some(command) = args.command.take() {
         let mut db = Db::open(Some(&args.db)).unwrap_or_else(|e| fail(2, e));
         match admin::run(command, &mut db, &args.domain) {
@@ -192,21 +200,33 @@ async fn main() {
             None => Mode::Plain,
         },
     };
-    match &tls {
-        None => println!("serving {} on {local} (plain TCP, no TLS)", args.domain),
-        Some(tls) => {
-            println!("serving {} on {local} (STARTTLS required)", args.domain);
-            println!("TLS: {}", tls.describe);
-        }
-    }
     let mut direct_tls = None;
+    let mut direct_at = String::new();
     if let (Some(addr), Some(tls)) = (args.tls_listen, &tls) {
         let (socket, local) = bind(addr).await;
-        println!("direct TLS (XEP-0368) on {local}");
+        direct_at = format!(", direct TLS (XEP-0368) on {local}");
         direct_tls = Some(Listener {
             socket,
             mode: Mode::DirectTls(tls.acceptor.clone()),
         });
+    }
+    // One line: where, for which domain, with which certificate, how to connect.
+    let how = format!(
+        "connect as NAME@{} to host {} port {}",
+        args.domain,
+        local.ip(),
+        local.port()
+    );
+    match &tls {
+        None => println!(
+            "serving {} on {local} (plain TCP, no TLS: loopback only); {how}",
+            args.domain
+        ),
+        Some(tls) => println!(
+            "serving {} on {local} (STARTTLS required{direct_at}; {}); {how}, accepting the \
+             certificate if your client asks",
+            args.domain, tls.describe
+        ),
     }
 
     let (to_core, from_conns) = mpsc::channel(4096);

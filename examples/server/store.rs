@@ -554,7 +554,7 @@ impl StoreHandle {
     /// Queues `request`; its answer comes back as [`ToCore::Answer`].
     pub fn submit(&self, id: RequestId, request: Request) {
         if self.tx.send((id, request)).is_err() {
-            eprintln!("store thread gone: request dropped");
+            tracing::error!("store thread gone: request dropped");
         }
     }
 
@@ -563,7 +563,7 @@ impl StoreHandle {
     pub fn close(self) {
         drop(self.tx);
         if self.thread.join().is_err() {
-            eprintln!("the store thread panicked");
+            tracing::error!("the store thread panicked");
         }
     }
 }

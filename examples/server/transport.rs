@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tracing::{debug, warn};
 use xmpp_session::{RequestId, Response, SessionId};
 
 use crate::limits::READ_CHUNK;
@@ -90,7 +91,7 @@ pub fn spawn(
     link: Link,
 ) -> tokio::task::AbortHandle {
     if let Err(e) = stream.set_nodelay(true) {
-        eprintln!("{}: TCP_NODELAY: {e}", link.peer);
+        warn!(peer = %link.peer, "TCP_NODELAY: {e}");
     }
     tokio::spawn(async move {
         let mut rx = rx;
@@ -120,7 +121,7 @@ async fn run(
     match mode {
         Mode::Plain => match serve(stream, rx, link).await {
             End::StartTls(_) => {
-                eprintln!("{:?}: STARTTLS without TLS configured", link.id);
+                warn!(session = ?link.id, "STARTTLS without TLS configured");
                 Ended::Socket
             }
             End::Socket => Ended::Socket,
@@ -161,7 +162,7 @@ async fn after_tls(
 ) -> Ended {
     match serve(tls, rx, link).await {
         End::StartTls(_) => {
-            eprintln!("{:?}: STARTTLS on a TLS stream", link.id);
+            warn!(session = ?link.id, "STARTTLS on a TLS stream");
             Ended::Socket
         }
         End::Socket => Ended::Socket,
@@ -179,13 +180,13 @@ async fn handshake(
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             if link.verbose {
-                eprintln!("{:?} ({}): TLS handshake failed: {e}", link.id, link.peer);
+                debug!(session = ?link.id, peer = %link.peer, "TLS handshake failed: {e}");
             }
             None
         }
         Err(_) => {
             if link.verbose {
-                eprintln!("{:?} ({}): TLS handshake timed out", link.id, link.peer);
+                debug!(session = ?link.id, peer = %link.peer, "TLS handshake timed out");
             }
             None
         }
@@ -224,7 +225,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Err(e) => {
                     if link.verbose {
-                        eprintln!("{id:?}: read failed: {e}");
+                        debug!(session = ?id, "read failed: {e}");
                     }
                     return End::Socket;
                 }
@@ -269,7 +270,7 @@ async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8], link: &Link) 
         }
         Err(e) => {
             if link.verbose {
-                eprintln!("{:?}: write failed: {e}", link.id);
+                debug!(session = ?link.id, "write failed: {e}");
             }
             false
         }
