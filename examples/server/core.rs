@@ -251,19 +251,39 @@ async fn accept(
     }
 }
 
+/// Everything the core loop starts with.
+pub struct Setup {
+    /// The session manager, configured.
+    pub manager: SessionManager,
+    /// The store thread.
+    pub store: StoreHandle,
+    /// The main (plain or STARTTLS) listener.
+    pub main: Listener,
+    /// The direct TLS listener, if any.
+    pub direct_tls: Option<Listener>,
+    /// The sending side of the core's input channel (for new connections).
+    pub to_core: mpsc::Sender<ToCore>,
+    /// The core's input channel.
+    pub from_conns: mpsc::Receiver<ToCore>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Log each session's events.
+    pub verbose: bool,
+}
+
 /// Runs the server until Ctrl-C or SIGTERM, then closes every stream with
 /// `system-shutdown`; returns the store to be closed (flushed).
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    manager: SessionManager,
-    store: StoreHandle,
-    main: Listener,
-    direct_tls: Option<Listener>,
-    to_core: mpsc::Sender<ToCore>,
-    mut from_conns: mpsc::Receiver<ToCore>,
-    limits: Limits,
-    verbose: bool,
-) -> StoreHandle {
+pub async fn run(setup: Setup) -> StoreHandle {
+    let Setup {
+        manager,
+        store,
+        main,
+        direct_tls,
+        to_core,
+        mut from_conns,
+        limits,
+        verbose,
+    } = setup;
     let mut core = Core {
         manager,
         store,

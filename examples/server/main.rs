@@ -234,7 +234,7 @@ async fn main() {
     let limits = Limits {
         max_connections: args.max_connections,
     };
-    let store = core::run(
+    let store = core::run(core::Setup {
         manager,
         store,
         main,
@@ -242,8 +242,8 @@ async fn main() {
         to_core,
         from_conns,
         limits,
-        args.verbose,
-    )
+        verbose: args.verbose,
+    })
     .await;
     store.close();
 }

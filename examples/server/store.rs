@@ -233,7 +233,13 @@ impl Db {
     /// password check's answer is the stored credentials, checked by the
     /// caller). On a failed commit every answer is a failure.
     fn run_batch(&mut self, requests: Vec<(RequestId, Request)>) -> Vec<(RequestId, Answer)> {
-        let began = self.conn.execute_batch("BEGIN");
+        if let Err(e) = self.conn.execute_batch("BEGIN") {
+            let failure = db_err(e);
+            return requests
+                .into_iter()
+                .map(|(id, _)| (id, Answer::Now(Response::Failed(failure.clone()))))
+                .collect();
+        }
         let mut answers: Vec<(RequestId, Answer)> = requests
             .into_iter()
             .map(|(id, request)| {
@@ -249,8 +255,7 @@ impl Db {
                 (id, answer)
             })
             .collect();
-        let committed = began.and_then(|()| self.conn.execute_batch("COMMIT"));
-        if let Err(e) = committed {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             let failure = db_err(e);
             for (_, answer) in &mut answers {

@@ -32,7 +32,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
 use xmpp_session::{RequestId, Response, SessionId};
 
-use crate::limits::READ_CHUNK;
+use crate::limits::{READ_CHUNK, WRITE_TIMEOUT};
 
 /// Time allowed for a TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -249,7 +249,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 None => {
                     // The core dropped the connection: everything queued has
                     // been written.
-                    let _ = stream.shutdown().await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
                     return End::Core;
                 }
             },
@@ -259,9 +259,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Writes and flushes `data`; false (logged) if the socket failed.
 async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8], link: &Link) -> bool {
-    let result = match stream.write_all(data).await {
-        Ok(()) => stream.flush().await,
-        Err(e) => Err(e),
+    let written = async {
+        stream.write_all(data).await?;
+        stream.flush().await
+    };
+    let result = match tokio::time::timeout(WRITE_TIMEOUT, written).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client has not read for too long",
+        )),
     };
     match result {
         Ok(()) => {
