@@ -220,7 +220,7 @@ pub trait Store {
 /// It answers [`Request::VerifyPassword`] at once, on the calling thread, with
 /// [`PasswordCheck::from_credentials`]; an embedder that wants the PBKDF2 off its
 /// core task can look the [`Credentials`] up with [`Store::credentials`] and run
-/// the check elsewhere (see `examples/server.rs`).
+/// the check elsewhere (see `examples/server/`).
 pub struct MemoryStore {
     users: HashMap<AccountJid, Credentials>,
     offline: HashMap<AccountJid, Vec<Element>>,

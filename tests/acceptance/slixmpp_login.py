@@ -2,7 +2,8 @@
 """Interop check with a real client library (slixmpp).
 
 Two clients (romeo and juliet, password `password`) log in with SCRAM over
-plain TCP, send initial presence and fetch their rosters; romeo sends a chat
+plain TCP (`--tls none`, the default), STARTTLS (`--tls starttls`) or direct
+TLS (`--tls direct`, XEP-0368), send initial presence and fetch their rosters; romeo sends a chat
 message to juliet's bare JID and juliet answers the full JID it came from.
 Exit status 0 when both messages arrive with the expected sender, body and
 thread of events; 1 on any failure or timeout; 2 when slixmpp is missing.
@@ -10,6 +11,9 @@ thread of events; 1 on any failure or timeout; 2 when slixmpp is missing.
 By default romeo authenticates with SCRAM-SHA-256 and juliet with
 SCRAM-SHA-1 (--mech forces one mechanism for both). The mechanism actually
 used is checked, so a silent fallback to PLAIN fails the run.
+
+With TLS, the server certificate is verified against `--ca PATH` (a PEM CA
+certificate) for the domain, so a test can use a throwaway CA of its own.
 
 Needs slixmpp >= 1.8 (tested with 1.17.0):
     python3 -m venv /tmp/slix && /tmp/slix/bin/pip install slixmpp
@@ -28,14 +32,22 @@ except ImportError:
     sys.exit(2)
 
 
-def make_client(jid, password, mech, host, port):
+def make_client(jid, password, mech, args):
     client = slixmpp.ClientXMPP(jid, password)
-    # The example server speaks plain TCP only.
-    client.enable_starttls = False
-    client.enable_direct_tls = False
-    client.enable_plaintext = True
+    # Exactly one way to connect: no fallback to another.
+    client.enable_starttls = args.tls == "starttls"
+    client.enable_direct_tls = args.tls == "direct"
+    client.enable_plaintext = args.tls == "none"
+    if args.ca:
+        client.ca_certs = args.ca  # verification against this CA only
+    client.tls_seen = False
+
+    def on_tls(_event):
+        client.tls_seen = True
+
+    client.add_event_handler("ssl_cert", on_tls)
     mechanisms = client.plugin["feature_mechanisms"]
-    mechanisms.unencrypted_scram = True
+    mechanisms.unencrypted_scram = args.tls == "none"
     mechanisms.use_mech = mech  # nothing else, PLAIN included, may be picked
     client.used_mech = None
     client.ready = asyncio.get_running_loop().create_future()
@@ -61,7 +73,7 @@ def make_client(jid, password, mech, host, port):
     client.add_event_handler("session_start", on_session)
     client.add_event_handler("failed_all_auth", on_failure)
     client.add_event_handler("disconnected", on_disconnect)
-    client.connect(host=host, port=port)
+    client.connect(host=args.host, port=args.port)
     return client
 
 
@@ -69,8 +81,8 @@ async def run(args):
     domain = args.domain
     romeo_mech = args.mech or "SCRAM-SHA-256"
     juliet_mech = args.mech or "SCRAM-SHA-1"
-    romeo = make_client(f"romeo@{domain}", "password", romeo_mech, args.host, args.port)
-    juliet = make_client(f"juliet@{domain}", "password", juliet_mech, args.host, args.port)
+    romeo = make_client(f"romeo@{domain}", "password", romeo_mech, args)
+    juliet = make_client(f"juliet@{domain}", "password", juliet_mech, args)
     loop = asyncio.get_running_loop()
     got_juliet = loop.create_future()
     got_romeo = loop.create_future()
@@ -93,7 +105,9 @@ async def run(args):
     for client, jid, mech in ((romeo, romeo_jid, romeo_mech), (juliet, juliet_jid, juliet_mech)):
         if client.used_mech != mech:
             raise RuntimeError(f"{jid} authenticated with {client.used_mech}, expected {mech}")
-        print(f"logged in: {jid} ({client.used_mech})")
+        if args.tls != "none" and not client.tls_seen:
+            raise RuntimeError(f"{jid} logged in without TLS")
+        print(f"logged in: {jid} ({client.used_mech}, {args.tls})")
 
     romeo.send_message(mto=f"juliet@{domain}", mbody="Hello, Juliet", mtype="chat")
     sender, body = await asyncio.wait_for(got_juliet, args.timeout)
@@ -115,6 +129,9 @@ def main():
     parser.add_argument("--port", type=int, default=5222)
     parser.add_argument("--domain", default="localhost")
     parser.add_argument("--mech", choices=["SCRAM-SHA-1", "SCRAM-SHA-256"], help="use this mechanism for both clients")
+    parser.add_argument("--tls", choices=["none", "starttls", "direct"], default="none",
+                        help="how to connect [none]")
+    parser.add_argument("--ca", help="CA certificate (PEM) to verify the server with")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
     parser.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log")
     args = parser.parse_args()

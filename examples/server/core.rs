@@ -1,0 +1,336 @@
+//! The core loop: one task owns the [`SessionManager`], the store handle
+//! and the listener.
+//!
+//! `SessionManager` is a single sans-IO object, so one *core* task drives
+//! it. Every connection has its own task (see [`crate::transport`]) that
+//! sends what it reads over one bounded channel shared by all connections
+//! and writes what the core sends it on its own unbounded channel. This is
+//! faster than sharing the manager behind a `Mutex`: the manager cannot run
+//! in parallel anyway, so a lock would only add contention, and a stanza for
+//! another client needs a channel to that client's socket in either design.
+//! Owning it also lets the core batch: it takes every input already queued,
+//! then drains the outputs once and hands each socket all of its bytes as
+//! one buffer.
+//!
+//! Storage requests go to [`crate::store`]'s thread, which answers later
+//! through [`ToCore::Answer`]; the manager orders requests per
+//! user, so answers may arrive in any order. A connection that drops in the
+//! meantime is no problem: the manager ignores the late answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::sleep_until;
+use xmpp_session::{
+    ConnectionInfo, Event, Output, SessionId, SessionManager, StreamError, StreamErrorCondition,
+    TlsInfo,
+};
+
+use tracing::{debug, info, warn};
+
+use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
+use crate::store::StoreHandle;
+use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
+
+/// The core's handle on one connection. Dropping it lets the connection
+/// task write what is queued and close the socket.
+struct Conn {
+    tx: mpsc::UnboundedSender<ToConn>,
+    task: AbortHandle,
+    /// Bytes handed to the task and not yet written.
+    queued: Arc<AtomicUsize>,
+    peer: SocketAddr,
+}
+
+/// Everything the core task owns.
+pub struct Core {
+    manager: SessionManager,
+    store: StoreHandle,
+    conns: HashMap<SessionId, Conn>,
+    /// Bytes produced for each socket during the current batch.
+    outbox: HashMap<SessionId, Vec<Bytes>>,
+    to_core: mpsc::Sender<ToCore>,
+    limits: Limits,
+    verbose: bool,
+}
+
+impl Core {
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, mode: &Mode) {
+        if !self.limits.admit(peer, self.conns.len()) {
+            return; // dropping the stream closes it
+        }
+        let info = match mode {
+            Mode::Plain => ConnectionInfo::plain(),
+            Mode::StartTls(_) => ConnectionInfo::starttls(),
+            Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
+        };
+        let id = self.manager.connect(info, Instant::now());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let link = Link {
+            id,
+            peer,
+            queued: queued.clone(),
+            core: self.to_core.clone(),
+            verbose: self.verbose,
+        };
+        let task = transport::spawn(stream, mode.clone(), rx, link);
+        if self.verbose {
+            debug!(session = ?id, %peer, "connected");
+        }
+        self.conns.insert(
+            id,
+            Conn {
+                tx,
+                task,
+                queued,
+                peer,
+            },
+        );
+    }
+
+    fn handle(&mut self, msg: ToCore) {
+        let now = Instant::now();
+        match msg {
+            ToCore::Input(id, data) => self.manager.handle_input(id, &data, now),
+            ToCore::TlsEstablished(id) => {
+                self.manager
+                    .handle_tls_established(id, TlsInfo::default(), now)
+            }
+            ToCore::Gone(id) => self.manager.handle_disconnect(id, now),
+            ToCore::Answer(id, response) => self.manager.complete(id, response, now),
+        }
+    }
+
+    /// Drains every output, handing storage requests to the store, then
+    /// gives each socket its bytes in one piece.
+    fn flush(&mut self) {
+        while let Some(output) = self.manager.poll_output() {
+            match output {
+                Output::Transmit { session, data } => {
+                    self.outbox.entry(session).or_default().push(data)
+                }
+                Output::Close { session } | Output::Event(Event::Closed { session }) => {
+                    self.finish(session)
+                }
+                Output::StartTls { session } => self.start_tls(session),
+                Output::Route { stanza } => {
+                    warn!(
+                        "dropping stanza for a remote domain: to={:?}",
+                        stanza.attr("to")
+                    );
+                }
+                Output::Request { id, request } => self.store.submit(id, request),
+                Output::Event(event) if self.verbose => debug!("{event:?}"),
+                _ => {}
+            }
+        }
+        let mut stuck = Vec::new();
+        for (session, chunks) in self.outbox.drain() {
+            if let Some(conn) = self.conns.get(&session) {
+                let data = concat(chunks);
+                let waiting = conn.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+                if waiting > MAX_QUEUED_BYTES {
+                    stuck.push(session);
+                    continue;
+                }
+                // A send error means the task already stopped; its Gone is on the way.
+                let _ = conn.tx.send(ToConn::Data(data));
+            }
+        }
+        // Clients that stopped reading: drop them (their unavailable presence
+        // and the like go to the others in the next round).
+        for session in stuck {
+            if let Some(conn) = self.conns.remove(&session) {
+                warn!(?session, peer = %conn.peer, "not reading: disconnected");
+                conn.task.abort();
+            }
+            self.manager.handle_disconnect(session, Instant::now());
+            self.flush();
+        }
+    }
+
+    /// Hands the connection its `<proceed/>` (and anything before it) with
+    /// the order to run the TLS handshake.
+    fn start_tls(&mut self, session: SessionId) {
+        let Some(conn) = self.conns.get(&session) else {
+            return;
+        };
+        let data = self.outbox.remove(&session).map(concat).unwrap_or_default();
+        conn.queued.fetch_add(data.len(), Ordering::Relaxed);
+        // A send error means the task already stopped; its Gone is on the way.
+        let _ = conn.tx.send(ToConn::StartTls(data));
+    }
+
+    /// Closes every stream with `system-shutdown` and waits (at most
+    /// [`SHUTDOWN_GRACE`]) until the connection tasks have written it.
+    async fn shutdown(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<SessionId> = self.conns.keys().copied().collect();
+        let mut tasks: Vec<AbortHandle> = self.conns.values().map(|c| c.task.clone()).collect();
+        for id in ids {
+            self.manager.close(
+                id,
+                StreamError::new(StreamErrorCondition::SystemShutdown),
+                now,
+            );
+        }
+        self.flush();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while tokio::time::Instant::now() < deadline {
+            tasks.retain(|t| !t.is_finished());
+            if tasks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Ends a connection: its pending bytes go out, then the socket closes.
+    fn finish(&mut self, session: SessionId) {
+        let Some(conn) = self.conns.remove(&session) else {
+            return;
+        };
+        if let Some(chunks) = self.outbox.remove(&session) {
+            let _ = conn.tx.send(ToConn::Data(concat(chunks)));
+        }
+        if self.verbose {
+            debug!(?session, peer = %conn.peer, "closed");
+        }
+    }
+}
+
+/// Time given to connections to receive their `system-shutdown`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A listening socket and how its connections start.
+pub struct Listener {
+    /// The socket.
+    pub socket: TcpListener,
+    /// Plain, STARTTLS or direct TLS.
+    pub mode: Mode,
+}
+
+/// Accepts on `listener`, or never returns if there is none.
+async fn accept(
+    listener: Option<&Listener>,
+) -> std::io::Result<(TcpStream, SocketAddr, &Listener)> {
+    match listener {
+        Some(l) => l.socket.accept().await.map(|(s, peer)| (s, peer, l)),
+        None => std::future::pending().await,
+    }
+}
+
+/// Everything the core loop starts with.
+pub struct Setup {
+    /// The session manager, configured.
+    pub manager: SessionManager,
+    /// The store thread.
+    pub store: StoreHandle,
+    /// The main (plain or STARTTLS) listener.
+    pub main: Listener,
+    /// The direct TLS listener, if any.
+    pub direct_tls: Option<Listener>,
+    /// The sending side of the core's input channel (for new connections).
+    pub to_core: mpsc::Sender<ToCore>,
+    /// The core's input channel.
+    pub from_conns: mpsc::Receiver<ToCore>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Log each session's events.
+    pub verbose: bool,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then closes every stream with
+/// `system-shutdown`; returns the store to be closed (flushed).
+pub async fn run(setup: Setup) -> StoreHandle {
+    let Setup {
+        manager,
+        store,
+        main,
+        direct_tls,
+        to_core,
+        mut from_conns,
+        limits,
+        verbose,
+    } = setup;
+    let mut core = Core {
+        manager,
+        store,
+        conns: HashMap::new(),
+        outbox: HashMap::new(),
+        to_core,
+        limits,
+        verbose,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let deadline = core
+            .manager
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            accepted = accept(Some(&main)) => match accepted {
+                Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept(direct_tls.as_ref()) => match accepted {
+                Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = from_conns.recv_many(&mut batch, BATCH) => {
+                for msg in batch.drain(..) {
+                    core.handle(msg);
+                }
+            }
+            () = async { sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                if deadline.is_some() => core.manager.handle_timeout(Instant::now()),
+            () = &mut stop => {
+                info!("shutting down: closing every stream with system-shutdown");
+                core.shutdown().await;
+                return core.store;
+            }
+        }
+        core.flush();
+    }
+}
