@@ -54,6 +54,12 @@ pub struct Config {
     pub(crate) software_os: Option<String>,
     pub(crate) max_roster_items: usize,
     pub(crate) max_directed_presence: usize,
+    pub(crate) stream_management: bool,
+    pub(crate) resume_timeout: Duration,
+    pub(crate) sm_max_queue: usize,
+    pub(crate) sm_request_ack_after: usize,
+    pub(crate) sm_expired_tokens: usize,
+    pub(crate) sm_expired_token_retention: Duration,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -91,6 +97,15 @@ pub enum ConfigError {
     Zero {
         /// The builder method that sets the option.
         option: &'static str,
+    },
+    /// `sm_request_ack_after` is above `sm_max_queue`: the queue would
+    /// overflow before an acknowledgement is requested.
+    #[error("sm_request_ack_after = {after} is above sm_max_queue = {queue}")]
+    AckRequestAfterQueue {
+        /// `sm_request_ack_after`.
+        after: usize,
+        /// `sm_max_queue`.
+        queue: usize,
     },
     /// An XML limit is too small for a stream to be negotiated at all.
     #[error("{option}.{field} = {value} is below the minimum {min}")]
@@ -131,6 +146,12 @@ impl Config {
                 software_os: None,
                 max_roster_items: 10_000,
                 max_directed_presence: 1000,
+                stream_management: true,
+                resume_timeout: Duration::from_secs(300),
+                sm_max_queue: 500,
+                sm_request_ack_after: 5,
+                sm_expired_tokens: 1000,
+                sm_expired_token_retention: Duration::from_secs(3600),
             },
         }
     }
@@ -190,6 +211,48 @@ impl Config {
     /// Resource conflict policy. Default [`ConflictPolicy::KickOld`].
     pub fn conflict_policy(&self) -> ConflictPolicy {
         self.conflict_policy
+    }
+
+    /// Offer XEP-0198 stream management (`<sm xmlns='urn:xmpp:sm:3'/>`
+    /// after authentication): acknowledgements, and resumption when the
+    /// client asks for it. Default `true`.
+    pub fn stream_management(&self) -> bool {
+        self.stream_management
+    }
+
+    /// How long a resumable session hibernates after its transport is gone
+    /// before it ends (the most a client's `max` can ask for, and the `max`
+    /// of `<enabled/>`). Default 300 s (Prosody uses 600 s; Monal asks for at
+    /// least an hour). Not zero.
+    pub fn resume_timeout(&self) -> Duration {
+        self.resume_timeout
+    }
+
+    /// Unacknowledged stanzas kept per stream-management session (also
+    /// those queued while it hibernates). One more ends the session: a
+    /// hibernating one expires, a connected one is closed with
+    /// `resource-constraint`; its stanzas are handled as on expiry. Default
+    /// 500 (Prosody's `smacks_max_queue_size`), at least 1.
+    pub fn sm_max_queue(&self) -> usize {
+        self.sm_max_queue
+    }
+
+    /// The server asks for an acknowledgement (`<r/>`) once this many
+    /// stanzas are unacknowledged and no request is outstanding. Default
+    /// 5; at least 1 and at most [`Config::sm_max_queue`].
+    pub fn sm_request_ack_after(&self) -> usize {
+        self.sm_request_ack_after
+    }
+
+    /// Expired resumption tokens remembered (with their last `h`), so that a
+    /// late `<resume/>` gets `<failed h=…>`. Default 1000; 0 remembers none.
+    pub fn sm_expired_tokens(&self) -> usize {
+        self.sm_expired_tokens
+    }
+
+    /// How long an expired token is remembered. Default 1 hour.
+    pub fn sm_expired_token_retention(&self) -> Duration {
+        self.sm_expired_token_retention
     }
 
     /// Connected resources allowed per account; binding beyond it gets
@@ -338,6 +401,33 @@ impl ConfigBuilder {
         self.config.max_directed_presence = n;
         self
     }
+    /// See [`Config::stream_management`].
+    pub fn stream_management(mut self, on: bool) -> Self {
+        self.config.stream_management = on;
+        self
+    }
+    /// See [`Config::resume_timeout`].
+    pub fn resume_timeout(mut self, timeout: Duration) -> Self {
+        self.config.resume_timeout = timeout;
+        self
+    }
+    /// See [`Config::sm_max_queue`].
+    pub fn sm_max_queue(mut self, n: usize) -> Self {
+        self.config.sm_max_queue = n;
+        self
+    }
+    /// See [`Config::sm_request_ack_after`].
+    pub fn sm_request_ack_after(mut self, n: usize) -> Self {
+        self.config.sm_request_ack_after = n;
+        self
+    }
+    /// See [`Config::sm_expired_tokens`] and
+    /// [`Config::sm_expired_token_retention`].
+    pub fn sm_expired_tokens(mut self, count: usize, retention: Duration) -> Self {
+        self.config.sm_expired_tokens = count;
+        self.config.sm_expired_token_retention = retention;
+        self
+    }
 
     /// The finished configuration, or the first problem found:
     ///
@@ -345,8 +435,9 @@ impl ConfigBuilder {
     ///   nameprep, one trailing dot stripped) and must then be distinct;
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
-    ///   `max_parked_per_user`, `max_roster_items` and `auth_timeout` must
-    ///   not be zero;
+    ///   `max_parked_per_user`, `max_roster_items`, `auth_timeout`,
+    ///   `resume_timeout`, `sm_max_queue` and `sm_request_ack_after` must
+    ///   not be zero, and `sm_request_ack_after` not above `sm_max_queue`;
     /// * both [`XmlLimits`] must allow at least [`MIN_STANZA_BYTES`],
     ///   [`MIN_DEPTH`], [`MIN_ATTRIBUTES`] and one byte of text.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -370,9 +461,18 @@ impl ConfigBuilder {
             ("max_parked_per_user", config.max_parked_per_user == 0),
             ("max_roster_items", config.max_roster_items == 0),
             ("auth_timeout", config.auth_timeout.is_zero()),
+            ("resume_timeout", config.resume_timeout.is_zero()),
+            ("sm_max_queue", config.sm_max_queue == 0),
+            ("sm_request_ack_after", config.sm_request_ack_after == 0),
         ];
         if let Some((option, _)) = zeros.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero { option });
+        }
+        if config.sm_request_ack_after > config.sm_max_queue {
+            return Err(ConfigError::AckRequestAfterQueue {
+                after: config.sm_request_ack_after,
+                queue: config.sm_max_queue,
+            });
         }
         check_limits("limits", &config.limits)?;
         check_limits("unauthenticated_limits", &config.unauthenticated_limits)?;

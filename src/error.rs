@@ -148,6 +148,9 @@ pub struct StreamError {
     pub text: Option<Cow<'static, str>>,
     /// Add `<stanza-too-big xmlns='urn:xmpp:errors'/>` (with `policy-violation`).
     pub stanza_too_big: bool,
+    /// Add `<handled-count-too-high xmlns='urn:xmpp:sm:3' h=… send-count=…/>`
+    /// (XEP-0198 §4, with `undefined-condition`): `(h, send_count)`.
+    pub handled_count_too_high: Option<(u32, u32)>,
 }
 
 impl StreamError {
@@ -157,6 +160,7 @@ impl StreamError {
             condition,
             text: None,
             stanza_too_big: false,
+            handled_count_too_high: None,
         }
     }
 
@@ -166,6 +170,7 @@ impl StreamError {
             condition,
             text: Some(text.into()),
             stanza_too_big: false,
+            handled_count_too_high: None,
         }
     }
 
@@ -180,6 +185,12 @@ impl StreamError {
         }
         if self.stanza_too_big {
             el.append_child(Element::bare("stanza-too-big", NS_XMPP_ERRORS));
+        }
+        if let Some((h, sent)) = self.handled_count_too_high {
+            let mut too_high = Element::bare("handled-count-too-high", crate::ns::NS_SM);
+            xml::set_attr(&mut too_high, "h", h.to_string());
+            xml::set_attr(&mut too_high, "send-count", sent.to_string());
+            el.append_child(too_high);
         }
         el
     }

@@ -68,6 +68,7 @@ pub mod random;
 pub mod roster;
 pub mod sasl;
 mod session;
+mod sm;
 mod stanza;
 pub mod storage;
 pub mod stream;
@@ -81,7 +82,7 @@ pub use config::{Config, ConfigBuilder, ConfigError, ConflictPolicy};
 pub use error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
 pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
-pub use output::{ConnectionInfo, Event, Output, TlsInfo};
+pub use output::{ConnectionInfo, Event, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
 pub use storage::{MemoryStore, Request, Response, Store, StoreError};
 

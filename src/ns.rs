@@ -38,3 +38,5 @@ pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const NS_VERSION: &str = "jabber:iq:version";
 /// XEP-0203 delayed delivery.
 pub const NS_DELAY: &str = "urn:xmpp:delay";
+/// XEP-0198 stream management.
+pub const NS_SM: &str = "urn:xmpp:sm:3";

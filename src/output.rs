@@ -2,6 +2,8 @@
 //! caller tells it about a connection ([`ConnectionInfo`], [`TlsInfo`]).
 //! A leaf module: negotiation and the manager both use it.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use jid::FullJid;
 use minidom::Element;
@@ -81,6 +83,48 @@ pub enum Event {
         /// The session.
         session: SessionId,
     },
+    /// A resumable session lost its transport and hibernates (XEP-0198):
+    /// it stays a connected (and available) resource and queues stanzas
+    /// until it is resumed or `until` passes. A push service (XEP-0357)
+    /// starts here.
+    Hibernating {
+        /// The session (its handle stays valid while it hibernates).
+        session: SessionId,
+        /// Its full JID.
+        jid: FullJid,
+        /// When it expires unless resumed.
+        until: Instant,
+    },
+    /// A stanza was queued for a hibernating session (a push trigger).
+    StanzaQueued {
+        /// The hibernating session.
+        session: SessionId,
+        /// Its full JID.
+        jid: FullJid,
+        /// The stanza as it will be retransmitted on resume.
+        data: Bytes,
+    },
+    /// A session was resumed on a new stream: the resource now lives on
+    /// `session` (the handle of the connection that sent `<resume/>`);
+    /// `previous`, its old handle, is dead ([`Event::Closed`] follows for it).
+    Resumed {
+        /// The connection the resource continues on.
+        session: SessionId,
+        /// The handle the resource had before.
+        previous: SessionId,
+        /// The resource's full JID.
+        jid: FullJid,
+    },
+    /// A session stopped hibernating: it was resumed, or it expired and
+    /// ended (then [`Event::Unbound`] and [`Event::Closed`] follow).
+    HibernationEnded {
+        /// The session's handle while it hibernated.
+        session: SessionId,
+        /// Its full JID.
+        jid: FullJid,
+        /// Why.
+        reason: HibernationEnd,
+    },
     /// A stanza claimed by the embedder (see
     /// [`SessionManager::register_iq_namespace`](crate::SessionManager::register_iq_namespace)). Every iq get/set must be
     /// answered, e.g. with [`SessionManager::handle_routed`](crate::SessionManager::handle_routed).
@@ -90,6 +134,22 @@ pub enum Event {
         /// The stanza, `from` stamped.
         stanza: Element,
     },
+}
+
+/// Why a hibernating session stopped hibernating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HibernationEnd {
+    /// The client resumed it.
+    Resumed,
+    /// [`Config::resume_timeout`](crate::Config::resume_timeout) passed.
+    Expired,
+    /// More stanzas were queued than
+    /// [`Config::sm_max_queue`](crate::Config::sm_max_queue) allows.
+    QueueFull,
+    /// The embedder ended it ([`SessionManager::close`](crate::SessionManager::close) or
+    /// [`SessionManager::end_hibernation`](crate::SessionManager::end_hibernation)).
+    Ended,
 }
 
 /// Facts about a new connection. Build it with [`ConnectionInfo::plain`],

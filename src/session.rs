@@ -7,6 +7,7 @@ use minidom::Element;
 
 use crate::ids::SessionId;
 use crate::sasl::SaslExchange;
+use crate::sm::SmState;
 use crate::stream::StreamReader;
 
 /// How far a session has got (Prosody's `type`).
@@ -45,6 +46,9 @@ pub(crate) struct Bound {
     pub(crate) interested: bool,
     /// Directed presence sent to entities that do not get broadcasts.
     pub(crate) directed: Vec<String>,
+    /// Stream management (XEP-0198), once enabled. Boxed: a session
+    /// without it keeps no room for it.
+    pub(crate) sm: Option<Box<SmState>>,
 }
 
 /// A session's last available presence, kept compact: the addressing and
@@ -103,6 +107,7 @@ impl Bound {
             presence: None,
             interested: false,
             directed: Vec::new(),
+            sm: None,
         }
     }
 }
@@ -289,6 +294,27 @@ impl Session {
         self.transport == Transport::Lost
     }
 
+    /// The stream management state, once enabled.
+    pub(crate) fn sm(&self) -> Option<&SmState> {
+        self.bound()?.sm.as_deref()
+    }
+
+    /// The stream management state, mutable, once enabled.
+    pub(crate) fn sm_mut(&mut self) -> Option<&mut SmState> {
+        self.bound_mut()?.sm.as_deref_mut()
+    }
+
+    /// Lost its transport and waits for a resume (XEP-0198).
+    pub(crate) fn hibernating(&self) -> bool {
+        self.hibernating_until().is_some()
+    }
+
+    /// Stanzas for this session still reach its client: its transport is
+    /// there, or it hibernates and queues them for a resume.
+    pub(crate) fn receives(&self) -> bool {
+        !self.transport_lost() || self.hibernating()
+    }
+
     /// The handle of this session (Prosody's `conn`).
     pub fn id(&self) -> SessionId {
         self.id
@@ -367,5 +393,19 @@ impl Session {
     /// An *interested resource*: connected and has requested the roster.
     pub fn is_interested(&self) -> bool {
         self.interested()
+    }
+    /// Stream management (XEP-0198) is enabled on this session.
+    pub fn sm_enabled(&self) -> bool {
+        self.sm().is_some()
+    }
+    /// Stream management is enabled with resumption: the session hibernates
+    /// instead of ending when its transport goes away.
+    pub fn resumable(&self) -> bool {
+        self.sm().is_some_and(|sm| sm.token.is_some())
+    }
+    /// While the session hibernates (its transport is gone, it waits for a
+    /// resume): when it expires.
+    pub fn hibernating_until(&self) -> Option<Instant> {
+        self.sm()?.hibernating_until
     }
 }

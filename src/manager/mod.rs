@@ -13,6 +13,7 @@ mod iq;
 mod presence;
 mod roster;
 mod routing;
+mod sm;
 mod work;
 
 use std::cmp::Reverse;
@@ -80,6 +81,9 @@ pub struct SessionManager {
     byte_forwarding: bool,
     /// Messages forwarded as bytes so far.
     forwarded: u64,
+    /// Resumption tokens of ended sessions, oldest first (bounded by
+    /// `Config::sm_expired_tokens` and its retention).
+    expired_tokens: VecDeque<sm::ExpiredToken>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -121,6 +125,7 @@ impl SessionManager {
             fast_routes: HashMap::new(),
             byte_forwarding: true,
             forwarded: 0,
+            expired_tokens: VecDeque::new(),
         }
     }
 
@@ -163,7 +168,7 @@ impl SessionManager {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        if session.closed() || session.awaiting_tls() {
+        if session.closed() || session.awaiting_tls() || session.transport_lost() {
             // Bytes after our close, or raw TLS handshake bytes before the
             // caller finished STARTTLS: not ours to parse.
             return;
@@ -182,7 +187,11 @@ impl SessionManager {
         self.run_tasks(now);
     }
 
-    /// The socket closed or failed. The session is cleaned up as if closed.
+    /// The socket closed or failed (also for a read error or the embedder's
+    /// own read timeout). The session is cleaned up as if closed — unless
+    /// it is resumable (XEP-0198): then it hibernates (see
+    /// [`Event::Hibernating`]) and its handle stays valid until it is
+    /// resumed or expires.
     ///
     /// Stanzas the client sent before the socket dropped are still processed
     /// first; when some wait on storage, cleanup follows once they are done.
@@ -207,6 +216,7 @@ impl SessionManager {
                 break;
             }
             self.timers.pop();
+            self.sm_deadline(id, deadline, now);
             let expired = self.sessions.get(&id).is_some_and(|s| {
                 s.kind() == SessionKind::Unauthenticated && s.auth_deadline() == Some(deadline)
             });
@@ -218,6 +228,7 @@ impl SessionManager {
                 );
             }
         }
+        self.run_tasks(now);
     }
 
     /// The next deadline at which [`SessionManager::handle_timeout`] must be
@@ -327,9 +338,24 @@ impl SessionManager {
     /// Returns `false` if the session does not exist, is closed, or has no
     /// open stream (before its header or during a restart), where a stanza
     /// would break the XML stream.
+    ///
+    /// A stanza to a bound session goes through stream management like any
+    /// other (counted; queued while the session hibernates).
     pub fn send(&mut self, id: SessionId, stanza: &Element) -> bool {
         match self.sessions.get(&id) {
-            Some(s) if s.is_open() => {
+            Some(s) if s.is_open() && s.bound().is_some() && s.receives() => {
+                match crate::xml::StanzaKind::of(stanza) {
+                    Some(kind) => {
+                        let data = crate::stream::element_bytes(stanza);
+                        // An overflow this causes is handled by the next
+                        // `handle_*` call (this one has no `now`).
+                        self.deliver_to_session(id, data, kind);
+                    }
+                    None => s.send_element(&mut self.out, stanza),
+                }
+                true
+            }
+            Some(s) if s.is_open() && !s.transport_lost() => {
                 s.send_element(&mut self.out, stanza);
                 true
             }
@@ -364,6 +390,11 @@ impl SessionManager {
             return;
         };
         if session.removing() {
+            return;
+        }
+        if session.hibernating() {
+            // No transport to write the error to.
+            self.end_hibernating(id, crate::output::HibernationEnd::Ended, now);
             return;
         }
         let mut ctx = Ctx {
@@ -460,8 +491,7 @@ impl SessionManager {
             if matches!(step, Step::Idle) {
                 // A dropped connection is cleaned up once its input is done.
                 if session.transport_lost() && session.blocked.is_none() {
-                    session.mark_closed();
-                    self.remove_session(id, None, now);
+                    self.transport_gone(id, now);
                 }
                 return;
             }
@@ -473,6 +503,7 @@ impl SessionManager {
         match step {
             Step::Idle | Step::Continue => {}
             Step::Stanza(el) => {
+                self.sm_handled(id);
                 self.handle_client_stanza(id, el, now);
                 if self.deferring() {
                     self.defer(Task::Drive {
@@ -495,6 +526,7 @@ impl SessionManager {
                     }));
                 }
             }
+            Step::Sm(el) => self.handle_sm(id, el, now),
             Step::Closed => self.remove_session(id, None, now),
         }
     }
@@ -508,8 +540,16 @@ impl SessionManager {
             return;
         }
         session.lifecycle = crate::session::Lifecycle::Removing;
-        if let Some(full) = session.full_jid().cloned() {
+        let leftovers = self.sm_take_leftovers(id, now);
+        if let Some(full) = self
+            .sessions
+            .get(&id)
+            .and_then(|s| s.full_jid().cloned())
+        {
             self.unbind(id, &full, reason.as_ref(), now);
+            if !leftovers.is_empty() {
+                self.sm_dispose(&full.to_bare(), leftovers, now);
+            }
         }
         if self.deferring() {
             self.defer(Task::Forget(id));

@@ -226,13 +226,11 @@ impl SessionManager {
         let bytes = session.reader.raw_bytes();
         let mut out = bytes::BytesMut::new();
         stream::write_forwarded(&mut out, bytes, raw, bound.jid.as_str());
-        self.emit(Output::Transmit {
-            session: target,
-            data: out.freeze(),
-        });
         if let Some(session) = self.sessions.get_mut(&id) {
             session.reader.consume_raw(raw.len);
         }
+        self.sm_handled(id);
+        self.deliver_to_session(target, out.freeze(), StanzaKind::Message);
         self.forwarded = self.forwarded.wrapping_add(1);
         true
     }
@@ -879,7 +877,7 @@ impl SessionManager {
                         .filter(|s| {
                             s.presence().is_some()
                                 && s.priority().unwrap_or(0) >= 0
-                                && !s.transport_lost()
+                                && s.receives()
                         })
                         .map(|s| s.id)
                         .collect();
@@ -961,7 +959,7 @@ impl SessionManager {
     fn can_receive(&self, session: SessionId) -> bool {
         self.sessions
             .get(&session)
-            .is_some_and(|s| !s.transport_lost())
+            .is_some_and(|s| s.receives())
     }
 
     /// The bound session with this full JID, if it can receive.
@@ -978,7 +976,7 @@ impl SessionManager {
             let (Some(_), Some(p)) = (s.presence(), s.priority()) else {
                 continue;
             };
-            if s.transport_lost() {
+            if !s.receives() {
                 continue;
             }
             if p < 0 {
@@ -1000,7 +998,10 @@ impl SessionManager {
     /// Serializes once and sends to one session.
     pub(super) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
         let data = stream::element_bytes(stanza);
-        self.emit(Output::Transmit { session, data });
+        match StanzaKind::of(stanza) {
+            Some(kind) => self.deliver_to_session(session, data, kind),
+            None => self.emit(Output::Transmit { session, data }),
+        }
     }
 
     /// Serializes once and shares the bytes between sessions.
@@ -1009,11 +1010,9 @@ impl SessionManager {
             return;
         }
         let data: Bytes = stream::element_bytes(stanza);
+        let kind = StanzaKind::of(stanza).unwrap_or(StanzaKind::Message);
         for &session in sessions {
-            self.emit(Output::Transmit {
-                session,
-                data: data.clone(),
-            });
+            self.deliver_to_session(session, data.clone(), kind);
         }
     }
 

@@ -16,6 +16,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use jid::BareJid;
 use minidom::Element;
 
@@ -27,6 +28,7 @@ use crate::negotiation::BindRequest;
 use crate::output::Output;
 use crate::stanza::Stanza;
 use crate::storage::Request;
+use crate::xml::StanzaKind;
 
 /// One item of work.
 #[derive(Debug)]
@@ -70,6 +72,16 @@ pub(super) enum Task {
     Forget(SessionId),
     /// Drop an account record nothing needs any more.
     TidyAccount(BareJid),
+    /// Hand a stanza's bytes to a session's output, behind work deferred
+    /// before it (see `sm`: counted there).
+    Deliver {
+        session: SessionId,
+        data: Bytes,
+        kind: StanzaKind,
+    },
+    /// A stream-management session holds more unacknowledged stanzas than
+    /// allowed.
+    SmQueueFull(SessionId),
 }
 
 impl SessionManager {
@@ -154,6 +166,12 @@ impl SessionManager {
             Task::Close { id, reason } => self.close_session(id, reason, now),
             Task::Forget(id) => self.forget_session(id),
             Task::TidyAccount(user) => self.tidy_account(&user),
+            Task::Deliver {
+                session,
+                data,
+                kind,
+            } => self.deliver_now(session, data, kind),
+            Task::SmQueueFull(id) => self.sm_queue_full(id, now),
         }
     }
 

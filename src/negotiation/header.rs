@@ -184,6 +184,9 @@ impl Session {
                 features.append_child(session);
                 features.append_child(Element::bare("ver", xml::NS_ROSTER_VER));
                 features.append_child(Element::bare("sub", xml::NS_PRE_APPROVAL));
+                if config.stream_management {
+                    features.append_child(Element::bare("sm", xml::NS_SM));
+                }
             }
             SessionKind::Bound => {}
         }

@@ -39,6 +39,8 @@ pub(crate) enum Step {
     Bind(BindRequest),
     /// SASL succeeded.
     Authenticated,
+    /// A stream management nonza (XEP-0198) after authentication.
+    Sm(Element),
     /// The session has closed itself (its closing bytes are queued).
     Closed,
 }
@@ -95,6 +97,9 @@ impl Session {
             // The client reports a stream error: close without one of ours.
             self.close(ctx, None);
             return Step::Closed;
+        }
+        if el.has_ns(xml::NS_SM) && self.kind() != SessionKind::Unauthenticated {
+            return Step::Sm(el);
         }
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);
@@ -195,6 +200,7 @@ fn read_error_to_stream_error(e: &ReadError) -> StreamError {
             condition: StreamErrorCondition::PolicyViolation,
             text: Some("XML stanza is too big".into()),
             stanza_too_big: true,
+            handled_count_too_high: None,
         },
         ReadError::TooDeep => StreamError::with_text(
             StreamErrorCondition::PolicyViolation,
