@@ -229,10 +229,12 @@ impl Config {
     }
 
     /// Unacknowledged stanzas kept per stream-management session (also
-    /// those queued while it hibernates). One more ends the session: a
-    /// hibernating one expires, a connected one is closed with
-    /// `resource-constraint`; its stanzas are handled as on expiry. Default
-    /// 500 (Prosody's `smacks_max_queue_size`), at least 1.
+    /// those queued while it hibernates). One more makes a hibernating
+    /// session expire (its stanzas handled as on expiry); a connected one
+    /// keeps the stream but stops keeping stanzas and is no longer
+    /// resumable (closing it instead would send everything back to offline
+    /// storage, and a large offline backlog would loop). Default 500
+    /// (Prosody's `smacks_max_queue_size`), at least 1.
     pub fn sm_max_queue(&self) -> usize {
         self.sm_max_queue
     }

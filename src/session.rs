@@ -401,7 +401,8 @@ impl Session {
     /// Stream management is enabled with resumption: the session hibernates
     /// instead of ending when its transport goes away.
     pub fn resumable(&self) -> bool {
-        self.sm().is_some_and(|sm| sm.token.is_some())
+        self.sm()
+            .is_some_and(|sm| sm.token.is_some() && !sm.overflowed)
     }
     /// While the session hibernates (its transport is gone, it waits for a
     /// resume): when it expires.

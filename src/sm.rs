@@ -36,8 +36,13 @@ pub(crate) struct SmState {
     pub(crate) outbound: u32,
     /// The last `h` the client acknowledged.
     pub(crate) acked: u32,
-    /// Sent and not acknowledged, oldest first: `outbound - acked` items.
+    /// Sent and not acknowledged, oldest first: `outbound - acked` items,
+    /// or none once `overflowed`.
     pub(crate) unacked: VecDeque<Unacked>,
+    /// A connected session had more unacknowledged stanzas than the queue
+    /// bound: they are counted but no longer kept, and the session is no
+    /// longer resumable.
+    pub(crate) overflowed: bool,
     /// Our `<r/>` is outstanding (no further one until an `<a/>`).
     pub(crate) requested: bool,
     /// While hibernating: when the session expires.
@@ -54,6 +59,7 @@ impl SmState {
             outbound: 0,
             acked: 0,
             unacked: VecDeque::new(),
+            overflowed: false,
             requested: false,
             hibernating_until: None,
         }
@@ -63,18 +69,25 @@ impl SmState {
     /// acknowledged.
     pub(crate) fn sent(&mut self, data: Bytes, kind: StanzaKind) {
         self.outbound = self.outbound.wrapping_add(1);
-        self.unacked.push_back(Unacked { data, kind });
+        if !self.overflowed {
+            self.unacked.push_back(Unacked { data, kind });
+        }
+    }
+
+    /// Sent and not acknowledged (kept or not).
+    pub(crate) fn pending(&self) -> u32 {
+        self.outbound.wrapping_sub(self.acked)
     }
 
     /// Applies the client's `h`: drops what it acknowledges. `Err` (nothing
     /// changed) when `h` acknowledges more than was sent.
     pub(crate) fn ack(&mut self, h: u32) -> Result<(), ()> {
         let n = h.wrapping_sub(self.acked);
-        let n = usize::try_from(n).map_err(|_| ())?;
-        if n > self.unacked.len() {
+        if n > self.pending() {
             return Err(());
         }
-        self.unacked.drain(..n);
+        let n = usize::try_from(n).map_err(|_| ())?;
+        self.unacked.drain(..n.min(self.unacked.len()));
         self.acked = h;
         self.requested = false;
         Ok(())
@@ -99,7 +112,10 @@ mod tests {
         }
         assert_eq!(s.outbound, 2);
         assert_eq!(s.ack(u32::MAX), Ok(()));
-        assert_eq!(s.unacked.front().map(|u| u.data.clone()), Some(Bytes::from(vec![1u8])));
+        assert_eq!(
+            s.unacked.front().map(|u| u.data.clone()),
+            Some(Bytes::from(vec![1u8]))
+        );
         assert_eq!(s.ack(3), Err(()));
         assert_eq!(s.ack(1), Ok(()));
         assert_eq!(s.unacked.len(), 1);

@@ -6,8 +6,8 @@ use minidom::rxml::{Namespace, NcName, NcNameStr, xml_ncname};
 
 pub(crate) use crate::ns::{
     NS_BIND, NS_CLIENT, NS_DELAY, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_PRE_APPROVAL,
-    NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SERVER, NS_SESSION, NS_STREAM_LIMITS, NS_STREAMS, NS_TLS,
-    NS_SM, NS_VERSION,
+    NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SERVER, NS_SESSION, NS_SM, NS_STREAM_LIMITS, NS_STREAMS,
+    NS_TLS, NS_VERSION,
 };
 
 fn nc(name: &'static NcNameStr) -> NcName {

@@ -112,7 +112,10 @@ fn enable_twice_before_bind_and_r_or_a_before_enable_fail() {
     let failed = "<failed xmlns='urn:xmpp:sm:3'>\
         <unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
     let a = n.online("alice", "phone", None);
-    n.send(a, "<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='0'/>");
+    n.send(
+        a,
+        "<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='0'/>",
+    );
     n.expect_only(&[(a, &[failed, failed])]);
     enable(&mut n, a);
     n.send(a, ENABLE);
@@ -132,12 +135,10 @@ fn enable_twice_before_bind_and_r_or_a_before_enable_fail() {
 
 #[test]
 fn without_stream_management_nothing_is_offered() {
-    let mut n = net(
-        config()
-            .stream_management(false)
-            .build()
-            .expect("valid config"),
-    );
+    let mut n = net(config()
+        .stream_management(false)
+        .build()
+        .expect("valid config"));
     let id = n.server.connect();
     n.server.open_stream(id);
     n.server.take(id);
@@ -199,7 +200,9 @@ fn inbound_h_counts_stanzas_not_nonzas_pipelined_across_restarts() {
     let names: Vec<&str> = got.iter().map(|e| e.name()).collect();
     assert_eq!(
         names,
-        ["features", "success", "features", "iq", "enabled", "a", "iq", "presence", "a"],
+        [
+            "features", "success", "features", "iq", "enabled", "a", "iq", "presence", "a"
+        ],
         "{got:?}"
     );
     assert_eq!(got[5].attr("h"), Some("1"));
@@ -211,7 +214,10 @@ fn inbound_h_counts_stanzas_not_nonzas_pipelined_across_restarts() {
 
 #[test]
 fn the_server_requests_acks_and_a_too_high_h_closes_the_stream() {
-    let mut n = net(config().sm_request_ack_after(2).build().expect("valid config"));
+    let mut n = net(config()
+        .sm_request_ack_after(2)
+        .build()
+        .expect("valid config"));
     let a = n.online("alice", "phone", None);
     let b = n.online("bob", "b", None);
     enable(&mut n, a);
@@ -288,7 +294,10 @@ fn a_lost_transport_hibernates_silently_and_queues() {
 
 #[test]
 fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
-    let mut n = net(config().sm_request_ack_after(10).build().expect("valid config"));
+    let mut n = net(config()
+        .sm_request_ack_after(10)
+        .build()
+        .expect("valid config"));
     let phone = n.online("alice", "phone", None);
     let bob = n.online("bob", "b", None);
     let token = enable(&mut n, phone);
@@ -296,7 +305,10 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
     send_chat(&mut n, bob, PHONE, "2");
     n.expect_only(&[(phone, &[&chat(BOB, PHONE, "1"), &chat(BOB, PHONE, "2")])]);
     // The client handled one message and one... then the socket drops.
-    n.send(phone, "<message type='chat' to='bob@localhost/b'><body>up</body></message>");
+    n.send(
+        phone,
+        "<message type='chat' to='bob@localhost/b'><body>up</body></message>",
+    );
     n.expect_only(&[(bob, &[&chat(PHONE, BOB, "up")])]);
     n.disconnect(phone);
     send_chat(&mut n, bob, PHONE, "3");
@@ -333,7 +345,10 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
     assert!(n.manager.session(phone).is_none());
     let s = n.manager.session(new).expect("resumed");
     assert!(s.is_available() && s.resumable() && s.hibernating_until().is_none());
-    assert_eq!(n.manager.session_id(&PHONE.parse().expect("jid")), Some(new));
+    assert_eq!(
+        n.manager.session_id(&PHONE.parse().expect("jid")),
+        Some(new)
+    );
     send_chat(&mut n, bob, PHONE, "4");
     n.server.expect(new, &[&chat(BOB, PHONE, "4")]);
     n.send(new, "<r xmlns='urn:xmpp:sm:3'/>");
@@ -345,7 +360,10 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
     // A second drop and resume with the same token: nothing to resend.
     n.disconnect(new);
     let third = resume(&mut n, "alice", &token, 4);
-    n.server.expect(third, &[&format!("<resumed xmlns='{SM}' previd='{token}' h='1'/>")]);
+    n.server.expect(
+        third,
+        &[&format!("<resumed xmlns='{SM}' previd='{token}' h='1'/>")],
+    );
     n.quiet();
 }
 
@@ -407,7 +425,11 @@ fn unknown_foreign_and_expired_tokens_fail() {
     // bob cannot take alice's session.
     let y = resume(&mut n, "bob", &token, 0);
     n.server.expect(y, &[&not_found(None)]);
-    assert!(n.manager.session(phone).is_some_and(|s| s.hibernating_until().is_some()));
+    assert!(
+        n.manager
+            .session(phone)
+            .is_some_and(|s| s.hibernating_until().is_some())
+    );
     n.quiet();
     n.take_events();
     // Expiry: like a disconnect.
@@ -440,12 +462,10 @@ fn unknown_foreign_and_expired_tokens_fail() {
 
 #[test]
 fn remembered_tokens_are_bounded_by_age() {
-    let mut n = net(
-        config()
-            .sm_expired_tokens(1, Duration::from_secs(10))
-            .build()
-            .expect("valid config"),
-    );
+    let mut n = net(config()
+        .sm_expired_tokens(1, Duration::from_secs(10))
+        .build()
+        .expect("valid config"));
     let (_, _, _, token) = hibernating_setup(&mut n);
     n.server.advance(Duration::from_secs(300));
     n.server.advance(Duration::from_secs(11));
@@ -470,8 +490,14 @@ fn expiry_sends_body_messages_to_another_resource_errors_iqs_drops_the_rest() {
     n.settle();
     send_chat(&mut n, bob, PHONE, "keep me");
     n.send(bob, &format!("<message type='chat' to='{PHONE}'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"));
-    n.send(bob, &format!("<message type='headline' to='{PHONE}'><body>news</body></message>"));
-    n.send(bob, &format!("<iq type='get' id='v1' to='{PHONE}'><query xmlns='jabber:iq:version'/></iq>"));
+    n.send(
+        bob,
+        &format!("<message type='headline' to='{PHONE}'><body>news</body></message>"),
+    );
+    n.send(
+        bob,
+        &format!("<iq type='get' id='v1' to='{PHONE}'><query xmlns='jabber:iq:version'/></iq>"),
+    );
     n.send(bob, &format!("<iq type='result' id='r1' to='{PHONE}'/>"));
     n.send(bob, &format!("<presence to='{PHONE}'/>"));
     n.quiet();
@@ -494,19 +520,20 @@ fn expiry_sends_body_messages_to_another_resource_errors_iqs_drops_the_rest() {
     ]);
     assert!(matches!(
         events.first(),
-        Some(Event::HibernationEnded { reason: HibernationEnd::Ended, .. })
+        Some(Event::HibernationEnded {
+            reason: HibernationEnd::Ended,
+            ..
+        })
     ));
 }
 
 #[test]
 fn queue_overflow_expires_and_stores_body_messages_offline() {
-    let mut n = net(
-        config()
-            .sm_max_queue(2)
-            .sm_request_ack_after(2)
-            .build()
-            .expect("valid config"),
-    );
+    let mut n = net(config()
+        .sm_max_queue(2)
+        .sm_request_ack_after(2)
+        .build()
+        .expect("valid config"));
     let phone = n.online("alice", "phone", None);
     let bob = n.online("bob", "b", None);
     enable(&mut n, phone);
@@ -520,7 +547,13 @@ fn queue_overflow_expires_and_stores_body_messages_offline() {
     let events = hibernation_events(&n.take_events());
     n.quiet();
     assert!(
-        events.iter().any(|e| matches!(e, Event::HibernationEnded { reason: HibernationEnd::QueueFull, .. })),
+        events.iter().any(|e| matches!(
+            e,
+            Event::HibernationEnded {
+                reason: HibernationEnd::QueueFull,
+                ..
+            }
+        )),
         "{events:?}"
     );
     assert!(n.manager.session(phone).is_none());
@@ -531,11 +564,62 @@ fn queue_overflow_expires_and_stores_body_messages_offline() {
         .iter()
         .filter(|e| e.name() == "message")
         .map(|e| {
-            assert!(e.get_child("delay", "urn:xmpp:delay").is_some_and(|d| d.attr("stamp") == Some(STAMP)));
-            e.get_child("body", "jabber:client").map(|b| b.text()).unwrap_or_default()
+            assert!(
+                e.get_child("delay", "urn:xmpp:delay")
+                    .is_some_and(|d| d.attr("stamp") == Some(STAMP))
+            );
+            e.get_child("body", "jabber:client")
+                .map(|b| b.text())
+                .unwrap_or_default()
         })
         .collect();
     assert_eq!(bodies, ["1", "2", "3"], "{got:?}");
+}
+
+#[test]
+fn a_connected_session_over_the_bound_keeps_its_stream_but_not_resumption() {
+    let mut n = net(config()
+        .sm_max_queue(2)
+        .sm_request_ack_after(2)
+        .build()
+        .expect("valid config"));
+    let phone = n.online("alice", "phone", None);
+    let bob = n.online("bob", "b", None);
+    let token = enable(&mut n, phone);
+    for i in 1..=3 {
+        send_chat(&mut n, bob, PHONE, &i.to_string());
+    }
+    n.expect_only(&[(
+        phone,
+        &[
+            &chat(BOB, PHONE, "1"),
+            &chat(BOB, PHONE, "2"),
+            "<r xmlns='urn:xmpp:sm:3'/>",
+            &chat(BOB, PHONE, "3"),
+        ],
+    )]);
+    assert!(!n.is_closed(phone));
+    let s = n.manager.session(phone).expect("session");
+    assert!(s.sm_enabled() && !s.resumable());
+    // Acknowledgements are still checked against what was sent.
+    n.send(phone, "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    assert!(!n.is_closed(phone));
+    let x = resume(&mut n, "alice", &token, 3);
+    n.server.expect(
+        x,
+        &["<failed xmlns='urn:xmpp:sm:3' h='0'>\
+           <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"],
+    );
+    n.take_events();
+    n.disconnect(phone);
+    assert!(n.manager.session(phone).is_none(), "no hibernation");
+    let events = hibernation_events(&n.take_events());
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Hibernating { .. })),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -575,6 +659,332 @@ fn closing_a_hibernating_session_ends_it_without_writing() {
     let events = hibernation_events(&n.take_events());
     assert!(matches!(
         events.first(),
-        Some(Event::HibernationEnded { reason: HibernationEnd::Ended, .. })
+        Some(Event::HibernationEnded {
+            reason: HibernationEnd::Ended,
+            ..
+        })
     ));
+}
+
+// ------------------------------------------------------------ property
+
+mod model {
+    //! A client with a stream-management inbox: what the server wrote
+    //! arrives in `inbox`; `process` handles it (counting `h`); a lost
+    //! connection loses whatever was not processed.
+
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use xmpp_session::testkit::TestServer;
+    use xmpp_session::{Element, SessionId};
+
+    use super::{ENABLE, PHONE, SM};
+
+    #[derive(Debug, Clone)]
+    pub enum Op {
+        BobMessage,
+        BobIq,
+        Process,
+        Ack,
+        Disconnect,
+        Resume,
+        Advance(u64),
+    }
+
+    pub fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::BobMessage),
+            1 => Just(Op::BobIq),
+            3 => Just(Op::Process),
+            2 => Just(Op::Ack),
+            1 => Just(Op::Disconnect),
+            1 => Just(Op::Resume),
+            1 => (0u64..400).prop_map(Op::Advance),
+        ]
+    }
+
+    enum Alice {
+        Attached(SessionId),
+        Hibernating(SessionId),
+        Gone,
+    }
+
+    pub struct World {
+        s: TestServer,
+        bob: SessionId,
+        alice: Alice,
+        token: String,
+        inbox: Vec<Element>,
+        /// Stanzas processed in the current stream-management lifetime.
+        processed: Vec<Option<String>>,
+        acked: usize,
+        sent: Vec<String>,
+        /// How often each message body / iq id reached alice.
+        delivered: BTreeMap<String, usize>,
+        /// Iq ids bob got an error for.
+        bounced: BTreeMap<String, usize>,
+        /// Processed but never acknowledged when their session expired:
+        /// XEP-0198 cannot tell the server about them.
+        maybe_twice: Vec<String>,
+        /// In flight when the connection of a session that had overflowed
+        /// its queue (and so stopped keeping stanzas) dropped.
+        maybe_lost: Vec<String>,
+        next: usize,
+    }
+
+    fn key_of(e: &Element) -> Option<String> {
+        match e.name() {
+            "message" => e.get_child("body", "jabber:client").map(|b| b.text()),
+            "iq" => e.attr("id").map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    impl World {
+        pub fn new() -> Self {
+            let mut s = TestServer::with_config(
+                TestServer::config()
+                    .sm_max_queue(6)
+                    .sm_request_ack_after(3)
+                    .build()
+                    .expect("valid config"),
+            );
+            s.add_user("alice", "pass");
+            s.add_user("bob", "pass");
+            let bob = s.login("bob", "b");
+            s.send(bob, "<presence/>");
+            s.take(bob);
+            let mut w = Self {
+                s,
+                bob,
+                alice: Alice::Gone,
+                token: String::new(),
+                inbox: Vec::new(),
+                processed: Vec::new(),
+                acked: 0,
+                sent: Vec::new(),
+                delivered: BTreeMap::new(),
+                bounced: BTreeMap::new(),
+                maybe_twice: Vec::new(),
+                maybe_lost: Vec::new(),
+                next: 0,
+            };
+            w.fresh_login();
+            w
+        }
+
+        fn fresh_login(&mut self) {
+            let id = self.s.login("alice", "phone");
+            self.s.send(id, ENABLE);
+            let enabled = self.s.take(id);
+            self.token = enabled
+                .first()
+                .and_then(|e| e.attr("id"))
+                .expect("enabled")
+                .to_owned();
+            self.processed.clear();
+            self.acked = 0;
+            self.alice = Alice::Attached(id);
+            self.s.send(id, "<presence/>");
+            self.collect();
+        }
+
+        fn collect(&mut self) {
+            if let Alice::Attached(id) = self.alice {
+                let got = self.s.take(id);
+                self.inbox.extend(got);
+            }
+            for e in self.s.take(self.bob) {
+                if e.attr("type") == Some("error") {
+                    let id = e.attr("id").unwrap_or_default().to_owned();
+                    *self.bounced.entry(id).or_default() += 1;
+                }
+            }
+            // The session may have expired (timeout or overflow).
+            if let Alice::Hibernating(id) = self.alice
+                && self.s.manager.session(id).is_none()
+            {
+                self.expired();
+            }
+            if let Alice::Attached(id) = self.alice
+                && self.s.manager.session(id).is_none()
+            {
+                self.inbox.clear();
+                self.expired();
+            }
+        }
+
+        fn expired(&mut self) {
+            let unacked: Vec<String> = self.processed[self.acked.min(self.processed.len())..]
+                .iter()
+                .flatten()
+                .cloned()
+                .collect();
+            self.maybe_twice.extend(unacked);
+            self.alice = Alice::Gone;
+        }
+
+        fn process(&mut self) {
+            let Alice::Attached(id) = self.alice else {
+                return;
+            };
+            let mut asked = false;
+            for e in std::mem::take(&mut self.inbox) {
+                match e.name() {
+                    "message" | "iq" | "presence" => {
+                        let key = key_of(&e);
+                        if let Some(k) = &key {
+                            *self.delivered.entry(k.clone()).or_default() += 1;
+                        }
+                        self.processed.push(key);
+                    }
+                    "r" if e.ns() == SM => asked = true,
+                    _ => {}
+                }
+            }
+            if asked {
+                self.ack_now(id);
+            }
+        }
+
+        fn ack_now(&mut self, id: SessionId) {
+            let h = self.processed.len();
+            self.s.send(id, &format!("<a xmlns='{SM}' h='{h}'/>"));
+            self.acked = h;
+        }
+
+        pub fn apply(&mut self, op: &Op) {
+            match op {
+                Op::BobMessage => {
+                    let body = format!("m{}", self.next);
+                    self.next += 1;
+                    self.s.send(
+                        self.bob,
+                        &format!("<message type='chat' to='{PHONE}'><body>{body}</body></message>"),
+                    );
+                    self.sent.push(body);
+                }
+                Op::BobIq => {
+                    let id = format!("q{}", self.next);
+                    self.next += 1;
+                    self.s.send(
+                        self.bob,
+                        &format!("<iq type='get' id='{id}' to='{PHONE}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+                    );
+                    self.sent.push(id);
+                }
+                Op::Process => self.process(),
+                Op::Ack => {
+                    if let Alice::Attached(id) = self.alice {
+                        self.ack_now(id);
+                    }
+                }
+                Op::Disconnect => {
+                    if let Alice::Attached(id) = self.alice {
+                        let kept = self.s.manager.session(id).is_some_and(|s| s.resumable());
+                        for e in self.inbox.drain(..) {
+                            if !kept && let Some(k) = key_of(&e) {
+                                self.maybe_lost.push(k);
+                            }
+                        }
+                        self.s.disconnect(id);
+                        self.alice = Alice::Hibernating(id);
+                    }
+                }
+                Op::Resume => {
+                    let degraded = match self.alice {
+                        Alice::Attached(id) => {
+                            self.s.manager.session(id).is_some_and(|s| !s.resumable())
+                        }
+                        _ => false,
+                    };
+                    for e in self.inbox.drain(..) {
+                        if degraded && let Some(k) = key_of(&e) {
+                            self.maybe_lost.push(k);
+                        }
+                    }
+                    let id = self.s.connect();
+                    self.s.authenticate_plain(id, "alice", "pass");
+                    let h = self.processed.len();
+                    self.s.send(
+                        id,
+                        &format!("<resume xmlns='{SM}' previd='{}' h='{h}'/>", self.token),
+                    );
+                    let got = self.s.take(id);
+                    match got.first().map(|e| e.name()) {
+                        Some("resumed") => {
+                            // The server now knows what was processed.
+                            self.acked = h;
+                            self.alice = Alice::Attached(id);
+                            self.inbox.extend(got.into_iter().skip(1));
+                        }
+                        Some("failed") => {
+                            assert!(
+                                degraded || matches!(self.alice, Alice::Gone),
+                                "failed while resumable: {got:?}"
+                            );
+                            self.s.disconnect(id);
+                            self.fresh_login();
+                        }
+                        _ => panic!("unexpected answer to resume: {got:?}"),
+                    }
+                }
+                Op::Advance(secs) => self.s.advance(Duration::from_secs(*secs)),
+            }
+            self.collect();
+        }
+
+        /// Ends the run so that everything is accounted for, then checks.
+        pub fn finish(mut self) {
+            if let Alice::Hibernating(_) = self.alice {
+                self.s.advance(Duration::from_secs(301));
+                self.collect();
+            }
+            if let Alice::Gone = self.alice {
+                self.fresh_login();
+            }
+            self.process();
+            self.collect();
+            self.process();
+            for (key, n) in &self.delivered {
+                let allowed = if self.maybe_twice.contains(key) { 2 } else { 1 };
+                assert!(*n <= allowed, "{key} delivered {n} times");
+            }
+            for key in &self.sent {
+                let reached = self.delivered.get(key).copied().unwrap_or(0)
+                    + self.bounced.get(key).copied().unwrap_or(0);
+                if self.maybe_lost.contains(key) {
+                    continue;
+                }
+                assert!(
+                    reached >= 1,
+                    "{key} was lost (sent {:?}, delivered {:?}, bounced {:?})",
+                    self.sent,
+                    self.delivered,
+                    self.bounced
+                );
+                if !self.maybe_twice.contains(key) {
+                    assert_eq!(reached, 1, "{key} reached alice or bob {reached} times");
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Random stanzas, acknowledgements, drops, resumes and timeouts: a
+    /// resumed session never gets a stanza twice, and nothing bob sends is
+    /// lost without an error reply or offline storage.
+    #[test]
+    fn nothing_is_lost_or_delivered_twice(ops in proptest::collection::vec(model::op(), 0..40)) {
+        let mut world = model::World::new();
+        for op in &ops {
+            world.apply(op);
+        }
+        world.finish();
+    }
 }

@@ -541,11 +541,7 @@ impl SessionManager {
         }
         session.lifecycle = crate::session::Lifecycle::Removing;
         let leftovers = self.sm_take_leftovers(id, now);
-        if let Some(full) = self
-            .sessions
-            .get(&id)
-            .and_then(|s| s.full_jid().cloned())
-        {
+        if let Some(full) = self.sessions.get(&id).and_then(|s| s.full_jid().cloned()) {
             self.unbind(id, &full, reason.as_ref(), now);
             if !leftovers.is_empty() {
                 self.sm_dispose(&full.to_bare(), leftovers, now);

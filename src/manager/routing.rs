@@ -875,9 +875,7 @@ impl SessionManager {
                     let targets: SmallVec<[SessionId; 4]> = self
                         .resources(user)
                         .filter(|s| {
-                            s.presence().is_some()
-                                && s.priority().unwrap_or(0) >= 0
-                                && s.receives()
+                            s.presence().is_some() && s.priority().unwrap_or(0) >= 0 && s.receives()
                         })
                         .map(|s| s.id)
                         .collect();
@@ -957,9 +955,7 @@ impl SessionManager {
     /// exists and its socket has not dropped (a disconnected session may
     /// linger to finish its own parked stanzas, but receives nothing new).
     fn can_receive(&self, session: SessionId) -> bool {
-        self.sessions
-            .get(&session)
-            .is_some_and(|s| s.receives())
+        self.sessions.get(&session).is_some_and(|s| s.receives())
     }
 
     /// The bound session with this full JID, if it can receive.

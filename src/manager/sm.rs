@@ -47,8 +47,8 @@
 //!
 //! After the resume timeout, when more than
 //! [`Config::sm_max_queue`](crate::Config::sm_max_queue) stanzas wait, or
-//! when the embedder ends it ([`SessionManager::end_hibernation`]), the
-//! session ends like a disconnect (unavailable presence to contacts and
+//! when the embedder ends it ([`SessionManager::end_hibernation`]), a
+//! hibernating session ends like a disconnect (unavailable presence to contacts and
 //! directed-presence recipients). Whenever a stream-management session ends
 //! with unacknowledged stanzas (expiry, overflow, or any other close), they
 //! are handled so that nothing is lost silently:
@@ -63,6 +63,13 @@
 //!   `recipient-unavailable` would (RFC 6120 §8.3.3.13);
 //! * everything else (presence, errors, results, groupchat, headlines,
 //!   messages without a body) is dropped.
+//!
+//! A *connected* session that exceeds the queue bound keeps its stream: its
+//! stanzas were written, so it only stops keeping them (counting goes on,
+//! acknowledgements stay checked) and is no longer resumable; if its
+//! transport then drops, it ends without hibernating and stanzas that were
+//! in flight are not recovered — the guarantee of a session without stream
+//! management.
 //!
 //! Tokens of ended resumable sessions are remembered (bounded by count and
 //! age in `Config`) with their last `h`, so a late `<resume/>` gets
@@ -96,12 +103,12 @@ use super::work::Task;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
 use crate::ids::SessionId;
 use crate::negotiation::Ctx;
+use crate::ns::NS_STANZAS;
 use crate::output::{Event, HibernationEnd, Output};
 use crate::session::{Phase, SessionKind, Transport};
 use crate::sm::{SmState, Unacked};
 use crate::stanza::{IqType, MessageType, Stanza, StanzaType};
 use crate::stream::{self, StreamEvent, StreamReader, XmlLimits};
-use crate::ns::NS_STANZAS;
 use crate::xml::{self, NS_CLIENT, NS_SM, NS_STREAMS, StanzaKind};
 
 /// The server's acknowledgement request.
@@ -151,16 +158,20 @@ impl SessionManager {
         };
         sm.sent(data.clone(), kind);
         let overflow = sm.unacked.len() > max_queue;
-        if sm.hibernating_until.is_some() {
+        let hibernating = sm.hibernating_until.is_some();
+        if overflow && !hibernating {
+            // Connected: the stanzas are written, only no longer kept (see
+            // the module docs); the session stops being resumable.
+            sm.unacked.clear();
+            sm.overflowed = true;
+        }
+        if hibernating {
             if let Some(jid) = jid {
-                self.out.push_back(Output::Event(Event::StanzaQueued {
-                    session,
-                    jid,
-                    data,
-                }));
+                self.out
+                    .push_back(Output::Event(Event::StanzaQueued { session, jid, data }));
             }
         } else {
-            let ask = !sm.requested && sm.unacked.len() >= ask_after;
+            let ask = !sm.requested && usize::try_from(sm.pending()).is_ok_and(|p| p >= ask_after);
             if ask {
                 sm.requested = true;
             }
@@ -172,7 +183,7 @@ impl SessionManager {
                 });
             }
         }
-        if overflow {
+        if overflow && hibernating {
             self.defer(Task::SmQueueFull(session));
         }
     }
@@ -274,7 +285,11 @@ impl SessionManager {
             return;
         };
         let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
-            self.close_session(id, Some(StreamError::new(StreamErrorCondition::BadFormat)), now);
+            self.close_session(
+                id,
+                Some(StreamError::new(StreamErrorCondition::BadFormat)),
+                now,
+            );
             return;
         };
         if sm.ack(h).is_err() {
@@ -303,7 +318,11 @@ impl SessionManager {
         };
         let previd = el.attr("previd").unwrap_or_default();
         let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
-            self.close_session(id, Some(StreamError::new(StreamErrorCondition::BadFormat)), now);
+            self.close_session(
+                id,
+                Some(StreamError::new(StreamErrorCondition::BadFormat)),
+                now,
+            );
             return;
         };
         let old = self.bound_sessions(&account).iter().copied().find(|sid| {
@@ -313,10 +332,20 @@ impl SessionManager {
                 .and_then(|sm| sm.token.as_deref())
                 == Some(previd)
         });
-        let Some(old) = old else {
-            let last = self.expired_h(&account, previd, now);
-            self.sm_failed(id, "item-not-found", last);
-            return;
+        let live = old.and_then(|sid| self.sessions.get(&sid)?.sm().map(|sm| (sid, sm)));
+        let old = match live {
+            Some((sid, sm)) if !sm.overflowed => sid,
+            Some((_, sm)) => {
+                // It stopped keeping stanzas: it cannot be resumed.
+                let h = sm.inbound;
+                self.sm_failed(id, "item-not-found", Some(h));
+                return;
+            }
+            None => {
+                let last = self.expired_h(&account, previd, now);
+                self.sm_failed(id, "item-not-found", last);
+                return;
+            }
         };
         // Acknowledge first: a wrong `h` leaves the old session as it was.
         let Some(sm) = self.sessions.get_mut(&old).and_then(|s| s.sm_mut()) else {
@@ -373,9 +402,8 @@ impl SessionManager {
             }
             acct.blocked.retain(|s| *s != old);
         }
-        self.pending.retain(
-            |_, p| !matches!(p, super::Pending::Credentials(s) if *s == old),
-        );
+        self.pending
+            .retain(|_, p| !matches!(p, super::Pending::Credentials(s) if *s == old));
         self.send_nonza(id, &resumed);
         for data in retransmit {
             self.emit(Output::Transmit { session: id, data });
@@ -413,7 +441,9 @@ impl SessionManager {
     fn prune_expired(&mut self, now: Instant) {
         let keep = self.config.sm_expired_token_retention;
         while let Some(front) = self.expired_tokens.front() {
-            let stale = now.checked_duration_since(front.at).is_some_and(|age| age > keep);
+            let stale = now
+                .checked_duration_since(front.at)
+                .is_some_and(|age| age > keep);
             if !stale && self.expired_tokens.len() <= self.config.sm_expired_tokens {
                 break;
             }
@@ -435,6 +465,7 @@ impl SessionManager {
         if let (Some(jid), false) = (jid, closed)
             && let Some(sm) = session.sm_mut()
             && sm.token.is_some()
+            && !sm.overflowed
             && let Some(until) = now.checked_add(sm.resume_timeout)
         {
             sm.hibernating_until = Some(until);
@@ -551,7 +582,12 @@ impl SessionManager {
 
     /// The expiry rule (module docs) for the stanzas an ended session had
     /// not acknowledged, after it left the routing index.
-    pub(super) fn sm_dispose(&mut self, user: &BareJid, leftovers: VecDeque<Unacked>, now: Instant) {
+    pub(super) fn sm_dispose(
+        &mut self,
+        user: &BareJid,
+        leftovers: VecDeque<Unacked>,
+        now: Instant,
+    ) {
         for item in leftovers {
             if item.kind == StanzaKind::Presence {
                 continue;
@@ -560,9 +596,9 @@ impl SessionManager {
                 continue;
             };
             match stanza.header.ty {
-                StanzaType::Message(MessageType::Chat | MessageType::Normal | MessageType::Other)
-                    if stanza.element.get_child("body", NS_CLIENT).is_some() =>
-                {
+                StanzaType::Message(
+                    MessageType::Chat | MessageType::Normal | MessageType::Other,
+                ) if stanza.element.get_child("body", NS_CLIENT).is_some() => {
                     self.defer(Task::Submit {
                         user: user.clone(),
                         work: Work::Deliver {
@@ -654,7 +690,10 @@ mod tests {
         st.outbound = u32::MAX - 1;
         st.acked = u32::MAX - 1;
         for body in ["1", "2", "3"] {
-            s.send(a, &format!("<message type='chat' to='bob@localhost/b'><body>{body}</body></message>"));
+            s.send(
+                a,
+                &format!("<message type='chat' to='bob@localhost/b'><body>{body}</body></message>"),
+            );
         }
         assert_eq!(s.take(b).len(), 3);
         assert_eq!(sm(&mut s, b).outbound, 1);
@@ -671,7 +710,10 @@ mod tests {
     fn forwarded_bytes_are_counted_and_queued_on_both_ends() {
         let (mut s, a, b) = server();
         let before = s.manager.forwarded();
-        s.send(a, "<message to='bob@localhost/b' type='chat'><body>fast</body></message>");
+        s.send(
+            a,
+            "<message to='bob@localhost/b' type='chat'><body>fast</body></message>",
+        );
         assert_eq!(s.manager.forwarded(), before + 1);
         assert_eq!(sm(&mut s, a).inbound, 1);
         let st = sm(&mut s, b);
