@@ -39,6 +39,9 @@ use crate::storage::{MemoryStore, Request, Store};
 use crate::stream::{StreamEvent, StreamReader, XmlLimits};
 use crate::xml::{NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS};
 
+mod sm_world;
+pub use sm_world::{SmOp, SmWorld};
+
 /// The domain a [`TestServer`] serves by default.
 pub const DOMAIN: &str = "localhost";
 

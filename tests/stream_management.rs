@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Net, STAMP, service_unavailable};
-use xmpp_session::testkit::TestServer;
+use xmpp_session::testkit::{SmOp, SmWorld, TestServer};
 use xmpp_session::{Config, Event, HibernationEnd, SessionId};
 
 const SM: &str = "urn:xmpp:sm:3";
@@ -668,309 +668,17 @@ fn closing_a_hibernating_session_ends_it_without_writing() {
 
 // ------------------------------------------------------------ property
 
-mod model {
-    //! A client with a stream-management inbox: what the server wrote
-    //! arrives in `inbox`; `process` handles it (counting `h`); a lost
-    //! connection loses whatever was not processed.
-
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
+fn sm_op() -> impl proptest::strategy::Strategy<Value = SmOp> {
     use proptest::prelude::*;
-    use xmpp_session::testkit::TestServer;
-    use xmpp_session::{Element, SessionId};
-
-    use super::{ENABLE, PHONE, SM};
-
-    #[derive(Debug, Clone)]
-    pub enum Op {
-        BobMessage,
-        BobIq,
-        Process,
-        Ack,
-        Disconnect,
-        Resume,
-        Advance(u64),
-    }
-
-    pub fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            4 => Just(Op::BobMessage),
-            1 => Just(Op::BobIq),
-            3 => Just(Op::Process),
-            2 => Just(Op::Ack),
-            1 => Just(Op::Disconnect),
-            1 => Just(Op::Resume),
-            1 => (0u64..400).prop_map(Op::Advance),
-        ]
-    }
-
-    enum Alice {
-        Attached(SessionId),
-        Hibernating(SessionId),
-        Gone,
-    }
-
-    pub struct World {
-        s: TestServer,
-        bob: SessionId,
-        alice: Alice,
-        token: String,
-        inbox: Vec<Element>,
-        /// Stanzas processed in the current stream-management lifetime.
-        processed: Vec<Option<String>>,
-        acked: usize,
-        sent: Vec<String>,
-        /// How often each message body / iq id reached alice.
-        delivered: BTreeMap<String, usize>,
-        /// Iq ids bob got an error for.
-        bounced: BTreeMap<String, usize>,
-        /// Processed but never acknowledged when their session expired:
-        /// XEP-0198 cannot tell the server about them.
-        maybe_twice: Vec<String>,
-        /// In flight when the connection of a session that had overflowed
-        /// its queue (and so stopped keeping stanzas) dropped.
-        maybe_lost: Vec<String>,
-        next: usize,
-    }
-
-    fn key_of(e: &Element) -> Option<String> {
-        match e.name() {
-            "message" => e.get_child("body", "jabber:client").map(|b| b.text()),
-            "iq" => e.attr("id").map(str::to_owned),
-            _ => None,
-        }
-    }
-
-    impl World {
-        pub fn new() -> Self {
-            let mut s = TestServer::with_config(
-                TestServer::config()
-                    .sm_max_queue(6)
-                    .sm_request_ack_after(3)
-                    .build()
-                    .expect("valid config"),
-            );
-            s.add_user("alice", "pass");
-            s.add_user("bob", "pass");
-            let bob = s.login("bob", "b");
-            s.send(bob, "<presence/>");
-            s.take(bob);
-            let mut w = Self {
-                s,
-                bob,
-                alice: Alice::Gone,
-                token: String::new(),
-                inbox: Vec::new(),
-                processed: Vec::new(),
-                acked: 0,
-                sent: Vec::new(),
-                delivered: BTreeMap::new(),
-                bounced: BTreeMap::new(),
-                maybe_twice: Vec::new(),
-                maybe_lost: Vec::new(),
-                next: 0,
-            };
-            w.fresh_login();
-            w
-        }
-
-        fn fresh_login(&mut self) {
-            let id = self.s.login("alice", "phone");
-            self.s.send(id, ENABLE);
-            let enabled = self.s.take(id);
-            self.token = enabled
-                .first()
-                .and_then(|e| e.attr("id"))
-                .expect("enabled")
-                .to_owned();
-            self.processed.clear();
-            self.acked = 0;
-            self.alice = Alice::Attached(id);
-            self.s.send(id, "<presence/>");
-            self.collect();
-        }
-
-        fn collect(&mut self) {
-            if let Alice::Attached(id) = self.alice {
-                let got = self.s.take(id);
-                self.inbox.extend(got);
-            }
-            for e in self.s.take(self.bob) {
-                if e.attr("type") == Some("error") {
-                    let id = e.attr("id").unwrap_or_default().to_owned();
-                    *self.bounced.entry(id).or_default() += 1;
-                }
-            }
-            // The session may have expired (timeout or overflow).
-            if let Alice::Hibernating(id) = self.alice
-                && self.s.manager.session(id).is_none()
-            {
-                self.expired();
-            }
-            if let Alice::Attached(id) = self.alice
-                && self.s.manager.session(id).is_none()
-            {
-                self.inbox.clear();
-                self.expired();
-            }
-        }
-
-        fn expired(&mut self) {
-            let unacked: Vec<String> = self.processed[self.acked.min(self.processed.len())..]
-                .iter()
-                .flatten()
-                .cloned()
-                .collect();
-            self.maybe_twice.extend(unacked);
-            self.alice = Alice::Gone;
-        }
-
-        fn process(&mut self) {
-            let Alice::Attached(id) = self.alice else {
-                return;
-            };
-            let mut asked = false;
-            for e in std::mem::take(&mut self.inbox) {
-                match e.name() {
-                    "message" | "iq" | "presence" => {
-                        let key = key_of(&e);
-                        if let Some(k) = &key {
-                            *self.delivered.entry(k.clone()).or_default() += 1;
-                        }
-                        self.processed.push(key);
-                    }
-                    "r" if e.ns() == SM => asked = true,
-                    _ => {}
-                }
-            }
-            if asked {
-                self.ack_now(id);
-            }
-        }
-
-        fn ack_now(&mut self, id: SessionId) {
-            let h = self.processed.len();
-            self.s.send(id, &format!("<a xmlns='{SM}' h='{h}'/>"));
-            self.acked = h;
-        }
-
-        pub fn apply(&mut self, op: &Op) {
-            match op {
-                Op::BobMessage => {
-                    let body = format!("m{}", self.next);
-                    self.next += 1;
-                    self.s.send(
-                        self.bob,
-                        &format!("<message type='chat' to='{PHONE}'><body>{body}</body></message>"),
-                    );
-                    self.sent.push(body);
-                }
-                Op::BobIq => {
-                    let id = format!("q{}", self.next);
-                    self.next += 1;
-                    self.s.send(
-                        self.bob,
-                        &format!("<iq type='get' id='{id}' to='{PHONE}'><ping xmlns='urn:xmpp:ping'/></iq>"),
-                    );
-                    self.sent.push(id);
-                }
-                Op::Process => self.process(),
-                Op::Ack => {
-                    if let Alice::Attached(id) = self.alice {
-                        self.ack_now(id);
-                    }
-                }
-                Op::Disconnect => {
-                    if let Alice::Attached(id) = self.alice {
-                        let kept = self.s.manager.session(id).is_some_and(|s| s.resumable());
-                        for e in self.inbox.drain(..) {
-                            if !kept && let Some(k) = key_of(&e) {
-                                self.maybe_lost.push(k);
-                            }
-                        }
-                        self.s.disconnect(id);
-                        self.alice = Alice::Hibernating(id);
-                    }
-                }
-                Op::Resume => {
-                    let degraded = match self.alice {
-                        Alice::Attached(id) => {
-                            self.s.manager.session(id).is_some_and(|s| !s.resumable())
-                        }
-                        _ => false,
-                    };
-                    for e in self.inbox.drain(..) {
-                        if degraded && let Some(k) = key_of(&e) {
-                            self.maybe_lost.push(k);
-                        }
-                    }
-                    let id = self.s.connect();
-                    self.s.authenticate_plain(id, "alice", "pass");
-                    let h = self.processed.len();
-                    self.s.send(
-                        id,
-                        &format!("<resume xmlns='{SM}' previd='{}' h='{h}'/>", self.token),
-                    );
-                    let got = self.s.take(id);
-                    match got.first().map(|e| e.name()) {
-                        Some("resumed") => {
-                            // The server now knows what was processed.
-                            self.acked = h;
-                            self.alice = Alice::Attached(id);
-                            self.inbox.extend(got.into_iter().skip(1));
-                        }
-                        Some("failed") => {
-                            assert!(
-                                degraded || matches!(self.alice, Alice::Gone),
-                                "failed while resumable: {got:?}"
-                            );
-                            self.s.disconnect(id);
-                            self.fresh_login();
-                        }
-                        _ => panic!("unexpected answer to resume: {got:?}"),
-                    }
-                }
-                Op::Advance(secs) => self.s.advance(Duration::from_secs(*secs)),
-            }
-            self.collect();
-        }
-
-        /// Ends the run so that everything is accounted for, then checks.
-        pub fn finish(mut self) {
-            if let Alice::Hibernating(_) = self.alice {
-                self.s.advance(Duration::from_secs(301));
-                self.collect();
-            }
-            if let Alice::Gone = self.alice {
-                self.fresh_login();
-            }
-            self.process();
-            self.collect();
-            self.process();
-            for (key, n) in &self.delivered {
-                let allowed = if self.maybe_twice.contains(key) { 2 } else { 1 };
-                assert!(*n <= allowed, "{key} delivered {n} times");
-            }
-            for key in &self.sent {
-                let reached = self.delivered.get(key).copied().unwrap_or(0)
-                    + self.bounced.get(key).copied().unwrap_or(0);
-                if self.maybe_lost.contains(key) {
-                    continue;
-                }
-                assert!(
-                    reached >= 1,
-                    "{key} was lost (sent {:?}, delivered {:?}, bounced {:?})",
-                    self.sent,
-                    self.delivered,
-                    self.bounced
-                );
-                if !self.maybe_twice.contains(key) {
-                    assert_eq!(reached, 1, "{key} reached alice or bob {reached} times");
-                }
-            }
-        }
-    }
+    prop_oneof![
+        4 => Just(SmOp::BobMessage),
+        1 => Just(SmOp::BobIq),
+        3 => Just(SmOp::Process),
+        2 => Just(SmOp::Ack),
+        1 => Just(SmOp::Disconnect),
+        1 => Just(SmOp::Resume),
+        1 => (0u64..400).prop_map(SmOp::Advance),
+    ]
 }
 
 proptest::proptest! {
@@ -980,8 +688,8 @@ proptest::proptest! {
     /// resumed session never gets a stanza twice, and nothing bob sends is
     /// lost without an error reply or offline storage.
     #[test]
-    fn nothing_is_lost_or_delivered_twice(ops in proptest::collection::vec(model::op(), 0..40)) {
-        let mut world = model::World::new();
+    fn nothing_is_lost_or_delivered_twice(ops in proptest::collection::vec(sm_op(), 0..40)) {
+        let mut world = SmWorld::new(6);
         for op in &ops {
             world.apply(op);
         }

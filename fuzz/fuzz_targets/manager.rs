@@ -21,6 +21,12 @@
 //!   request is answered; timeouts only close unauthenticated sessions
 //!   whose deadline passed;
 //! * routed-out stanzas carry `from` and a `to` for a domain not served here.
+//!
+//! Then it drives stream management (XEP-0198) through `testkit::SmWorld`:
+//! stanzas to a resumable session, `<r/>` / `<a/>`, dropped connections,
+//! resumes and timeouts, with a small queue bound; the world checks that a
+//! resumed session never gets a stanza twice and that nothing is lost
+//! without an error reply or offline storage.
 #![no_main]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -38,7 +44,7 @@ use xmpp_session::random::SeededRandom;
 use xmpp_session::roster::Roster;
 use xmpp_session::sasl::{Credentials, PasswordCheck};
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
-use xmpp_session::testkit::parse_stanza;
+use xmpp_session::testkit::{SmOp, SmWorld, parse_stanza};
 use xmpp_session::{
     AccountJid,
     Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request, RequestId,
@@ -68,6 +74,34 @@ fn credentials() -> &'static Credentials {
 struct Input {
     settings: Settings,
     ops: Vec<Op>,
+    sm_queue: u8,
+    sm: Vec<SmStep>,
+}
+
+/// A stream-management step (see `SmWorld`).
+#[derive(Arbitrary, Debug)]
+enum SmStep {
+    BobMessage,
+    BobIq,
+    Process,
+    Ack,
+    Disconnect,
+    Resume,
+    Advance(u16),
+}
+
+impl SmStep {
+    fn op(&self) -> SmOp {
+        match self {
+            SmStep::BobMessage => SmOp::BobMessage,
+            SmStep::BobIq => SmOp::BobIq,
+            SmStep::Process => SmOp::Process,
+            SmStep::Ack => SmOp::Ack,
+            SmStep::Disconnect => SmOp::Disconnect,
+            SmStep::Resume => SmOp::Resume,
+            SmStep::Advance(secs) => SmOp::Advance(u64::from(*secs % 700)),
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1325,4 +1359,10 @@ fuzz_target!(|input: Input| {
     if trace() {
         eprintln!("TRACE {:?}", harness.reached);
     }
+    // Bounded: a few hundred steps at most.
+    let mut world = SmWorld::new(usize::from(input.sm_queue % 16) + 3);
+    for step in input.sm.iter().take(256) {
+        world.apply(&step.op());
+    }
+    world.finish();
 });
