@@ -19,6 +19,10 @@
 //!   plaintext stream offers STARTTLS only (no SASL before TLS).
 //! * `slixmpp_tls_login`: the slixmpp script over STARTTLS and over direct
 //!   TLS, verifying the certificate against the same kind of test CA.
+//! * `slixmpp_stream_resumption`: slixmpp's `xep_0198` plugin over STARTTLS
+//!   (test CA) enables stream management with resumption, its TCP
+//!   connection is cut, messages sent meanwhile arrive exactly once after
+//!   it resumes (`slixmpp_login.py --scenario resume`).
 //! * `account_commands`: `adduser`, `passwd`, `deluser`, `users` on a
 //!   database file, then logins against it.
 //! * `store_survives_a_restart`: a roster item (name, group, version,
@@ -791,6 +795,37 @@ fn slixmpp_tls_login() {
             report(&format!("slixmpp_login.py --tls {mode}"), &out)
         );
     }
+}
+
+#[test]
+fn slixmpp_stream_resumption() {
+    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if !python_can(&python, &["-c", "import slixmpp"]) {
+        skip(&format!(
+            "SKIPPED slixmpp_stream_resumption: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
+        ));
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
+    let ca = TestCa::new();
+    let server = ca.server();
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--port", &server.port.to_string(), "--timeout", "10"])
+        .args(["--tls", "starttls", "--ca", &ca.path("ca.pem")])
+        .args(["--scenario", "resume"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        report("slixmpp_login.py --scenario resume", &out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("each message arrived exactly once"),
+        "{stdout}"
+    );
 }
 
 /// The first child of `el` named `name`, if any.

@@ -17,7 +17,7 @@
 //! user, so answers may arrive in any order. A connection that drops in the
 //! meantime is no problem: the manager ignores the late answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,6 +59,9 @@ pub struct Core {
     to_core: mpsc::Sender<ToCore>,
     limits: Limits,
     verbose: bool,
+    /// Sessions that lost their socket and wait for a resume (XEP-0198):
+    /// their `SessionId` stays valid in the manager without a connection.
+    hibernating: HashSet<SessionId>,
 }
 
 impl Core {
@@ -104,7 +107,12 @@ impl Core {
                 self.manager
                     .handle_tls_established(id, TlsInfo::default(), now)
             }
-            ToCore::Gone(id) => self.manager.handle_disconnect(id, now),
+            ToCore::Gone(id) => {
+                // The socket is gone; a resumable session lives on in the
+                // manager under the same id (until `Event::Closed`).
+                self.conns.remove(&id);
+                self.manager.handle_disconnect(id, now)
+            }
             ToCore::Answer(id, response) => self.manager.complete(id, response, now),
         }
     }
@@ -128,7 +136,20 @@ impl Core {
                     );
                 }
                 Output::Request { id, request } => self.store.submit(id, request),
-                Output::Event(event) if self.verbose => debug!("{event:?}"),
+                Output::Event(event) => {
+                    match &event {
+                        Event::Hibernating { session, .. } => {
+                            self.hibernating.insert(*session);
+                        }
+                        Event::HibernationEnded { session, .. } => {
+                            self.hibernating.remove(session);
+                        }
+                        _ => {}
+                    }
+                    if self.verbose {
+                        debug!("{event:?}");
+                    }
+                }
                 _ => {}
             }
         }
@@ -173,6 +194,11 @@ impl Core {
     /// [`SHUTDOWN_GRACE`]) until the connection tasks have written it.
     async fn shutdown(&mut self) {
         let now = Instant::now();
+        // Hibernating sessions end as if they expired: contacts see them go
+        // and what they never acknowledged goes to offline storage.
+        for id in std::mem::take(&mut self.hibernating) {
+            self.manager.end_hibernation(id, now);
+        }
         let ids: Vec<SessionId> = self.conns.keys().copied().collect();
         let mut tasks: Vec<AbortHandle> = self.conns.values().map(|c| c.task.clone()).collect();
         for id in ids {
@@ -292,6 +318,7 @@ pub async fn run(setup: Setup) -> StoreHandle {
         to_core,
         limits,
         verbose,
+        hibernating: HashSet::new(),
     };
     let mut batch = Vec::with_capacity(BATCH);
     let stop = shutdown_signal();

@@ -109,6 +109,10 @@ struct Args {
     /// Debug logs: each session's lifecycle (connect, TLS, bind, close).
     #[arg(short, long)]
     verbose: bool,
+    /// How long a stream-management session (XEP-0198) waits for its
+    /// client to resume after the connection drops.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    resume_timeout: u64,
 }
 
 /// Prints `error: ...` and exits with `code`.
@@ -175,6 +179,8 @@ async fn main() {
     let config = Config::builder(args.domain.clone())
         .require_tls(!args.no_tls)
         .allow_plain_without_tls(args.no_tls)
+        .stream_management(true)
+        .resume_timeout(std::time::Duration::from_secs(args.resume_timeout))
         .build()
         .unwrap_or_else(|e| fail(2, format!("invalid configuration: {e}")));
     let mut manager = SessionManager::new(config);

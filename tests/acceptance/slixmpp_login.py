@@ -8,6 +8,12 @@ message to juliet's bare JID and juliet answers the full JID it came from.
 Exit status 0 when both messages arrive with the expected sender, body and
 thread of events; 1 on any failure or timeout; 2 when slixmpp is missing.
 
+`--scenario resume` checks stream management (XEP-0198) instead: romeo
+enables it with resumption (slixmpp's `xep_0198` plugin), his TCP
+connection is cut from the client side without closing the stream, juliet
+sends him three messages meanwhile, romeo reconnects and resumes, and each
+message must arrive exactly once.
+
 By default romeo authenticates with SCRAM-SHA-256 and juliet with
 SCRAM-SHA-1 (--mech forces one mechanism for both). The mechanism actually
 used is checked, so a silent fallback to PLAIN fails the run.
@@ -32,8 +38,10 @@ except ImportError:
     sys.exit(2)
 
 
-def make_client(jid, password, mech, args):
+def make_client(jid, password, mech, args, sm=False):
     client = slixmpp.ClientXMPP(jid, password)
+    if sm:
+        client.register_plugin("xep_0198")
     # Exactly one way to connect: no fallback to another.
     client.enable_starttls = args.tls == "starttls"
     client.enable_direct_tls = args.tls == "direct"
@@ -123,6 +131,59 @@ async def run(args):
     await asyncio.sleep(0.1)
 
 
+async def run_resume(args):
+    domain = args.domain
+    loop = asyncio.get_running_loop()
+    romeo = make_client(f"romeo@{domain}", "password", "SCRAM-SHA-256", args, sm=True)
+    juliet = make_client(f"juliet@{domain}", "password", "SCRAM-SHA-1", args)
+    sm = romeo.plugin["xep_0198"]
+    enabled, lost, resumed = (loop.create_future() for _ in range(3))
+
+    def settle(future):
+        return lambda *_args: future.done() or future.set_result(True)
+
+    romeo.add_event_handler("sm_enabled", settle(enabled))
+    romeo.add_event_handler("disconnected", settle(lost))
+    romeo.add_event_handler("session_resumed", settle(resumed))
+    received = []
+
+    def romeo_message(msg):
+        if msg["type"] == "chat":
+            received.append(msg["body"])
+
+    romeo.add_event_handler("message", romeo_message)
+    romeo_jid, _ = await asyncio.wait_for(asyncio.gather(romeo.ready, juliet.ready), args.timeout)
+    await asyncio.wait_for(enabled, args.timeout)
+    if not sm.sm_id:
+        raise RuntimeError("the server did not offer resumption")
+    print(f"stream management enabled for {romeo_jid}, resumption id {sm.sm_id}")
+
+    # Cut the TCP connection from the client side without closing the stream.
+    romeo.transport.abort()
+    await asyncio.wait_for(lost, args.timeout)
+    await asyncio.sleep(0.3)  # the server notices the dropped socket
+    bodies = [f"while you were away {i}" for i in range(3)]
+    for body in bodies:
+        juliet.send_message(mto=romeo_jid, mbody=body, mtype="chat")
+    await asyncio.sleep(0.3)
+
+    romeo.connect(host=args.host, port=args.port)
+    await asyncio.wait_for(resumed, args.timeout)
+    if str(romeo.boundjid) != romeo_jid:
+        raise RuntimeError(f"resumed as {romeo.boundjid}, expected {romeo_jid}")
+    for _ in range(int(args.timeout / 0.05)):
+        if len(received) >= len(bodies):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # time for a duplicate to show up
+    if sorted(received) != sorted(bodies):
+        raise RuntimeError(f"romeo received {received}, expected each of {bodies} once")
+    print("resumed; each message arrived exactly once")
+    for client in (romeo, juliet):
+        client.disconnect()
+    await asyncio.sleep(0.1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -133,13 +194,15 @@ def main():
                         help="how to connect [none]")
     parser.add_argument("--ca", help="CA certificate (PEM) to verify the server with")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
+    parser.add_argument("--scenario", choices=["chat", "resume"], default="chat",
+                        help="chat both ways, or stream management resumption [chat]")
     parser.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("loopback only")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
     try:
-        asyncio.run(run(args))
+        asyncio.run(run_resume(args) if args.scenario == "resume" else run(args))
     except (asyncio.TimeoutError, RuntimeError) as e:
         print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
