@@ -1,6 +1,7 @@
 //! Routed chat messages per second: two bound sessions, A sends chat
 //! messages to B's full JID as bytes in, and B's bytes come out. Compared
-//! with a raw minidom parse + serialize of the same stanza.
+//! with a raw minidom parse + serialize of the same stanza, and with stream
+//! management (XEP-0198) on both sessions: B acknowledges every 5 stanzas.
 
 use std::hint::black_box;
 
@@ -65,5 +66,56 @@ fn routing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, routing);
+/// Five messages A → B per iteration, each its own read; with stream
+/// management on both sessions B also sends `<a h=…/>` (the server asks
+/// with `<r/>` after 5 unacknowledged stanzas, its default).
+fn routing_sm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("routing_sm");
+    group.throughput(Throughput::Elements(5));
+    for sm in [false, true] {
+        let mut server = TestServer::new();
+        server.add_user("alice", "pass");
+        server.add_user("bob", "pass");
+        let alice = server.login("alice", "laptop");
+        let bob = server.login("bob", "phone");
+        if sm {
+            for id in [alice, bob] {
+                server.send(id, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+                server.take(id);
+            }
+        }
+        let now = server.now();
+        let manager = &mut server.manager;
+        let mut h: u32 = 0;
+        let mut ack = String::with_capacity(64);
+        let name = if sm {
+            "sm_on_5_messages_and_ack"
+        } else {
+            "sm_off_5_messages"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for _ in 0..5 {
+                    manager.handle_input(alice, black_box(MESSAGE.as_bytes()), now);
+                }
+                if sm {
+                    h = h.wrapping_add(5);
+                    ack.clear();
+                    ack.push_str("<a xmlns='urn:xmpp:sm:3' h='");
+                    ack.push_str(&h.to_string());
+                    ack.push_str("'/>");
+                    manager.handle_input(bob, black_box(ack.as_bytes()), now);
+                }
+                while let Some(out) = manager.poll_output() {
+                    black_box(out);
+                }
+            })
+        });
+        let b = server.manager.session(bob).expect("bob is still connected");
+        assert_eq!(b.sm_enabled(), sm);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, routing, routing_sm);
 criterion_main!(benches);

@@ -467,6 +467,21 @@ impl SessionManager {
             if session.removing() {
                 return;
             }
+            if session.blocked.is_none()
+                && !session.closed()
+                && session.sm().is_some()
+                && let Some((h, len)) = session.reader.peek_sm_ack()
+            {
+                // The most frequent nonza, without building an element.
+                session.reader.consume_raw(len);
+                if let Some(sm) = session.sm_mut()
+                    && sm.ack(h).is_ok()
+                {
+                    continue;
+                }
+                self.sm_ack_h(id, h, now);
+                continue;
+            }
             if self.byte_forwarding
                 && self.open_queues == 0
                 && session.blocked.is_none()

@@ -228,8 +228,11 @@ impl SessionManager {
         stream::write_forwarded(&mut out, bytes, raw, bound.jid.as_str());
         if let Some(session) = self.sessions.get_mut(&id) {
             session.reader.consume_raw(raw.len);
+            // Stream management counts it as handled (`h`).
+            if let Some(sm) = session.sm_mut() {
+                sm.inbound = sm.inbound.wrapping_add(1);
+            }
         }
-        self.sm_handled(id);
         self.deliver_to_session(target, out.freeze(), StanzaKind::Message);
         self.forwarded = self.forwarded.wrapping_add(1);
         true

@@ -151,8 +151,11 @@ impl SessionManager {
             self.out.push_back(Output::Transmit { session, data });
             return;
         };
-        let jid = s.full_jid().cloned();
-        let Some(sm) = s.sm_mut() else {
+        let Some(bound) = s.bound_mut() else {
+            self.out.push_back(Output::Transmit { session, data });
+            return;
+        };
+        let Some(sm) = bound.sm.as_deref_mut() else {
             self.out.push_back(Output::Transmit { session, data });
             return;
         };
@@ -166,10 +169,9 @@ impl SessionManager {
             sm.overflowed = true;
         }
         if hibernating {
-            if let Some(jid) = jid {
-                self.out
-                    .push_back(Output::Event(Event::StanzaQueued { session, jid, data }));
-            }
+            let jid = bound.jid.clone();
+            self.out
+                .push_back(Output::Event(Event::StanzaQueued { session, jid, data }));
         } else {
             let ask = !sm.requested && usize::try_from(sm.pending()).is_ok_and(|p| p >= ask_after);
             if ask {
@@ -280,16 +282,25 @@ impl SessionManager {
     }
 
     fn sm_ack(&mut self, id: SessionId, el: &Element, now: Instant) {
-        let Some(sm) = self.sessions.get_mut(&id).and_then(|s| s.sm_mut()) else {
+        if self.sessions.get(&id).and_then(|s| s.sm()).is_none() {
             self.sm_failed(id, "unexpected-request", None);
             return;
-        };
+        }
         let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
             self.close_session(
                 id,
                 Some(StreamError::new(StreamErrorCondition::BadFormat)),
                 now,
             );
+            return;
+        };
+        self.sm_ack_h(id, h, now);
+    }
+
+    /// The client acknowledged `h` stanzas (the byte path applies a valid
+    /// one itself and comes here for the error).
+    pub(super) fn sm_ack_h(&mut self, id: SessionId, h: u32, now: Instant) {
+        let Some(sm) = self.sessions.get_mut(&id).and_then(|s| s.sm_mut()) else {
             return;
         };
         if sm.ack(h).is_err() {

@@ -27,6 +27,14 @@
 //!
 //! Anything else is left to [`next_event`](StreamReader::next_event),
 //! which builds the element as usual.
+//!
+//! [`StreamReader::peek_sm_ack`] does the same for the most frequent
+//! stream-management nonza, `<a xmlns='urn:xmpp:sm:3' h='N'/>` (XEP-0198):
+//! exactly `<a`, the two attributes `xmlns` (that namespace) and `h` (1 to
+//! 10 ASCII digits) in either order, each after one space and quoted with
+//! `'` or `"`, an optional space, `/>`. Its value is returned instead of an
+//! element; anything else (other spacing, prefixes, children) is read as
+//! usual.
 
 use smallvec::SmallVec;
 
@@ -35,6 +43,24 @@ use crate::stream::writer::plain_run;
 use crate::stream::{NS_CLIENT, NS_STREAMS};
 
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// `name='value'` (or with `"`) at `i`: the name, the value and the index
+/// after the closing quote. No references, no `<` in the value.
+fn quoted_attr(s: &[u8], i: usize) -> Option<(&[u8], &[u8], usize)> {
+    let eq = i + s.get(i..)?.iter().position(|&b| b == b'=')?;
+    let name = s.get(i..eq)?;
+    let quote = *s.get(eq + 1)?;
+    if quote != b'\'' && quote != b'"' {
+        return None;
+    }
+    let start = eq + 2;
+    let end = start + s.get(start..)?.iter().position(|&b| b == quote)?;
+    let value = s.get(start..end)?;
+    if value.iter().any(|&b| b == b'&' || b == b'<') {
+        return None;
+    }
+    Some((name, value, end + 1))
+}
 
 /// One attribute of the top-level element, as byte ranges of the element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,15 +176,7 @@ impl StreamReader {
     /// changed: [`consume_raw`](Self::consume_raw) takes the bytes, or
     /// [`next_event`](Self::next_event) reads them as usual.
     pub(crate) fn peek_message(&self) -> Option<RawMessage> {
-        if self.error.is_some()
-            || self.phase != Phase::Open
-            || self.doc != Doc::Content
-            || self.lex != Lex::Text
-            || self.counting
-            || self.fresh
-            || self.root_close_pending
-            || !self.frames.is_empty()
-            || !self.seg.is_empty()
+        if !self.between_stanzas()
             || !self.buf.starts_with(b"<message")
             || lookup(&self.bindings, &self.ns_arena, None) != Some(NS_CLIENT)
         {
@@ -394,6 +412,59 @@ impl StreamReader {
                 });
             }
         }
+    }
+
+    /// Whether the reader is between two top-level elements of an open
+    /// stream, with nothing of the next one read yet.
+    fn between_stanzas(&self) -> bool {
+        self.error.is_none()
+            && self.phase == Phase::Open
+            && self.doc == Doc::Content
+            && self.lex == Lex::Text
+            && !self.counting
+            && !self.fresh
+            && !self.root_close_pending
+            && self.frames.is_empty()
+            && self.seg.is_empty()
+    }
+
+    /// A complete canonical `<a xmlns='urn:xmpp:sm:3' h='N'/>` at the start
+    /// of the buffer (see the module documentation): its `h` and length in
+    /// bytes, for [`consume_raw`](Self::consume_raw). The reader is not
+    /// changed.
+    pub(crate) fn peek_sm_ack(&self) -> Option<(u32, usize)> {
+        if !self.buf.starts_with(b"<a ") || !self.between_stanzas() {
+            return None;
+        }
+        let s = self.buf.get(..self.buf.len().min(64))?;
+        let mut i = 2usize;
+        let (mut ns, mut h) = (false, None);
+        for _ in 0..2 {
+            if s.get(i) != Some(&b' ') {
+                return None;
+            }
+            i += 1;
+            let (name, value, next) = quoted_attr(s, i)?;
+            match name {
+                b"xmlns" if !ns && value == b"urn:xmpp:sm:3" => ns = true,
+                b"h" if h.is_none()
+                    && (1..=10).contains(&value.len())
+                    && value.iter().all(u8::is_ascii_digit) =>
+                {
+                    h = std::str::from_utf8(value).ok()?.parse::<u32>().ok();
+                    h?;
+                }
+                _ => return None,
+            }
+            i = next;
+        }
+        if s.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        if s.get(i..i + 2)? != b"/>" || !ns {
+            return None;
+        }
+        Some((h?, i + 2))
     }
 
     /// Consumes the `len` bytes of a message reported by
