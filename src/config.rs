@@ -562,6 +562,45 @@ mod tests {
     }
 
     #[test]
+    fn stream_management_options_are_checked() {
+        let c = Config::builder("a.example").build().expect("defaults");
+        assert!(c.stream_management());
+        assert_eq!(c.resume_timeout(), Duration::from_secs(300));
+        assert_eq!((c.sm_max_queue(), c.sm_request_ack_after()), (500, 5));
+        assert_eq!(
+            (c.sm_expired_tokens(), c.sm_expired_token_retention()),
+            (1000, Duration::from_secs(3600))
+        );
+        for (builder, option) in [
+            (
+                Config::builder("a.example").resume_timeout(Duration::ZERO),
+                "resume_timeout",
+            ),
+            (Config::builder("a.example").sm_max_queue(0), "sm_max_queue"),
+            (
+                Config::builder("a.example").sm_request_ack_after(0),
+                "sm_request_ack_after",
+            ),
+        ] {
+            assert_eq!(builder.build().err(), Some(ConfigError::Zero { option }));
+        }
+        assert_eq!(
+            Config::builder("a.example")
+                .sm_max_queue(4)
+                .sm_request_ack_after(5)
+                .build()
+                .err(),
+            Some(ConfigError::AckRequestAfterQueue { after: 5, queue: 4 })
+        );
+        assert!(
+            Config::builder("a.example")
+                .sm_expired_tokens(0, Duration::ZERO)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn zeros_and_small_limits_are_refused() {
         assert_eq!(
             Config::builder("a.example").mechanisms(&[]).build().err(),

@@ -718,6 +718,43 @@ mod tests {
     }
 
     #[test]
+    fn acks_in_any_form_are_applied_alike() {
+        let forms = [
+            "<a xmlns='urn:xmpp:sm:3' h='1'/>",
+            "<a xmlns=\"urn:xmpp:sm:3\" h=\"1\" />",
+            "<a h='1' xmlns='urn:xmpp:sm:3'/>",
+            "<a  xmlns='urn:xmpp:sm:3' h='1'/>",
+            "<a xmlns='urn:xmpp:sm:3' h='1'></a>",
+            "<sm:a xmlns:sm='urn:xmpp:sm:3' h='1'/>",
+            "<a xmlns='urn:xmpp:sm:3' h='0001'/>",
+        ];
+        for form in forms {
+            let (mut s, a, b) = server();
+            s.send(a, "<message to='bob@localhost/b' type='chat'><body>x</body></message>");
+            s.send(a, "<message to='bob@localhost/b' type='chat'><body>y</body></message>");
+            s.take(b);
+            s.send(b, form);
+            assert_eq!(sm(&mut s, b).unacked.len(), 1, "{form}");
+            assert_eq!(sm(&mut s, b).acked, 1, "{form}");
+            assert!(!s.is_closed(b), "{form}");
+        }
+        for bad in [
+            "<a xmlns='urn:xmpp:sm:3' h='4294967296'/>",
+            "<a xmlns='urn:xmpp:sm:3' h='x'/>",
+            "<a xmlns='urn:xmpp:sm:3'/>",
+        ] {
+            let (mut s, _, b) = server();
+            s.send(b, bad);
+            let got = s.take(b);
+            assert!(
+                got.first().and_then(|e| e.children().next()).is_some_and(|c| c.name() == "bad-format"),
+                "{bad}: {got:?}"
+            );
+            assert!(s.is_closed(b), "{bad}");
+        }
+    }
+
+    #[test]
     fn forwarded_bytes_are_counted_and_queued_on_both_ends() {
         let (mut s, a, b) = server();
         let before = s.manager.forwarded();
