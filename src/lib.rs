@@ -98,3 +98,7 @@ pub use minidom::Element;
 /// Differential tests of byte forwarding against the element path.
 #[cfg(all(test, feature = "testkit"))]
 mod forwarding_tests;
+
+/// Stream management tests that look inside the manager.
+#[cfg(all(test, feature = "testkit"))]
+mod sm_tests;
