@@ -26,6 +26,17 @@ fn default_net() -> Net {
     net(config().build().expect("valid config"))
 }
 
+/// alice/phone (available, stream management with resumption) and bob/b
+/// (available) on a server with this configuration: the net, both
+/// sessions and the resumption token.
+fn phone_and_bob(config: xmpp_session::ConfigBuilder) -> (Net, SessionId, SessionId, String) {
+    let mut n = net(config.build().expect("valid config"));
+    let phone = n.online("alice", "phone", None);
+    let bob = n.online("bob", "b", None);
+    let token = enable(&mut n, phone);
+    (n, phone, bob, token)
+}
+
 /// Sends `<enable resume='true'/>` and returns the token of `<enabled/>`.
 fn enable(n: &mut Net, id: SessionId) -> String {
     n.send(id, ENABLE);
@@ -78,6 +89,16 @@ fn hibernation_events(events: &[Event]) -> Vec<Event> {
         .collect()
 }
 
+/// Asserts what `id` received, takes the lifecycle events, and asserts
+/// that nobody else received anything.
+#[track_caller]
+fn expect_with_events(n: &mut Net, id: SessionId, expected: &[&str]) -> Vec<Event> {
+    n.server.expect(id, expected);
+    let events = hibernation_events(&n.take_events());
+    n.quiet();
+    events
+}
+
 const PHONE: &str = "alice@localhost/phone";
 const BOB: &str = "bob@localhost/b";
 
@@ -85,10 +106,7 @@ const BOB: &str = "bob@localhost/b";
 
 #[test]
 fn enable_with_and_without_resumption() {
-    let mut n = default_net();
-    let a = n.online("alice", "phone", None);
-    let b = n.online("bob", "b", None);
-    let token = enable(&mut n, a);
+    let (mut n, a, b, token) = phone_and_bob(config());
     assert_eq!(token.len(), 24);
     let s = n.manager.session(a).expect("session");
     assert!(s.sm_enabled() && s.resumable() && s.hibernating_until().is_none());
@@ -214,13 +232,7 @@ fn inbound_h_counts_stanzas_not_nonzas_pipelined_across_restarts() {
 
 #[test]
 fn the_server_requests_acks_and_a_too_high_h_closes_the_stream() {
-    let mut n = net(config()
-        .sm_request_ack_after(2)
-        .build()
-        .expect("valid config"));
-    let a = n.online("alice", "phone", None);
-    let b = n.online("bob", "b", None);
-    enable(&mut n, a);
+    let (mut n, a, b, _) = phone_and_bob(config().sm_request_ack_after(2));
     send_chat(&mut n, b, PHONE, "1");
     n.expect_only(&[(a, &[&chat(BOB, PHONE, "1")])]);
     send_chat(&mut n, b, PHONE, "2");
@@ -294,13 +306,7 @@ fn a_lost_transport_hibernates_silently_and_queues() {
 
 #[test]
 fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
-    let mut n = net(config()
-        .sm_request_ack_after(10)
-        .build()
-        .expect("valid config"));
-    let phone = n.online("alice", "phone", None);
-    let bob = n.online("bob", "b", None);
-    let token = enable(&mut n, phone);
+    let (mut n, phone, bob, token) = phone_and_bob(config().sm_request_ack_after(10));
     send_chat(&mut n, bob, PHONE, "1");
     send_chat(&mut n, bob, PHONE, "2");
     n.expect_only(&[(phone, &[&chat(BOB, PHONE, "1"), &chat(BOB, PHONE, "2")])]);
@@ -315,7 +321,8 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
     n.quiet();
     n.take_events();
     let new = resume(&mut n, "alice", &token, 1);
-    n.server.expect(
+    let events = expect_with_events(
+        &mut n,
         new,
         &[
             &format!("<resumed xmlns='{SM}' previd='{token}' h='1'/>"),
@@ -323,8 +330,6 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
             &chat(BOB, PHONE, "3"),
         ],
     );
-    let events = hibernation_events(&n.take_events());
-    n.quiet();
     assert_eq!(
         events,
         [
@@ -369,10 +374,7 @@ fn resume_retransmits_unacked_and_queued_stanzas_exactly_once() {
 
 #[test]
 fn resume_while_the_old_transport_is_open_closes_it_with_conflict() {
-    let mut n = default_net();
-    let phone = n.online("alice", "phone", None);
-    let bob = n.online("bob", "b", None);
-    let token = enable(&mut n, phone);
+    let (mut n, phone, bob, token) = phone_and_bob(config());
     send_chat(&mut n, bob, PHONE, "1");
     n.expect_only(&[(phone, &[&chat(BOB, PHONE, "1")])]);
     let new = resume(&mut n, "alice", &token, 0);
@@ -383,15 +385,14 @@ fn resume_while_the_old_transport_is_open_closes_it_with_conflict() {
            <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by a resumed session</text></stream:error>"],
     );
     assert!(n.is_closed(phone));
-    n.server.expect(
+    let events = expect_with_events(
+        &mut n,
         new,
         &[
             &format!("<resumed xmlns='{SM}' previd='{token}' h='0'/>"),
             &chat(BOB, PHONE, "1"),
         ],
     );
-    let events = hibernation_events(&n.take_events());
-    n.quiet();
     assert_eq!(
         events,
         [
@@ -529,14 +530,7 @@ fn expiry_sends_body_messages_to_another_resource_errors_iqs_drops_the_rest() {
 
 #[test]
 fn queue_overflow_expires_and_stores_body_messages_offline() {
-    let mut n = net(config()
-        .sm_max_queue(2)
-        .sm_request_ack_after(2)
-        .build()
-        .expect("valid config"));
-    let phone = n.online("alice", "phone", None);
-    let bob = n.online("bob", "b", None);
-    enable(&mut n, phone);
+    let (mut n, phone, bob, _) = phone_and_bob(config().sm_max_queue(2).sm_request_ack_after(2));
     n.disconnect(phone);
     n.take_events();
     for i in 1..=3 {
@@ -578,14 +572,8 @@ fn queue_overflow_expires_and_stores_body_messages_offline() {
 
 #[test]
 fn a_connected_session_over_the_bound_keeps_its_stream_but_not_resumption() {
-    let mut n = net(config()
-        .sm_max_queue(2)
-        .sm_request_ack_after(2)
-        .build()
-        .expect("valid config"));
-    let phone = n.online("alice", "phone", None);
-    let bob = n.online("bob", "b", None);
-    let token = enable(&mut n, phone);
+    let (mut n, phone, bob, token) =
+        phone_and_bob(config().sm_max_queue(2).sm_request_ack_after(2));
     for i in 1..=3 {
         send_chat(&mut n, bob, PHONE, &i.to_string());
     }
@@ -624,10 +612,7 @@ fn a_connected_session_over_the_bound_keeps_its_stream_but_not_resumption() {
 
 #[test]
 fn a_clean_close_does_not_hibernate_and_unacked_messages_go_offline() {
-    let mut n = default_net();
-    let phone = n.online("alice", "phone", None);
-    let bob = n.online("bob", "b", None);
-    enable(&mut n, phone);
+    let (mut n, phone, bob, _) = phone_and_bob(config());
     send_chat(&mut n, bob, PHONE, "unacked");
     n.expect_only(&[(phone, &[&chat(BOB, PHONE, "unacked")])]);
     n.send(phone, "</stream:stream>");

@@ -286,15 +286,24 @@ impl SessionManager {
             self.sm_failed(id, "unexpected-request", None);
             return;
         }
-        let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+        let Some(h) = self.h_attr(id, el, now) else {
+            return;
+        };
+        self.sm_ack_h(id, h, now);
+    }
+
+    /// The `h` of a nonza; without a valid one the stream is closed with
+    /// `bad-format`.
+    fn h_attr(&mut self, id: SessionId, el: &Element, now: Instant) -> Option<u32> {
+        let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+        if h.is_none() {
             self.close_session(
                 id,
                 Some(StreamError::new(StreamErrorCondition::BadFormat)),
                 now,
             );
-            return;
-        };
-        self.sm_ack_h(id, h, now);
+        }
+        h
     }
 
     /// The client acknowledged `h` stanzas (the byte path applies a valid
@@ -328,12 +337,7 @@ impl SessionManager {
             return;
         };
         let previd = el.attr("previd").unwrap_or_default();
-        let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
-            self.close_session(
-                id,
-                Some(StreamError::new(StreamErrorCondition::BadFormat)),
-                now,
-            );
+        let Some(h) = self.h_attr(id, el, now) else {
             return;
         };
         let old = self.bound_sessions(&account).iter().copied().find(|sid| {
