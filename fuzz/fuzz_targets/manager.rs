@@ -22,11 +22,12 @@
 //!   whose deadline passed;
 //! * routed-out stanzas carry `from` and a `to` for a domain not served here.
 //!
-//! Then it drives stream management (XEP-0198) through `testkit::SmWorld`:
-//! stanzas to a resumable session, `<r/>` / `<a/>`, dropped connections,
-//! resumes and timeouts, with a small queue bound; the world checks that a
-//! resumed session never gets a stanza twice and that nothing is lost
-//! without an error reply or offline storage.
+//! Then it reads the same operations again as stream-management (XEP-0198)
+//! steps for `testkit::SmWorld` (stanzas to a resumable session, `<r/>` /
+//! `<a/>`, dropped connections, resumes and timeouts, with a small queue
+//! bound); the world checks that a resumed session never gets a stanza
+//! twice and that nothing is lost without an error reply or offline
+//! storage.
 #![no_main]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -74,21 +75,19 @@ fn credentials() -> &'static Credentials {
 struct Input {
     settings: Settings,
     ops: Vec<Op>,
-    sm_queue: u8,
-    sm: Vec<(u8, u16)>,
 }
 
-/// A stream-management step for `SmWorld`: the kind modulo 7, and for
-/// clock advances the seconds.
-fn sm_op((kind, secs): (u8, u16)) -> SmOp {
-    match kind % 7 {
-        0 => SmOp::BobMessage,
-        1 => SmOp::BobIq,
-        2 => SmOp::Process,
-        3 => SmOp::Ack,
-        4 => SmOp::Disconnect,
-        5 => SmOp::Resume,
-        _ => SmOp::Advance(u64::from(secs % 700)),
+/// The same operations read as stream-management steps for `SmWorld`
+/// (so the seed corpus drives both parts and decodes as before).
+fn sm_op(op: &Op) -> SmOp {
+    match op {
+        Op::Input { .. } => SmOp::Process,
+        Op::Routed { .. } => SmOp::BobMessage,
+        Op::Send { .. } => SmOp::BobIq,
+        Op::Complete { .. } | Op::ScramFinal { .. } => SmOp::Ack,
+        Op::Disconnect(_) | Op::Close { .. } => SmOp::Disconnect,
+        Op::Connect(_) | Op::TlsEstablished(_) => SmOp::Resume,
+        Op::Timeout { secs } => SmOp::Advance(u64::from(*secs % 700)),
     }
 }
 
@@ -1348,9 +1347,9 @@ fuzz_target!(|input: Input| {
         eprintln!("TRACE {:?}", harness.reached);
     }
     // Bounded: a few hundred steps at most.
-    let mut world = SmWorld::new(usize::from(input.sm_queue % 16) + 3);
-    for step in input.sm.iter().take(256) {
-        world.apply(&sm_op(*step));
+    let mut world = SmWorld::new(usize::from(input.settings.max_parked % 16) + 3);
+    for op in input.ops.iter().take(256) {
+        world.apply(&sm_op(op));
     }
     world.finish();
 });
