@@ -1967,16 +1967,24 @@ impl StreamReader {
             .iter()
             .find(|b| b.prefix.is_none())
             .map(|b| arena.get(b.ns.0..b.ns.1).unwrap_or_default().to_owned());
-        let get = |name: &str| attrs.get(Namespace::none(), name).cloned();
-        let header = StreamHeader {
+        let mut header = StreamHeader {
             name_ok,
             default_ns,
-            to: get("to"),
-            from: get("from"),
-            version: get("version"),
-            lang: attrs.get(Namespace::xml(), "lang").cloned(),
-            id: get("id"),
+            ..StreamHeader::default()
         };
+        // One pass that moves the values out: no map lookups (each one
+        // compares namespace and name strings) and no copies.
+        for ((ns, name), value) in attrs {
+            let slot = match (ns.as_str(), name.as_str()) {
+                ("", "to") => &mut header.to,
+                ("", "from") => &mut header.from,
+                ("", "version") => &mut header.version,
+                ("", "id") => &mut header.id,
+                (XML_NS, "lang") => &mut header.lang,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
         self.phase = Phase::Open;
         self.counting = false;
         Ok(StreamEvent::Open(header))
