@@ -126,7 +126,6 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// HMAC states already keyed with `StoredKey` and `ServerKey`: the key
 /// blocks (RFC 2104's inner and outer pads) are hashed once, so a login
 /// runs only the compressions of its own `AuthMessage` and the outer hash.
-#[derive(Clone)]
 pub(crate) enum KeyedMacs {
     /// SCRAM-SHA-1.
     Sha1 {
@@ -193,7 +192,7 @@ fn mac_parts<M: Mac>(mut mac: M, parts: &[&[u8]]) -> HashBytes {
 struct MacCache {
     stored_key: Arc<[u8]>,
     server_key: Arc<[u8]>,
-    macs: Option<KeyedMacs>,
+    macs: Option<Arc<KeyedMacs>>,
 }
 
 /// SCRAM salted keys for one hash (RFC 5802 §3): what a store keeps instead of a password.
@@ -265,11 +264,11 @@ impl ScramKeys {
 
     /// HMAC states keyed with `stored_key` and `server_key` for `hash`: the
     /// shared ones when they were made from these very keys, else new ones.
-    pub(crate) fn keyed_macs(&self, hash: ScramHash) -> Option<KeyedMacs> {
+    pub(crate) fn keyed_macs(&self, hash: ScramHash) -> Option<Arc<KeyedMacs>> {
         let cache = self.macs.get_or_init(|| MacCache {
             stored_key: Arc::clone(&self.stored_key),
             server_key: Arc::clone(&self.server_key),
-            macs: KeyedMacs::new(hash, &self.stored_key, &self.server_key),
+            macs: KeyedMacs::new(hash, &self.stored_key, &self.server_key).map(Arc::new),
         });
         match &cache.macs {
             Some(macs)
@@ -277,9 +276,9 @@ impl ScramKeys {
                     && Arc::ptr_eq(&cache.stored_key, &self.stored_key)
                     && Arc::ptr_eq(&cache.server_key, &self.server_key) =>
             {
-                Some(macs.clone())
+                Some(Arc::clone(macs))
             }
-            _ => KeyedMacs::new(hash, &self.stored_key, &self.server_key),
+            _ => KeyedMacs::new(hash, &self.stored_key, &self.server_key).map(Arc::new),
         }
     }
 

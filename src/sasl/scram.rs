@@ -1,5 +1,7 @@
 //! SCRAM (RFC 5802, RFC 7677) message parsing and proof verification, server side.
 
+use std::sync::Arc;
+
 use base64::prelude::*;
 
 use super::SaslFailure;
@@ -137,7 +139,7 @@ pub(crate) struct Pending {
     pub server_first: String,
     stored_key: HashBytes,
     /// HMACs keyed with `StoredKey` and `ServerKey`.
-    macs: KeyedMacs,
+    macs: Arc<KeyedMacs>,
     pub username: String,
 }
 
