@@ -5,8 +5,9 @@
 //! password to the embedder ([`Request::VerifyPassword`]), which runs PBKDF2
 //! wherever it likes and answers with [`Response::PasswordChecked`].
 //!
-//! What is wiped (zeroized) on the way: the `<auth/>`/`<response/>` base64 text
-//! copied out of the element, the decoded payload bytes, the text nodes of the
+//! What is wiped (zeroized) on the way: a copy of the `<auth/>`/`<response/>`
+//! base64 text (made only when it is split over several text nodes; otherwise
+//! it is decoded in place), the decoded payload bytes, the text nodes of the
 //! SASL element itself, the SASLprepped copy made to validate a PLAIN password,
 //! and the [`Password`](crate::sasl::Password) in the request (on drop, wherever
 //! the embedder drops it). Not wiped: the raw bytes in the stream reader's input
@@ -95,7 +96,7 @@ impl Session {
                         Some("Out of order SASL element"),
                     );
                 };
-                let Some(data) = decode_payload(&Zeroizing::new(el.text())) else {
+                let Some(data) = element_payload(el) else {
                     return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
                 };
                 match exchange.respond_inline(data.as_ref().map_or(&[][..], |data| data.as_slice()))
@@ -138,7 +139,7 @@ impl Session {
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(initial) = decode_payload(&Zeroizing::new(el.text())) else {
+        let Some(initial) = element_payload(el) else {
             return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
         };
         let mut nonce = [0u8; NONCE_BYTES];
@@ -329,6 +330,18 @@ fn send_payload(out: &mut VecDeque<Output>, session: SessionId, name: &str, data
     });
 }
 
+/// Decodes the payload of a SASL element (see [`decode_payload`]). Its one
+/// text node is decoded where it is; only text split over several nodes is
+/// first joined into a copy, wiped after use.
+fn element_payload(el: &Element) -> Option<Option<Zeroizing<Vec<u8>>>> {
+    let mut texts = el.texts();
+    match (texts.next(), texts.next()) {
+        (None, _) => decode_payload(""),
+        (Some(text), None) => decode_payload(text),
+        (Some(_), Some(_)) => decode_payload(&Zeroizing::new(el.text())),
+    }
+}
+
 /// Decodes a SASL payload: `None` on bad base64, `Some(None)` when there is
 /// no data at all, `Some(Some(empty))` for `=`. The decoded bytes (a PLAIN
 /// password among them) are wiped when dropped.
@@ -380,6 +393,18 @@ mod tests {
             );
             assert!(out.is_empty());
         }
+    }
+
+    #[test]
+    fn element_payload_joins_text_nodes() {
+        let decoded = |el: &Element| element_payload(el).map(|data| data.map(|d| d.to_vec()));
+        let mut el = Element::bare("auth", NS_SASL);
+        assert_eq!(decoded(&el), Some(None));
+        el.append_text_node("AGEA");
+        assert_eq!(decoded(&el), Some(Some(b"\0a\0".to_vec())));
+        el.append_child(Element::bare("x", NS_SASL));
+        el.append_text_node("Yg==");
+        assert_eq!(decoded(&el), Some(Some(b"\0a\0b".to_vec())));
     }
 
     #[test]
