@@ -54,6 +54,9 @@ pub struct Config {
     pub(crate) software_os: Option<String>,
     pub(crate) max_roster_items: usize,
     pub(crate) max_directed_presence: usize,
+    pub(crate) max_blocklist_items: usize,
+    pub(crate) csi_queue_max: usize,
+    pub(crate) csi_classifier: crate::csi::CsiClassifier,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -131,6 +134,9 @@ impl Config {
                 software_os: None,
                 max_roster_items: 10_000,
                 max_directed_presence: 1000,
+                max_blocklist_items: 1000,
+                csi_queue_max: 256,
+                csi_classifier: crate::csi::default_classify,
             },
         }
     }
@@ -240,6 +246,24 @@ impl Config {
     pub fn max_directed_presence(&self) -> usize {
         self.max_directed_presence
     }
+
+    /// JIDs on one account's XEP-0191 blocklist; a block beyond it gets
+    /// `resource-constraint`. Default 1000, at least 1.
+    pub fn max_blocklist_items(&self) -> usize {
+        self.max_blocklist_items
+    }
+
+    /// Stanzas held for an inactive (XEP-0352) session; the one that would
+    /// exceed it flushes everything held. Default 256, at least 1.
+    pub fn csi_queue_max(&self) -> usize {
+        self.csi_queue_max
+    }
+
+    /// How stanzas for an inactive (XEP-0352) session are classified.
+    /// Default [`csi::default_classify`](crate::csi::default_classify).
+    pub fn csi_classifier(&self) -> crate::csi::CsiClassifier {
+        self.csi_classifier
+    }
 }
 
 /// Builder for [`Config`]. Setters take any value; [`ConfigBuilder::build`]
@@ -338,6 +362,21 @@ impl ConfigBuilder {
         self.config.max_directed_presence = n;
         self
     }
+    /// See [`Config::max_blocklist_items`].
+    pub fn max_blocklist_items(mut self, n: usize) -> Self {
+        self.config.max_blocklist_items = n;
+        self
+    }
+    /// See [`Config::csi_queue_max`].
+    pub fn csi_queue_max(mut self, n: usize) -> Self {
+        self.config.csi_queue_max = n;
+        self
+    }
+    /// See [`Config::csi_classifier`].
+    pub fn csi_classifier(mut self, classify: crate::csi::CsiClassifier) -> Self {
+        self.config.csi_classifier = classify;
+        self
+    }
 
     /// The finished configuration, or the first problem found:
     ///
@@ -345,7 +384,8 @@ impl ConfigBuilder {
     ///   nameprep, one trailing dot stripped) and must then be distinct;
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
-    ///   `max_parked_per_user`, `max_roster_items` and `auth_timeout` must
+    ///   `max_parked_per_user`, `max_roster_items`, `max_blocklist_items`,
+    ///   `csi_queue_max` and `auth_timeout` must
     ///   not be zero;
     /// * both [`XmlLimits`] must allow at least [`MIN_STANZA_BYTES`],
     ///   [`MIN_DEPTH`], [`MIN_ATTRIBUTES`] and one byte of text.
@@ -369,6 +409,8 @@ impl ConfigBuilder {
             ("max_resources_per_user", config.max_resources_per_user == 0),
             ("max_parked_per_user", config.max_parked_per_user == 0),
             ("max_roster_items", config.max_roster_items == 0),
+            ("max_blocklist_items", config.max_blocklist_items == 0),
+            ("csi_queue_max", config.csi_queue_max == 0),
             ("auth_timeout", config.auth_timeout.is_zero()),
         ];
         if let Some((option, _)) = zeros.iter().find(|(_, zero)| *zero) {

@@ -9,6 +9,9 @@ pub(crate) use crate::ns::{
     NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SERVER, NS_SESSION, NS_STREAM_LIMITS, NS_STREAMS, NS_TLS,
     NS_VERSION,
 };
+pub(crate) use crate::ns::{
+    NS_BLOCKING, NS_BLOCKING_ERRORS, NS_CARBONS, NS_CSI, NS_FORWARD, NS_HINTS,
+};
 
 fn nc(name: &'static NcNameStr) -> NcName {
     name.to_owned()

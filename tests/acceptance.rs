@@ -535,7 +535,7 @@ impl Client {
             "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
              <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
              <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
-             <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
+             <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/><csi xmlns='urn:xmpp:csi:0'/>\
              <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
              </limits></stream:features>",
         );

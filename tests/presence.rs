@@ -1765,6 +1765,7 @@ fn held(s: &TestServer) -> Vec<String> {
         .iter()
         .map(|r| match r {
             Request::LoadRoster { account } => format!("load {}", account.user()),
+            Request::LoadBlocklist { account } => format!("blocklist {}", account.user()),
             Request::UserExists { account } => format!("exists {}", account.user()),
             Request::RosterChanged {
                 account, version, ..
@@ -1786,9 +1787,12 @@ fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
     let a = online(&mut s, "alice", "a");
     s.hold_requests(true);
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    assert_eq!(held(&s), ["write alice v1", "load bob"]);
+    // bob's blocklist first (XEP-0191: is alice blocked?), then his roster.
+    assert_eq!(held(&s), ["write alice v1", "blocklist bob"]);
     // alice's push does not wait for her write.
     expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "load bob"]);
     s.answer_held(&[1]);
     assert_eq!(held(&s), ["write alice v1", "exists bob"]);
     s.answer_held(&[1]);
@@ -1800,6 +1804,8 @@ fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
     // (and sees what storage says now).
     store_item(&mut s, "bob", "carol@localhost", "both");
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["blocklist bob"]);
+    s.answer_held(&[0]);
     assert_eq!(held(&s), ["load bob"]);
     s.answer_all_held();
     assert!(
@@ -1853,6 +1859,8 @@ fn an_online_users_roster_stays_loaded_while_it_has_sessions() {
     s.disconnect(b);
     s.answer_all_held();
     s.send(a, "<presence type='probe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["blocklist bob"]);
+    s.answer_held(&[0]);
     assert_eq!(held(&s), ["load bob"]);
 }
 

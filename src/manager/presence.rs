@@ -77,6 +77,12 @@ impl SessionManager {
         if !self.sessions.contains_key(&id) {
             return;
         }
+        // XEP-0191: presence to a blocked JID is dropped.
+        if let Some(to) = stanza.header.recipient()
+            && self.is_blocked(user, to)
+        {
+            return;
+        }
         let Ok(target) = self.resolve_target(&mut stanza, Origin::Client(id), now) else {
             return;
         };
@@ -202,6 +208,7 @@ impl SessionManager {
                 r.items
                     .values()
                     .filter(|i| i.subscription.user_sees_contact())
+                    .filter(|i| !self.is_blocked_contact(user, &i.jid))
                     .map(|i| i.jid.clone())
                     .collect(),
                 r.pending_in.values().cloned().collect(),
@@ -250,6 +257,7 @@ impl SessionManager {
                 .items
                 .values()
                 .filter(|i| i.subscription.contact_sees_user())
+                .filter(|i| !self.is_blocked_contact(user, &i.jid))
                 .map(|i| i.jid.clone())
                 .collect(),
             None => return,

@@ -184,6 +184,7 @@ impl Session {
                 features.append_child(session);
                 features.append_child(Element::bare("ver", xml::NS_ROSTER_VER));
                 features.append_child(Element::bare("sub", xml::NS_PRE_APPROVAL));
+                features.append_child(Element::bare("csi", xml::NS_CSI));
             }
             SessionKind::Bound => {}
         }

@@ -39,6 +39,11 @@ pub(crate) enum Step {
     Bind(BindRequest),
     /// SASL succeeded.
     Authenticated,
+    /// XEP-0352 `<active/>` or `<inactive/>` from a bound client.
+    ClientState {
+        /// `true` for `<active/>`.
+        active: bool,
+    },
     /// The session has closed itself (its closing bytes are queued).
     Closed,
 }
@@ -95,6 +100,13 @@ impl Session {
             // The client reports a stream error: close without one of ours.
             self.close(ctx, None);
             return Step::Closed;
+        }
+        if self.kind() == SessionKind::Bound && el.has_ns(xml::NS_CSI) {
+            match el.name() {
+                "active" => return Step::ClientState { active: true },
+                "inactive" => return Step::ClientState { active: false },
+                _ => {}
+            }
         }
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);

@@ -173,6 +173,28 @@ pub(crate) fn write_forwarded(out: &mut BytesMut, bytes: &[u8], raw: &RawMessage
     out.put_slice(bytes.get(raw.rest..raw.len).unwrap_or_default());
 }
 
+/// A message carbon (XEP-0280): `<message from='…' to='…' type='…'>` (the
+/// attributes in the order [`write_element`] sorts them, `type` only when
+/// given) followed by `tail`, the serialised children and `</message>`
+/// shared by every copy.
+pub(crate) fn carbon_copy(from: &str, to: &str, ty: Option<&str>, tail: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(
+        tail.len()
+            .saturating_add(from.len())
+            .saturating_add(to.len())
+            .saturating_add(48),
+    );
+    out.put_slice(b"<message");
+    write_attr(&mut out, b"from", from);
+    write_attr(&mut out, b"to", to);
+    if let Some(ty) = ty {
+        write_attr(&mut out, b"type", ty);
+    }
+    out.put_u8(b'>');
+    out.put_slice(tail);
+    out.freeze()
+}
+
 /// ` name='escaped value'`
 fn write_attr(out: &mut BytesMut, name: &[u8], value: &str) {
     out.put_u8(b' ');

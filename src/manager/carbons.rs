@@ -1,0 +1,197 @@
+//! XEP-0280 message carbons (`urn:xmpp:carbons:2`).
+//!
+//! A session turns carbons on or off with an `<enable/>` / `<disable/>` iq
+//! to its own account; the flag lives in its [`Bound`](crate::session::Bound)
+//! state and the manager counts the enabled sessions (the byte-forwarding
+//! fast path only looks further when the count is not zero).
+//!
+//! * **Sent copies**: an eligible message a resource sends is copied,
+//!   wrapped in `<sent><forwarded>`, to the account's other carbons-enabled
+//!   resources ([`SessionManager::sent_carbons`]).
+//! * **Received copies**: an eligible message delivered to some resources of
+//!   an account (or stored offline for it) is copied, wrapped in
+//!   `<received><forwarded>`, to its carbons-enabled resources that did not
+//!   get it ([`SessionManager::received_carbons`]): a message to the bare
+//!   JID that already reached a resource is not copied to it again.
+//!
+//! Eligibility (§6, [`eligible`]): type `chat`; `normal` (or no type) with a
+//! `<body/>`; `error`; never `groupchat` or `headline`, never a message with
+//! `<private xmlns='urn:xmpp:carbons:2'/>` (stripped on local delivery) or
+//! `<no-copy xmlns='urn:xmpp:hints'/>`, and never one that already carries a
+//! carbons `<sent/>` / `<received/>` wrapper (a client cannot get its own
+//! wrapper copied as if the server made it).
+//!
+//! The wrapper's `from` is the account's bare JID, its `to` the recipient's
+//! full JID and its `type` the original's. The forwarded message is
+//! serialised once; each copy is that shared tail behind its own start tag.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use jid::BareJid;
+use minidom::Element;
+use smallvec::SmallVec;
+
+use super::SessionManager;
+use crate::ids::SessionId;
+use crate::stanza::{MessageType, Stanza, StanzaType};
+use crate::stream;
+use crate::xml::{self, NS_CARBONS, NS_CLIENT, NS_FORWARD, NS_HINTS};
+
+/// Which way a copied message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// Sent by one of the account's resources.
+    Sent,
+    /// Received by the account.
+    Received,
+}
+
+/// Whether a message may be copied (XEP-0280 §6).
+pub(super) fn eligible(stanza: &Stanza) -> bool {
+    let el = &stanza.element;
+    let by_type = match stanza.header.ty {
+        StanzaType::Message(MessageType::Chat | MessageType::Error) => true,
+        StanzaType::Message(MessageType::Normal) => el.has_child("body", NS_CLIENT),
+        _ => false,
+    };
+    by_type
+        && !el.children().any(|c| {
+            c.is("private", NS_CARBONS)
+                || c.is("no-copy", NS_HINTS)
+                || c.is("sent", NS_CARBONS)
+                || c.is("received", NS_CARBONS)
+        })
+}
+
+/// Removes every `<private xmlns='urn:xmpp:carbons:2'/>` child (§6: the
+/// recipient's server strips it before delivery).
+pub(super) fn strip_private(stanza: &mut Element) {
+    while stanza.remove_child("private", NS_CARBONS).is_some() {}
+}
+
+impl SessionManager {
+    /// `<enable/>` or `<disable/>` from one of the account's sessions
+    /// (§4–§5): answered straight to that session.
+    pub(super) fn carbons_iq(&mut self, id: SessionId, enable: bool, iq: &Element, now: Instant) {
+        let changed = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
+            Some(bound) if bound.carbons != enable => {
+                bound.carbons = enable;
+                true
+            }
+            Some(_) => false,
+            None => return,
+        };
+        if changed {
+            self.carbons_enabled = if enable {
+                self.carbons_enabled.saturating_add(1)
+            } else {
+                self.carbons_enabled.saturating_sub(1)
+            };
+        }
+        let _ = now;
+        self.transmit_element(id, &xml::iq_result(iq, None));
+    }
+
+    /// A session with carbons on went away.
+    pub(super) fn carbons_unbound(&mut self, was_enabled: bool) {
+        if was_enabled {
+            self.carbons_enabled = self.carbons_enabled.saturating_sub(1);
+        }
+    }
+
+    /// Whether any resource of `user` has carbons on.
+    pub(super) fn has_carbons(&self, user: &BareJid) -> bool {
+        self.carbons_enabled > 0
+            && self
+                .resources(user)
+                .any(|s| s.bound().is_some_and(|b| b.carbons))
+    }
+
+    /// The carbons-enabled resources of `user` that can receive, leaving
+    /// out `except`.
+    fn carbon_targets(&self, user: &BareJid, except: &[SessionId]) -> SmallVec<[SessionId; 4]> {
+        if self.carbons_enabled == 0 {
+            return SmallVec::new();
+        }
+        self.resources(user)
+            .filter(|s| s.bound().is_some_and(|b| b.carbons))
+            .filter(|s| !except.contains(&s.id) && !s.transport_lost())
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Sent copies of a message from session `sender` (its `from` already
+    /// stamped) to the account's other carbons-enabled resources.
+    pub(super) fn sent_carbons(&mut self, sender: SessionId, user: &BareJid, stanza: &Stanza) {
+        let targets = self.carbon_targets(user, &[sender]);
+        if targets.is_empty() || !eligible(stanza) {
+            return;
+        }
+        let mut copy = stanza.element.clone();
+        if copy.attr("to").is_none() {
+            xml::set_attr(&mut copy, "to", user.as_str());
+        }
+        self.send_carbons(user, Direction::Sent, copy, &targets);
+    }
+
+    /// Received copies of a message for `user` that reached `delivered`
+    /// (empty when it was stored offline), to the account's other
+    /// carbons-enabled resources. `eligible` was decided before delivery
+    /// stripped `<private/>`.
+    pub(super) fn received_carbons(
+        &mut self,
+        user: &BareJid,
+        message: &Element,
+        delivered: &[SessionId],
+        eligible: bool,
+    ) {
+        if !eligible {
+            return;
+        }
+        let targets = self.carbon_targets(user, delivered);
+        if targets.is_empty() {
+            return;
+        }
+        self.send_carbons(user, Direction::Received, message.clone(), &targets);
+    }
+
+    /// Wraps `original` once and sends one copy to each target.
+    fn send_carbons(
+        &mut self,
+        user: &BareJid,
+        direction: Direction,
+        original: Element,
+        targets: &[SessionId],
+    ) {
+        let name = match direction {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        };
+        let mut message = Element::bare("message", NS_CLIENT);
+        xml::set_attr(&mut message, "from", user.as_str());
+        if let Some(ty) = original.attr("type") {
+            xml::set_attr(&mut message, "type", ty);
+        }
+        let mut forwarded = Element::bare("forwarded", NS_FORWARD);
+        forwarded.append_child(original);
+        let mut wrapper = Element::bare(name, NS_CARBONS);
+        wrapper.append_child(forwarded);
+        message.append_child(wrapper);
+        // Everything after the copy's start tag, serialised once.
+        let mut tail = BytesMut::with_capacity(256);
+        for child in message.children() {
+            stream::write_element(child, &mut tail);
+        }
+        tail.extend_from_slice(b"</message>");
+        let tail: Bytes = tail.freeze();
+        let ty = message.attr("type");
+        for &sid in targets {
+            let Some(to) = self.sessions.get(&sid).and_then(|s| s.full_jid()) else {
+                continue;
+            };
+            let data = stream::carbon_copy(user.as_str(), to.as_str(), ty, &tail);
+            self.deliver_bytes(sid, data, &message);
+        }
+    }
+}
