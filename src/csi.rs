@@ -76,9 +76,9 @@ pub fn default_classify(stanza: &Element) -> CsiClass {
 }
 
 fn important_message(message: &Element) -> bool {
-    message.children().any(|c| {
-        c.is("body", NS_CLIENT) || ENCRYPTED.iter().any(|(name, ns)| c.is(*name, *ns))
-    })
+    message
+        .children()
+        .any(|c| c.is("body", NS_CLIENT) || ENCRYPTED.iter().any(|(name, ns)| c.is(*name, *ns)))
 }
 
 /// One held stanza: its bytes as they will be written, and the key that a

@@ -61,12 +61,12 @@ fn enable_and_disable_are_answered_to_the_session_only() {
     net.expect_only(&[(a, &["<iq id='off' to='alice@localhost/a' type='result'/>"])]);
     // Disabled: bob's message to alice/b is not copied to alice/a.
     let bob = net.id("bob@localhost/r");
-    net.send(bob, &chat("", "alice@localhost/b", "m1").replace(" from=''", ""));
+    net.send(
+        bob,
+        &chat("", "alice@localhost/b", "m1").replace(" from=''", ""),
+    );
     let b = net.id("alice@localhost/b");
-    net.expect_only(&[(
-        b,
-        &[&chat("bob@localhost/r", "alice@localhost/b", "m1")],
-    )]);
+    net.expect_only(&[(b, &[&chat("bob@localhost/r", "alice@localhost/b", "m1")])]);
 }
 
 #[test]
@@ -96,7 +96,10 @@ fn enabling_for_another_account_or_with_get_is_refused() {
     )]);
     // Nothing was enabled.
     let bob = net.id("bob@localhost/r");
-    net.send(bob, "<message to='alice@localhost/b' type='chat' id='m'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost/b' type='chat' id='m'><body>hi</body></message>",
+    );
     let b = net.id("alice@localhost/b");
     net.expect_only(&[(b, &[&chat("bob@localhost/r", "alice@localhost/b", "m")])]);
 }
@@ -112,17 +115,32 @@ fn a_message_to_a_full_jid_is_copied_to_the_other_enabled_resources() {
         net.id("alice@localhost/c"),
     );
     let bob = net.id("bob@localhost/r");
-    net.send(bob, "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>",
+    );
     let original = chat("bob@localhost/r", "alice@localhost/a", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             b,
-            &[&carbon("received", "alice@localhost", "alice@localhost/b", Some("chat"), &original)],
+            &[&carbon(
+                "received",
+                "alice@localhost",
+                "alice@localhost/b",
+                Some("chat"),
+                &original,
+            )],
         ),
         (
             c,
-            &[&carbon("received", "alice@localhost", "alice@localhost/c", Some("chat"), &original)],
+            &[&carbon(
+                "received",
+                "alice@localhost",
+                "alice@localhost/c",
+                Some("chat"),
+                &original,
+            )],
         ),
     ]);
 }
@@ -135,19 +153,31 @@ fn a_message_to_the_bare_jid_is_not_copied_to_resources_that_got_it() {
     let (a, b) = (net.id("alice@localhost/a"), net.id("alice@localhost/b"));
     let bob = net.id("bob@localhost/r");
     // alice/a has the highest priority: it gets the message, alice/b a copy.
-    net.send(bob, "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>",
+    );
     let original = chat("bob@localhost/r", "alice@localhost", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             b,
-            &[&carbon("received", "alice@localhost", "alice@localhost/b", Some("chat"), &original)],
+            &[&carbon(
+                "received",
+                "alice@localhost",
+                "alice@localhost/b",
+                Some("chat"),
+                &original,
+            )],
         ),
     ]);
     // Equal priorities: both get the message itself and no copy.
     net.send(b, "<presence><priority>1</priority></presence>");
     net.settle();
-    net.send(bob, "<message to='alice@localhost' type='chat' id='m2'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost' type='chat' id='m2'><body>hi</body></message>",
+    );
     let original = chat("bob@localhost/r", "alice@localhost", "m2");
     net.expect_only(&[(a, &[&original]), (b, &[&original])]);
 }
@@ -159,11 +189,20 @@ fn a_message_stored_offline_is_still_copied_to_enabled_resources() {
     let bob = net.online("bob", "r", Some(0));
     net.settle();
     enable(&mut net, "alice@localhost/low");
-    net.send(bob, "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>",
+    );
     let original = chat("bob@localhost/r", "alice@localhost", "m1");
     net.expect_only(&[(
         low,
-        &[&carbon("received", "alice@localhost", "alice@localhost/low", Some("chat"), &original)],
+        &[&carbon(
+            "received",
+            "alice@localhost",
+            "alice@localhost/low",
+            Some("chat"),
+            &original,
+        )],
     )]);
     net.expect_stored(
         "alice",
@@ -182,19 +221,37 @@ fn a_sent_message_is_copied_to_the_senders_other_enabled_resources() {
     enable(&mut net, "alice@localhost/b");
     let (a, b) = (net.id("alice@localhost/a"), net.id("alice@localhost/b"));
     let bob = net.id("bob@localhost/r");
-    net.send(a, "<message to='bob@localhost' type='chat' id='s1'><body>hi</body></message>");
+    net.send(
+        a,
+        "<message to='bob@localhost' type='chat' id='s1'><body>hi</body></message>",
+    );
     let original = chat("alice@localhost/a", "bob@localhost", "s1");
     net.expect_only(&[
         (bob, &[&original]),
         (
             b,
-            &[&carbon("sent", "alice@localhost", "alice@localhost/b", Some("chat"), &original)],
+            &[&carbon(
+                "sent",
+                "alice@localhost",
+                "alice@localhost/b",
+                Some("chat"),
+                &original,
+            )],
         ),
     ]);
     // Remote recipient: routed out, copied all the same.
-    net.send(a, "<message to='juliet@example.org' type='chat' id='s2'><body>hi</body></message>");
+    net.send(
+        a,
+        "<message to='juliet@example.org' type='chat' id='s2'><body>hi</body></message>",
+    );
     let original = chat("alice@localhost/a", "juliet@example.org", "s2");
-    let copy = carbon("sent", "alice@localhost", "alice@localhost/b", Some("chat"), &original);
+    let copy = carbon(
+        "sent",
+        "alice@localhost",
+        "alice@localhost/b",
+        Some("chat"),
+        &original,
+    );
     let got = net.take(b);
     assert_eq!(got, vec![xmpp_session::testkit::parse_stanza(&copy)]);
     net.expect_routed(&[&original]);
@@ -215,21 +272,66 @@ fn eligibility_follows_section_6() {
         copied: bool,
     }
     let cases = [
-        Case { name: "chat", rest: " type='chat'><body>x</body>", delivered: None, copied: true },
-        Case { name: "normal with body", rest: " type='normal'><body>x</body>", delivered: None, copied: true },
-        Case { name: "no type with body", rest: "><body>x</body>", delivered: None, copied: true },
-        Case { name: "normal without body", rest: " type='normal'><thread>t</thread>", delivered: None, copied: false },
-        Case { name: "chat without body", rest: " type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/>", delivered: None, copied: true },
-        Case { name: "headline", rest: " type='headline'><body>x</body>", delivered: None, copied: false },
-        Case { name: "groupchat", rest: " type='groupchat'><body>x</body>", delivered: None, copied: false },
-        Case { name: "error", rest: " type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>", delivered: None, copied: true },
+        Case {
+            name: "chat",
+            rest: " type='chat'><body>x</body>",
+            delivered: None,
+            copied: true,
+        },
+        Case {
+            name: "normal with body",
+            rest: " type='normal'><body>x</body>",
+            delivered: None,
+            copied: true,
+        },
+        Case {
+            name: "no type with body",
+            rest: "><body>x</body>",
+            delivered: None,
+            copied: true,
+        },
+        Case {
+            name: "normal without body",
+            rest: " type='normal'><thread>t</thread>",
+            delivered: None,
+            copied: false,
+        },
+        Case {
+            name: "chat without body",
+            rest: " type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/>",
+            delivered: None,
+            copied: true,
+        },
+        Case {
+            name: "headline",
+            rest: " type='headline'><body>x</body>",
+            delivered: None,
+            copied: false,
+        },
+        Case {
+            name: "groupchat",
+            rest: " type='groupchat'><body>x</body>",
+            delivered: None,
+            copied: false,
+        },
+        Case {
+            name: "error",
+            rest: " type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+            delivered: None,
+            copied: true,
+        },
         Case {
             name: "private",
             rest: " type='chat'><body>x</body><private xmlns='urn:xmpp:carbons:2'/>",
             delivered: Some(" type='chat'><body>x</body>"),
             copied: false,
         },
-        Case { name: "no-copy hint", rest: " type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/>", delivered: None, copied: false },
+        Case {
+            name: "no-copy hint",
+            rest: " type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/>",
+            delivered: None,
+            copied: false,
+        },
         Case {
             name: "client-made received wrapper",
             rest: " type='chat'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='x@localhost/y' type='chat'><body>x</body></message></forwarded></received>",
@@ -245,15 +347,28 @@ fn eligibility_follows_section_6() {
     ];
     for case in &cases {
         for (sender, sender_jid, recipient_to, direction) in [
-            ("bob@localhost/r", "bob@localhost/r", "alice@localhost/a", "received"),
-            ("alice@localhost/a", "alice@localhost/a", "bob@localhost/r", "sent"),
+            (
+                "bob@localhost/r",
+                "bob@localhost/r",
+                "alice@localhost/a",
+                "received",
+            ),
+            (
+                "alice@localhost/a",
+                "alice@localhost/a",
+                "bob@localhost/r",
+                "sent",
+            ),
         ] {
             let mut net = net();
             enable(&mut net, "alice@localhost/b");
             let from = net.id(sender);
             let to = net.id(recipient_to);
             let b = net.id("alice@localhost/b");
-            net.send(from, &format!("<message to='{recipient_to}' id='e'{}</message>", case.rest));
+            net.send(
+                from,
+                &format!("<message to='{recipient_to}' id='e'{}</message>", case.rest),
+            );
             let delivered = format!(
                 "<message from='{sender_jid}' to='{recipient_to}' id='e'{}</message>",
                 case.delivered.unwrap_or(case.rest)
@@ -263,11 +378,24 @@ fn eligibility_follows_section_6() {
                 .nth(1)
                 .and_then(|t| t.split('\'').next())
                 .filter(|_| !case.rest.starts_with('>'));
-            let copy = carbon(direction, "alice@localhost", "alice@localhost/b", ty, &delivered);
+            let copy = carbon(
+                direction,
+                "alice@localhost",
+                "alice@localhost/b",
+                ty,
+                &delivered,
+            );
             let copies: &[&str] = if case.copied { &[&copy] } else { &[] };
             let got_b = net.take(b);
-            let want_b: Vec<_> = copies.iter().map(|x| xmpp_session::testkit::parse_stanza(x)).collect();
-            assert_eq!(got_b, want_b, "{} ({direction}): copy to alice/b", case.name);
+            let want_b: Vec<_> = copies
+                .iter()
+                .map(|x| xmpp_session::testkit::parse_stanza(x))
+                .collect();
+            assert_eq!(
+                got_b, want_b,
+                "{} ({direction}): copy to alice/b",
+                case.name
+            );
             let got = net.take(to);
             // A sent `<private/>` reaches a local recipient stripped too.
             assert_eq!(
@@ -306,13 +434,22 @@ fn a_session_that_went_away_gets_no_copies_and_others_still_do() {
     net.disconnect(b);
     net.settle();
     let bob = net.id("bob@localhost/r");
-    net.send(bob, "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>");
+    net.send(
+        bob,
+        "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>",
+    );
     let original = chat("bob@localhost/r", "alice@localhost/a", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             c,
-            &[&carbon("received", "alice@localhost", "alice@localhost/c", Some("chat"), &original)],
+            &[&carbon(
+                "received",
+                "alice@localhost",
+                "alice@localhost/c",
+                Some("chat"),
+                &original,
+            )],
         ),
     ]);
 }

@@ -532,8 +532,8 @@ impl Db {
         let mut jids = Vec::new();
         for text in rows {
             let text = text.map_err(db_err)?;
-            let jid = Jid::new(&text)
-                .map_err(|e| StoreError(format!("stored JID {text:?}: {e}")))?;
+            let jid =
+                Jid::new(&text).map_err(|e| StoreError(format!("stored JID {text:?}: {e}")))?;
             jids.push(jid);
         }
         Ok(jids)

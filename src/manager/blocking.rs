@@ -407,7 +407,11 @@ impl SessionManager {
 
     /// Applies a change to the cached list and writes it, in order.
     fn change_blocklist(&mut self, user: &BareJid, change: BlocklistChange) {
-        let Some(cached) = self.accounts.get_mut(user).and_then(|a| a.blocklist.as_mut()) else {
+        let Some(cached) = self
+            .accounts
+            .get_mut(user)
+            .and_then(|a| a.blocklist.as_mut())
+        else {
             return;
         };
         let was_nonempty = !cached.is_empty();

@@ -177,7 +177,14 @@ impl SessionManager {
         }
         if self.blocklist(&user).is_none() {
             // Still loading (XEP-0191): wait behind the load, in order.
-            self.submit(user, Work::Send { session: id, stanza }, now);
+            self.submit(
+                user,
+                Work::Send {
+                    session: id,
+                    stanza,
+                },
+                now,
+            );
             return;
         }
         if self.outbound_checks(id, &user, &stanza) {
@@ -702,7 +709,8 @@ impl SessionManager {
                     .is_some_and(|s| s.node() != user.node() || s.domain() != user.domain());
                 from_other
                     || (matches!(target, Target::OwnAccount(_))
-                        && xml::first_child(&stanza.element).is_some_and(|c| c.has_ns(xml::NS_BLOCKING)))
+                        && xml::first_child(&stanza.element)
+                            .is_some_and(|c| c.has_ns(xml::NS_BLOCKING)))
             }
             _ => false,
         }
@@ -755,7 +763,8 @@ impl SessionManager {
             }
             Work::LoadBlocklist => Flow::Done,
             Work::Send { session, stanza } => {
-                if self.sessions.contains_key(&session) && self.outbound_checks(session, user, &stanza)
+                if self.sessions.contains_key(&session)
+                    && self.outbound_checks(session, user, &stanza)
                 {
                     // Deferred: routing may queue work for this same user.
                     self.defer(Task::Route {

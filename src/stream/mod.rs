@@ -23,7 +23,7 @@ mod xml;
 
 pub(crate) use reader::RawMessage;
 pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};
-pub(crate) use writer::{carbon_copy, write_forwarded};
 pub use writer::{STREAM_CLOSE, element_bytes, write_element, write_stream_header};
+pub(crate) use writer::{carbon_copy, write_forwarded};
 
 pub use crate::ns::{NS_CLIENT, NS_STREAMS};
