@@ -442,6 +442,17 @@ impl SessionManager {
                     self.send_presence_of_resources(user, &contact, now);
                     return;
                 }
+                // Prosody acknowledges the request with the user's
+                // unavailable presence (reference §5.7 (c); Prosody's
+                // blocking.scs expects it).
+                let mut ack = Element::bare("presence", NS_CLIENT);
+                xml::set_attr(&mut ack, "type", "unavailable");
+                xml::set_attr(&mut ack, "from", user.as_str());
+                xml::set_attr(&mut ack, "to", contact.as_str());
+                self.route(ack, Origin::External, now);
+                let Some(roster) = self.roster(user) else {
+                    return;
+                };
                 if roster.pending_in.contains_key(&contact)
                     || roster.items.len().saturating_add(roster.pending_in.len())
                         >= self.config.max_roster_items
@@ -585,11 +596,22 @@ impl SessionManager {
                         Subscription::None | Subscription::From => Subscription::From,
                         _ => Subscription::Both,
                     };
+                    let probe = item.subscription.user_sees_contact();
                     self.change_roster(user, RosterChange::RemovePending(contact.clone()));
                     self.change_roster(user, RosterChange::SetItem(item));
                     self.push_roster_item(user, &contact);
                     self.route(stanza, Origin::External, now);
                     self.send_presence_of_resources(user, &contact, now);
+                    if probe {
+                        // Prosody probes a contact the user already sees
+                        // (reference §5.10); Prosody's blocking.scs expects
+                        // the contact's presence again here.
+                        let mut p = Element::bare("presence", NS_CLIENT);
+                        xml::set_attr(&mut p, "type", "probe");
+                        xml::set_attr(&mut p, "from", user.as_str());
+                        xml::set_attr(&mut p, "to", contact.as_str());
+                        self.route(p, Origin::External, now);
+                    }
                 } else if !sub.contact_sees_user() {
                     // Pre-approval (RFC 6121 §3.4): remembered, not sent.
                     let mut item = item.unwrap_or_else(|| RosterItem::new(contact.clone()));
