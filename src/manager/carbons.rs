@@ -25,8 +25,6 @@
 //! full JID and its `type` the original's. The forwarded message is
 //! serialised once; each copy is that shared tail behind its own start tag.
 
-use std::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use jid::BareJid;
 use minidom::Element;
@@ -73,7 +71,7 @@ pub(super) fn strip_private(stanza: &mut Element) {
 impl SessionManager {
     /// `<enable/>` or `<disable/>` from one of the account's sessions
     /// (§4–§5): answered straight to that session.
-    pub(super) fn carbons_iq(&mut self, id: SessionId, enable: bool, iq: &Element, now: Instant) {
+    pub(super) fn carbons_iq(&mut self, id: SessionId, enable: bool, iq: &Element) {
         let changed = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             Some(bound) if bound.carbons != enable => {
                 bound.carbons = enable;
@@ -89,7 +87,6 @@ impl SessionManager {
                 self.carbons_enabled.saturating_sub(1)
             };
         }
-        let _ = now;
         self.transmit_element(id, &xml::iq_result(iq, None));
     }
 

@@ -271,7 +271,7 @@ impl SessionManager {
             }
             (IqType::Set, "enable" | "disable", NS_CARBONS) if own => {
                 if let Origin::Client(id) = origin {
-                    self.carbons_iq(id, name == "enable", &iq, now);
+                    self.carbons_iq(id, name == "enable", &iq);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);
                 }

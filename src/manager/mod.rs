@@ -93,6 +93,9 @@ pub struct SessionManager {
     nonempty_blocklists: usize,
     /// Bound sessions whose client is inactive (XEP-0352).
     inactive_sessions: usize,
+    /// Finds `urn:xmpp:carbons:2` in a message the fast path would forward
+    /// (built once).
+    carbons_markup: memchr::memmem::Finder<'static>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -137,6 +140,7 @@ impl SessionManager {
             carbons_enabled: 0,
             nonempty_blocklists: 0,
             inactive_sessions: 0,
+            carbons_markup: memchr::memmem::Finder::new(crate::xml::NS_CARBONS),
         }
     }
 

@@ -257,7 +257,7 @@ impl SessionManager {
                 }
             }
         };
-        if self.needs_element_path(id, target, raw) {
+        if self.needs_element_path(id, target) {
             return false;
         }
         let Some(session) = self.sessions.get(&id) else {
@@ -267,6 +267,13 @@ impl SessionManager {
             return false;
         };
         let bytes = session.reader.raw_bytes();
+        if self
+            .carbons_markup
+            .find(bytes.get(..raw.len).unwrap_or(bytes))
+            .is_some()
+        {
+            return false;
+        }
         let mut out = bytes::BytesMut::new();
         stream::write_forwarded(&mut out, bytes, raw, bound.jid.as_str());
         // Not inactive (checked above): straight to the send point.
@@ -282,14 +289,10 @@ impl SessionManager {
     /// `target` needs the element path after all: carbons to copy (either
     /// account has a carbons-enabled resource), a blocklist to check (either
     /// account blocks anybody), an inactive recipient (XEP-0352 hold
-    /// stage), or carbons markup (`<private/>` to strip, a client-sent
-    /// wrapper). Each check costs nothing while its feature is unused.
-    fn needs_element_path(
-        &self,
-        sender: SessionId,
-        target: SessionId,
-        raw: &stream::RawMessage,
-    ) -> bool {
+    /// stage). Each check costs nothing while its feature is unused. Carbons
+    /// markup (`<private/>` to strip, a client-made wrapper) is looked for
+    /// in the bytes by the caller.
+    fn needs_element_path(&self, sender: SessionId, target: SessionId) -> bool {
         if self.carbons_enabled > 0 || self.nonempty_blocklists > 0 {
             let bare = |id: SessionId| self.sessions.get(&id).and_then(|s| s.bare_jid());
             for user in [bare(sender), bare(target)].into_iter().flatten() {
@@ -301,14 +304,7 @@ impl SessionManager {
         if self.is_inactive(target) {
             return true;
         }
-        let Some(bytes) = self
-            .sessions
-            .get(&sender)
-            .and_then(|s| s.reader.raw_bytes().get(..raw.len))
-        else {
-            return true;
-        };
-        memchr::memmem::find(bytes, xml::NS_CARBONS.as_bytes()).is_some()
+        false
     }
 
     /// Turns byte forwarding on or off (the differential tests compare).
