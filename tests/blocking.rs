@@ -100,6 +100,26 @@ fn blocked_error(name: &str, from: &str, to: &str, id: &str) -> String {
     )
 }
 
+/// [`net`] after alice/a blocked `item`: the net, alice/a and bob/r.
+fn blocking(item: &str) -> (Net, xmpp_session::SessionId, xmpp_session::SessionId) {
+    let mut net = net();
+    let (a, bob) = (net.id("alice@localhost/a"), net.id("bob@localhost/r"));
+    net.send(a, &iq("set", "b1", &block(&[item])));
+    net.settle();
+    (net, a, bob)
+}
+
+/// `from` sends `sent`; it gets `reply` (if any) and nobody gets anything
+/// else.
+#[track_caller]
+fn exchange(net: &mut Net, from: xmpp_session::SessionId, sent: &str, reply: Option<&str>) {
+    net.send(from, sent);
+    match reply {
+        Some(r) => net.expect_only(&[(from, &[r])]),
+        None => net.expect_only(&[]),
+    }
+}
+
 #[test]
 fn an_empty_blocklist_is_returned_and_only_the_asker_gets_the_answer() {
     let mut net = net();
@@ -315,10 +335,7 @@ fn blocking_someone_who_does_not_see_the_users_presence_sends_nothing_to_them() 
 
 #[test]
 fn the_user_cannot_send_to_a_blocked_jid() {
-    let mut net = net();
-    let (a, bob) = (net.id("alice@localhost/a"), net.id("bob@localhost/r"));
-    net.send(a, &iq("set", "b1", &block(&["bob@localhost"])));
-    net.settle();
+    let (mut net, a, bob) = blocking("bob@localhost");
     for (sent, reply) in [
         (
             "<message to='bob@localhost' type='chat' id='m1'><body>hi</body></message>",
@@ -355,21 +372,14 @@ fn the_user_cannot_send_to_a_blocked_jid() {
         ("<presence to='bob@localhost/r'/>", None),
         ("<presence to='bob@localhost' type='probe'/>", None),
     ] {
-        net.send(a, sent);
-        match &reply {
-            Some(r) => net.expect_only(&[(a, &[r])]),
-            None => net.expect_only(&[]),
-        }
-        let _ = bob;
+        exchange(&mut net, a, sent, reply.as_deref());
     }
+    let _ = bob;
 }
 
 #[test]
 fn nothing_from_a_blocked_jid_reaches_the_user() {
-    let mut net = net();
-    let (a, bob) = (net.id("alice@localhost/a"), net.id("bob@localhost/r"));
-    net.send(a, &iq("set", "b1", &block(&["bob@localhost/r"])));
-    net.settle();
+    let (mut net, a, bob) = blocking("bob@localhost/r");
     for (sent, reply) in [
         (
             "<message to='alice@localhost' type='chat' id='m1'/>",
@@ -410,11 +420,7 @@ fn nothing_from_a_blocked_jid_reaches_the_user() {
         ("<iq to='alice@localhost/a' type='result' id='i3'/>", None),
         ("<presence to='alice@localhost/a'/>", None),
     ] {
-        net.send(bob, sent);
-        match &reply {
-            Some(r) => net.expect_only(&[(bob, &[r])]),
-            None => net.expect_only(&[]),
-        }
+        exchange(&mut net, bob, sent, reply.as_deref());
     }
     // The item names bob/r only: subscription stanzas (sent from the bare
     // JID) and another resource of bob's get through.

@@ -44,6 +44,21 @@ fn carbon(kind: &str, account: &str, to: &str, ty: Option<&str>, inner: &str) ->
     )
 }
 
+/// bob/r sends a chat message `hi` to `to`; returns it as delivered.
+fn from_bob(net: &mut Net, to: &str, id: &str) -> String {
+    let bob = net.id("bob@localhost/r");
+    net.send(
+        bob,
+        &format!("<message to='{to}' type='chat' id='{id}'><body>hi</body></message>"),
+    );
+    chat("bob@localhost/r", to, id)
+}
+
+/// A copy of the chat message `original` for one of alice's resources.
+fn alice_carbon(kind: &str, to: &str, original: &str) -> String {
+    carbon(kind, "alice@localhost", to, Some("chat"), original)
+}
+
 #[test]
 fn enable_and_disable_are_answered_to_the_session_only() {
     let mut net = net();
@@ -114,33 +129,17 @@ fn a_message_to_a_full_jid_is_copied_to_the_other_enabled_resources() {
         net.id("alice@localhost/b"),
         net.id("alice@localhost/c"),
     );
-    let bob = net.id("bob@localhost/r");
-    net.send(
-        bob,
-        "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>",
-    );
-    let original = chat("bob@localhost/r", "alice@localhost/a", "m1");
+
+    let original = from_bob(&mut net, "alice@localhost/a", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             b,
-            &[&carbon(
-                "received",
-                "alice@localhost",
-                "alice@localhost/b",
-                Some("chat"),
-                &original,
-            )],
+            &[&alice_carbon("received", "alice@localhost/b", &original)],
         ),
         (
             c,
-            &[&carbon(
-                "received",
-                "alice@localhost",
-                "alice@localhost/c",
-                Some("chat"),
-                &original,
-            )],
+            &[&alice_carbon("received", "alice@localhost/c", &original)],
         ),
     ]);
 }
@@ -151,34 +150,20 @@ fn a_message_to_the_bare_jid_is_not_copied_to_resources_that_got_it() {
     enable(&mut net, "alice@localhost/a");
     enable(&mut net, "alice@localhost/b");
     let (a, b) = (net.id("alice@localhost/a"), net.id("alice@localhost/b"));
-    let bob = net.id("bob@localhost/r");
+
     // alice/a has the highest priority: it gets the message, alice/b a copy.
-    net.send(
-        bob,
-        "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>",
-    );
-    let original = chat("bob@localhost/r", "alice@localhost", "m1");
+    let original = from_bob(&mut net, "alice@localhost", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             b,
-            &[&carbon(
-                "received",
-                "alice@localhost",
-                "alice@localhost/b",
-                Some("chat"),
-                &original,
-            )],
+            &[&alice_carbon("received", "alice@localhost/b", &original)],
         ),
     ]);
     // Equal priorities: both get the message itself and no copy.
     net.send(b, "<presence><priority>1</priority></presence>");
     net.settle();
-    net.send(
-        bob,
-        "<message to='alice@localhost' type='chat' id='m2'><body>hi</body></message>",
-    );
-    let original = chat("bob@localhost/r", "alice@localhost", "m2");
+    let original = from_bob(&mut net, "alice@localhost", "m2");
     net.expect_only(&[(a, &[&original]), (b, &[&original])]);
 }
 
@@ -186,23 +171,13 @@ fn a_message_to_the_bare_jid_is_not_copied_to_resources_that_got_it() {
 fn a_message_stored_offline_is_still_copied_to_enabled_resources() {
     let mut net = Net::new(&["alice", "bob"]);
     let low = net.online("alice", "low", Some(-1));
-    let bob = net.online("bob", "r", Some(0));
+    net.online("bob", "r", Some(0));
     net.settle();
     enable(&mut net, "alice@localhost/low");
-    net.send(
-        bob,
-        "<message to='alice@localhost' type='chat' id='m1'><body>hi</body></message>",
-    );
-    let original = chat("bob@localhost/r", "alice@localhost", "m1");
+    let original = from_bob(&mut net, "alice@localhost", "m1");
     net.expect_only(&[(
         low,
-        &[&carbon(
-            "received",
-            "alice@localhost",
-            "alice@localhost/low",
-            Some("chat"),
-            &original,
-        )],
+        &[&alice_carbon("received", "alice@localhost/low", &original)],
     )]);
     net.expect_stored(
         "alice",
@@ -228,16 +203,7 @@ fn a_sent_message_is_copied_to_the_senders_other_enabled_resources() {
     let original = chat("alice@localhost/a", "bob@localhost", "s1");
     net.expect_only(&[
         (bob, &[&original]),
-        (
-            b,
-            &[&carbon(
-                "sent",
-                "alice@localhost",
-                "alice@localhost/b",
-                Some("chat"),
-                &original,
-            )],
-        ),
+        (b, &[&alice_carbon("sent", "alice@localhost/b", &original)]),
     ]);
     // Remote recipient: routed out, copied all the same.
     net.send(
@@ -245,13 +211,7 @@ fn a_sent_message_is_copied_to_the_senders_other_enabled_resources() {
         "<message to='juliet@example.org' type='chat' id='s2'><body>hi</body></message>",
     );
     let original = chat("alice@localhost/a", "juliet@example.org", "s2");
-    let copy = carbon(
-        "sent",
-        "alice@localhost",
-        "alice@localhost/b",
-        Some("chat"),
-        &original,
-    );
+    let copy = alice_carbon("sent", "alice@localhost/b", &original);
     let got = net.take(b);
     assert_eq!(got, vec![xmpp_session::testkit::parse_stanza(&copy)]);
     net.expect_routed(&[&original]);
@@ -433,23 +393,13 @@ fn a_session_that_went_away_gets_no_copies_and_others_still_do() {
     let b = net.id("alice@localhost/b");
     net.disconnect(b);
     net.settle();
-    let bob = net.id("bob@localhost/r");
-    net.send(
-        bob,
-        "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>",
-    );
-    let original = chat("bob@localhost/r", "alice@localhost/a", "m1");
+
+    let original = from_bob(&mut net, "alice@localhost/a", "m1");
     net.expect_only(&[
         (a, &[&original]),
         (
             c,
-            &[&carbon(
-                "received",
-                "alice@localhost",
-                "alice@localhost/c",
-                Some("chat"),
-                &original,
-            )],
+            &[&alice_carbon("received", "alice@localhost/c", &original)],
         ),
     ]);
 }

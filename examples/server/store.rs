@@ -546,30 +546,24 @@ impl Db {
     ) -> Result<(), StoreError> {
         let user = account.as_str();
         let c = &self.conn;
-        match change {
-            BlocklistChange::Block(jids) => {
-                for jid in jids {
-                    c.execute(
-                        "INSERT OR IGNORE INTO blocklist (account, blocked) VALUES (?1, ?2)",
-                        [user, jid.as_str()],
-                    )
-                    .map_err(db_err)?;
-                }
-            }
-            BlocklistChange::Unblock(jids) => {
-                for jid in jids {
-                    c.execute(
-                        "DELETE FROM blocklist WHERE account = ?1 AND blocked = ?2",
-                        [user, jid.as_str()],
-                    )
-                    .map_err(db_err)?;
-                }
-            }
+        let (sql, jids) = match change {
+            BlocklistChange::Block(jids) => (
+                "INSERT OR IGNORE INTO blocklist (account, blocked) VALUES (?1, ?2)",
+                jids,
+            ),
+            BlocklistChange::Unblock(jids) => (
+                "DELETE FROM blocklist WHERE account = ?1 AND blocked = ?2",
+                jids,
+            ),
             BlocklistChange::UnblockAll => {
                 c.execute("DELETE FROM blocklist WHERE account = ?1", [user])
                     .map_err(db_err)?;
+                return Ok(());
             }
             other => return Err(StoreError(format!("unknown blocklist change {other:?}"))),
+        };
+        for jid in jids {
+            c.execute(sql, [user, jid.as_str()]).map_err(db_err)?;
         }
         Ok(())
     }

@@ -233,23 +233,17 @@ impl SessionManager {
         id: SessionId,
         user: &BareJid,
         ty: IqType,
-        iq: Element,
+        iq: &Element,
         now: Instant,
     ) {
-        let Some(payload) = xml::first_child(&iq) else {
+        let Some(payload) = xml::first_child(iq) else {
             return;
         };
         match (ty, payload.name()) {
-            (IqType::Get, "blocklist") => self.blocklist_get(id, user, &iq),
-            (IqType::Set, "block") => {
-                let jids = items(payload);
-                self.block(id, user, &iq, jids, now);
-            }
-            (IqType::Set, "unblock") => {
-                let jids = items(payload);
-                self.unblock_jids(id, user, &iq, jids, now);
-            }
-            _ => self.send_error_to_session(id, &iq, StanzaError::service_unavailable()),
+            (IqType::Get, "blocklist") => self.blocklist_get(id, user, iq),
+            (IqType::Set, "block") => self.block(id, user, iq, now),
+            (IqType::Set, "unblock") => self.unblock_jids(id, user, iq, now),
+            _ => self.send_error_to_session(id, iq, StanzaError::service_unavailable()),
         }
     }
 
@@ -264,15 +258,8 @@ impl SessionManager {
         self.transmit_element(id, &xml::iq_result(iq, Some(list)));
     }
 
-    fn block(
-        &mut self,
-        id: SessionId,
-        user: &BareJid,
-        iq: &Element,
-        jids: Result<Vec<Jid>, ()>,
-        now: Instant,
-    ) {
-        let jids = match jids {
+    fn block(&mut self, id: SessionId, user: &BareJid, iq: &Element, now: Instant) {
+        let jids = match xml::first_child(iq).map_or(Err(()), items) {
             Ok(jids) if jids.is_empty() => {
                 let error = StanzaError::bad_request("No JID to block");
                 self.send_error_to_session(id, iq, error);
@@ -317,15 +304,8 @@ impl SessionManager {
         self.push_blocklist(user, push);
     }
 
-    fn unblock_jids(
-        &mut self,
-        id: SessionId,
-        user: &BareJid,
-        iq: &Element,
-        jids: Result<Vec<Jid>, ()>,
-        now: Instant,
-    ) {
-        let Ok(jids) = jids else {
+    fn unblock_jids(&mut self, id: SessionId, user: &BareJid, iq: &Element, now: Instant) {
+        let Ok(jids) = xml::first_child(iq).map_or(Err(()), items) else {
             let error = StanzaError::new(ErrorType::Modify, StanzaErrorCondition::JidMalformed);
             self.send_error_to_session(id, iq, error);
             return;
@@ -354,7 +334,7 @@ impl SessionManager {
         self.push_blocklist(user, push);
         for jid in &removed {
             if self.shares_presence_with(user, &jid.to_bare()) {
-                self.send_current_presence_to(user, jid, now);
+                self.send_presence_of_resources(user, jid.as_str(), now);
             }
         }
     }
@@ -375,28 +355,10 @@ impl SessionManager {
         }
     }
 
-    /// Every available resource of `user` sends its current presence to `to`.
-    fn send_current_presence_to(&mut self, user: &BareJid, to: &Jid, now: Instant) {
-        let presences: Vec<Element> = self
-            .resources(user)
-            .filter_map(|s| s.bound()?.stored_presence_to(to.as_str()))
-            .collect();
-        for p in presences {
-            self.route(p, Origin::External, now);
-        }
-    }
-
     /// A push (`<block/>` or `<unblock/>`) to every session that fetched
     /// the list.
     fn push_blocklist(&mut self, user: &BareJid, payload: Element) {
-        let mut push = Element::bare("iq", xml::NS_CLIENT);
-        let id = format!(
-            "push{}",
-            crate::random::random_id(self.rng.as_mut(), 10).unwrap_or_default()
-        );
-        xml::set_attr(&mut push, "id", id);
-        xml::set_attr(&mut push, "type", "set");
-        push.append_child(payload);
+        let push = self.push_iq(payload);
         let targets: SmallVec<[SessionId; 4]> = self
             .resources(user)
             .filter(|s| s.bound().is_some_and(|b| b.blocklist_interested))

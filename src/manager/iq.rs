@@ -278,7 +278,7 @@ impl SessionManager {
             }
             (_, _, NS_BLOCKING) if own => {
                 if let Origin::Client(id) = origin {
-                    self.blocking_iq(id, user, ty, iq, now);
+                    self.blocking_iq(id, user, ty, &iq, now);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);
                 }

@@ -421,7 +421,7 @@ impl SessionManager {
                         Origin::External,
                         now,
                     );
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
                     return;
                 }
                 if item.as_ref().is_some_and(|i| i.approved) {
@@ -439,7 +439,7 @@ impl SessionManager {
                         Origin::External,
                         now,
                     );
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
                     return;
                 }
                 // Prosody acknowledges the request with the user's
@@ -601,7 +601,7 @@ impl SessionManager {
                     self.change_roster(user, RosterChange::SetItem(item));
                     self.push_roster_item(user, &contact);
                     self.route(stanza, Origin::External, now);
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
                     if probe {
                         // Prosody probes a contact the user already sees
                         // (reference §5.10); Prosody's blocking.scs expects
@@ -651,11 +651,11 @@ impl SessionManager {
         }
     }
 
-    /// Every available resource sends its current presence to `contact`.
-    fn send_presence_of_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
+    /// Every available resource sends its current presence to `to`.
+    pub(super) fn send_presence_of_resources(&mut self, user: &BareJid, to: &str, now: Instant) {
         let presences: Vec<Element> = self
             .resources(user)
-            .filter_map(|s| s.bound()?.stored_presence_to(contact.as_str()))
+            .filter_map(|s| s.bound()?.stored_presence_to(to))
             .collect();
         for p in presences {
             self.route(p, Origin::External, now);
