@@ -16,7 +16,7 @@
 //! An embedder replaces the function with
 //! [`ConfigBuilder::csi_classifier`](crate::ConfigBuilder::csi_classifier).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use minidom::Element;
@@ -82,38 +82,76 @@ fn important_message(message: &Element) -> bool {
 }
 
 /// One held stanza: its bytes as they will be written, and the key that a
-/// newer [`CsiClass::Replace`] stanza replaces it by.
+/// newer [`CsiClass::Replace`] stanza replaces it by. `None` once replaced.
 #[derive(Debug)]
 struct Held {
-    data: Bytes,
+    data: Option<Bytes>,
     replace_key: Option<Box<str>>,
 }
 
 /// The stanzas held back from an inactive session, in order.
+///
+/// A replaced entry becomes a gap (found through `index` in O(1)); the
+/// gaps are squeezed out once they outnumber the live entries, so the
+/// queue's length stays within twice [`CsiQueue::len`] plus a constant.
 #[derive(Debug, Default)]
 pub(crate) struct CsiQueue {
     held: VecDeque<Held>,
+    /// Position in `held` (counted from `first`) of the entry per key.
+    index: HashMap<Box<str>, u64>,
+    /// The position number of `held[0]`.
+    first: u64,
+    /// Entries that are not gaps.
+    live: usize,
 }
 
 impl CsiQueue {
     /// Holds `data`; with a key, any held entry with the same key is
     /// dropped first (its place goes to the newest).
     pub(crate) fn hold(&mut self, data: Bytes, replace_key: Option<Box<str>>) {
-        if let Some(key) = &replace_key {
-            self.held
-                .retain(|h| h.replace_key.as_deref() != Some(key.as_ref()));
+        let at = self.first.saturating_add(self.held.len() as u64);
+        if let Some(key) = &replace_key
+            && let Some(old) = self.index.insert(key.clone(), at)
+            && let Some(entry) = usize::try_from(old.saturating_sub(self.first))
+                .ok()
+                .and_then(|i| self.held.get_mut(i))
+            && entry.data.take().is_some()
+        {
+            self.live = self.live.saturating_sub(1);
         }
-        self.held.push_back(Held { data, replace_key });
+        self.held.push_back(Held {
+            data: Some(data),
+            replace_key,
+        });
+        self.live = self.live.saturating_add(1);
+        if self.held.len() > self.live.saturating_mul(2).saturating_add(16) {
+            self.compact();
+        }
+    }
+
+    /// Squeezes the gaps out and renumbers the index.
+    fn compact(&mut self) {
+        self.held.retain(|h| h.data.is_some());
+        self.first = 0;
+        self.index.clear();
+        for (i, h) in self.held.iter().enumerate() {
+            if let Some(key) = &h.replace_key {
+                self.index.insert(key.clone(), i as u64);
+            }
+        }
     }
 
     /// How many stanzas are held.
     pub(crate) fn len(&self) -> usize {
-        self.held.len()
+        self.live
     }
 
     /// Takes everything held, oldest first.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Bytes> + '_ {
-        self.held.drain(..).map(|h| h.data)
+        self.first = self.first.saturating_add(self.held.len() as u64);
+        self.index.clear();
+        self.live = 0;
+        self.held.drain(..).filter_map(|h| h.data)
     }
 }
 
@@ -178,5 +216,20 @@ mod tests {
         let got: Vec<Bytes> = q.drain().collect();
         assert_eq!(got, vec!["m", "b1", "a2"]);
         assert_eq!(q.len(), 0);
+        // After a drain, keys start afresh.
+        q.hold(Bytes::from_static(b"a3"), Some("a".into()));
+        assert_eq!(q.drain().collect::<Vec<_>>(), vec!["a3"]);
+    }
+
+    #[test]
+    fn replacing_one_key_forever_keeps_the_queue_small() {
+        let mut q = CsiQueue::default();
+        q.hold(Bytes::from_static(b"first"), None);
+        for _ in 0..10_000 {
+            q.hold(Bytes::from_static(b"p"), Some("a".into()));
+            assert!(q.held.len() <= 2 * q.len() + 17, "{}", q.held.len());
+        }
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.drain().collect::<Vec<_>>(), vec!["first", "p"]);
     }
 }
