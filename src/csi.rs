@@ -221,6 +221,37 @@ mod tests {
         assert_eq!(q.drain().collect::<Vec<_>>(), vec!["a3"]);
     }
 
+    proptest::proptest! {
+        /// The queue behaves like a plain list where a keyed entry first
+        /// removes the older one with its key, and stays compact.
+        #[test]
+        fn queue_matches_a_simple_model(
+            ops in proptest::collection::vec((0u8..4, proptest::option::of(0u8..3)), 0..200)
+        ) {
+            let mut q = CsiQueue::default();
+            let mut model: Vec<(Bytes, Option<u8>)> = Vec::new();
+            for (n, (op, key)) in ops.into_iter().enumerate() {
+                if op == 0 {
+                    let got: Vec<Bytes> = q.drain().collect();
+                    let want: Vec<Bytes> = model.drain(..).map(|(d, _)| d).collect();
+                    proptest::prop_assert_eq!(got, want);
+                    continue;
+                }
+                let data = Bytes::from(n.to_string());
+                if let Some(k) = key {
+                    model.retain(|(_, mk)| *mk != Some(k));
+                }
+                model.push((data.clone(), key));
+                q.hold(data, key.map(|k| k.to_string().into_boxed_str()));
+                proptest::prop_assert_eq!(q.len(), model.len());
+                proptest::prop_assert!(q.held.len() <= 2 * q.len() + 17);
+            }
+            let got: Vec<Bytes> = q.drain().collect();
+            let want: Vec<Bytes> = model.into_iter().map(|(d, _)| d).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn replacing_one_key_forever_keeps_the_queue_small() {
         let mut q = CsiQueue::default();

@@ -544,3 +544,50 @@ fn writes_go_to_storage_one_at_a_time_in_order() {
         ["y@localhost"]
     );
 }
+
+#[test]
+fn what_a_client_sends_before_its_blocklist_is_loaded_waits_for_it() {
+    let mut net = Net::new(&["alice", "bob"]);
+    let bob = net.online("bob", "r", Some(0));
+    net.server
+        .store
+        .change_blocklist(
+            &account("alice"),
+            &xmpp_session::BlocklistChange::Block(vec![
+                xmpp_session::jid::Jid::new("bob@localhost").unwrap(),
+            ]),
+        )
+        .unwrap();
+    let a = net.server.connect();
+    net.server.authenticate_plain(a, "alice", "pass");
+    net.server.hold_requests(true);
+    net.server.bind(a, Some("a"));
+    // The bind asked for the blocklist; alice's message waits behind it.
+    assert!(
+        matches!(
+            net.server.held_requests().as_slice(),
+            [Request::LoadBlocklist { .. }]
+        ),
+        "{:?}",
+        net.server.held_requests()
+    );
+    net.server.send(
+        a,
+        "<message to='bob@localhost' type='chat' id='early'><body>hi</body></message>",
+    );
+    assert!(net.server.take(a).is_empty());
+    assert!(net.server.take(bob).is_empty());
+    net.server.hold_requests(false);
+    net.server.answer_all_held();
+    let got = net.server.take(a);
+    assert_eq!(
+        got,
+        vec![parse_stanza(&blocked_error(
+            "message",
+            "bob@localhost",
+            "alice@localhost/a",
+            "early"
+        ))]
+    );
+    assert!(net.server.take(bob).is_empty());
+}

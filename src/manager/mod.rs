@@ -357,6 +357,12 @@ impl SessionManager {
     /// would break the XML stream.
     pub fn send(&mut self, id: SessionId, stanza: &Element) -> bool {
         match self.sessions.get(&id) {
+            // A bound session's stanzas pass its output seam (XEP-0352 hold
+            // stage, then the send point; see `csi`).
+            Some(s) if s.is_open() && s.bound().is_some() => {
+                self.transmit_element(id, stanza);
+                true
+            }
             Some(s) if s.is_open() => {
                 s.send_element(&mut self.out, stanza);
                 true
