@@ -72,7 +72,7 @@ std::thread_local! {
 
 impl OsRandom {
     /// How many bytes one operating-system call reads ahead.
-    pub const BLOCK: usize = 256;
+    pub const BLOCK: usize = 4096;
 
     /// Wipes this thread's buffered bytes, so that the next fill reads the
     /// operating system again (e.g. in a child process after `fork`).

@@ -48,6 +48,17 @@ pub fn set_attr(el: &mut Element, name: &'static str, value: impl Into<String>) 
         .insert(Namespace::NONE, attr_name(name), value.into());
 }
 
+/// The value of `el`'s attribute `name` in no namespace, found by one walk
+/// over its (few) attributes: a map lookup compares namespace and name
+/// strings at every level, which costs more.
+#[inline]
+pub(crate) fn attr<'a>(el: &'a Element, name: &str) -> Option<&'a str> {
+    el.attrs()
+        .iter()
+        .find(|((ns, n), _)| ns.as_str().is_empty() && n.as_str() == name)
+        .map(|(_, value)| value.as_str())
+}
+
 /// Removes an attribute in no namespace, returning its value.
 pub fn remove_attr(el: &mut Element, name: &str) -> Option<String> {
     el.attrs_mut().remove(Namespace::NONE.as_str(), name)
@@ -97,13 +108,24 @@ impl StanzaKind {
 /// `from` and `to` swapped, the given `type`.
 pub(crate) fn reply_skeleton(original: &Element, name: &str, ty: &'static str) -> Element {
     let mut reply = Element::bare(name, NS_CLIENT);
-    if let Some(id) = original.attr("id") {
+    let (mut id, mut from, mut to) = (None, None, None);
+    for ((ns, attr), value) in original.attrs().iter() {
+        if ns.as_str().is_empty() {
+            match attr.as_str() {
+                "id" => id = Some(value.as_str()),
+                "from" => from = Some(value.as_str()),
+                "to" => to = Some(value.as_str()),
+                _ => {}
+            }
+        }
+    }
+    if let Some(id) = id {
         set_attr(&mut reply, "id", id);
     }
-    if let Some(from) = original.attr("from") {
+    if let Some(from) = from {
         set_attr(&mut reply, "to", from);
     }
-    if let Some(to) = original.attr("to") {
+    if let Some(to) = to {
         set_attr(&mut reply, "from", to);
     }
     set_attr(&mut reply, "type", ty);

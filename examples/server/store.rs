@@ -297,12 +297,12 @@ impl Store for Db {
                         let salt: Option<Vec<u8>> = row.get(at)?;
                         Ok(match salt {
                             None => None,
-                            Some(salt) => Some(ScramKeys {
-                                salt: salt.into(),
-                                iterations: row.get(at + 1)?,
-                                stored_key: row.get::<_, Vec<u8>>(at + 2)?.into(),
-                                server_key: row.get::<_, Vec<u8>>(at + 3)?.into(),
-                            }),
+                            Some(salt) => Some(ScramKeys::new(
+                                salt,
+                                row.get(at + 1)?,
+                                row.get::<_, Vec<u8>>(at + 2)?,
+                                row.get::<_, Vec<u8>>(at + 3)?,
+                            )),
                         })
                     };
                     Ok(Credentials {

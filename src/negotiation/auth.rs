@@ -5,16 +5,20 @@
 //! password to the embedder ([`Request::VerifyPassword`]), which runs PBKDF2
 //! wherever it likes and answers with [`Response::PasswordChecked`].
 //!
-//! What is wiped (zeroized) on the way: the `<auth/>`/`<response/>` base64 text
-//! copied out of the element, the decoded payload bytes, the text nodes of the
+//! What is wiped (zeroized) on the way: a copy of the `<auth/>`/`<response/>`
+//! base64 text (made only when it is split over several text nodes; otherwise
+//! it is decoded in place), the decoded payload bytes, the text nodes of the
 //! SASL element itself, the SASLprepped copy made to validate a PLAIN password,
 //! and the [`Password`](crate::sasl::Password) in the request (on drop, wherever
 //! the embedder drops it). Not wiped: the raw bytes in the stream reader's input
 //! buffer (overwritten as later input arrives) and any temporary copies made
 //! inside `stringprep`.
 
+use std::collections::VecDeque;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::{BufMut, BytesMut};
 use minidom::Element;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -22,6 +26,7 @@ use super::{Ctx, Step};
 use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
+use crate::ids::SessionId;
 use crate::output::Output;
 use crate::sasl::{Mechanism, SaslExchange, SaslFailure, SaslStep};
 use crate::session::{Blocked, Phase, Session, SessionKind};
@@ -91,11 +96,16 @@ impl Session {
                         Some("Out of order SASL element"),
                     );
                 };
-                let Some(data) = decode_payload(&Zeroizing::new(el.text())) else {
+                let Some(data) = element_payload(el) else {
                     return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
                 };
-                let step = exchange.respond(data.as_ref().map_or(&[][..], |data| data.as_slice()));
-                self.apply_sasl_step(ctx, step)
+                match exchange.respond_inline(data.as_ref().map_or(&[][..], |data| data.as_slice()))
+                {
+                    Ok((username, server_final)) => {
+                        self.sasl_success(ctx, &username, Some(server_final.as_slice()))
+                    }
+                    Err(step) => self.apply_sasl_step(ctx, step),
+                }
             }
             "abort" => {
                 self.set_sasl(None);
@@ -120,7 +130,7 @@ impl Session {
         if !self.secure && ctx.config.require_tls {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(mechanism) = el.attr("mechanism").and_then(Mechanism::from_name) else {
+        let Some(mechanism) = xml::attr(el, "mechanism").and_then(Mechanism::from_name) else {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         };
         if !ctx.config.mechanisms.contains(&mechanism) {
@@ -129,7 +139,7 @@ impl Session {
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(initial) = decode_payload(&Zeroizing::new(el.text())) else {
+        let Some(initial) = element_payload(el) else {
             return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
         };
         let mut nonce = [0u8; NONCE_BYTES];
@@ -160,12 +170,21 @@ impl Session {
             return Step::Continue;
         }
         self.blocked = None;
+        let id = self.id;
         let Some(exchange) = self.sasl_mut() else {
             return Step::Continue;
         };
         let plain = exchange.mechanism().is_plaintext();
         let step = match response {
-            Response::Credentials(creds) if !plain => exchange.provide_credentials(creds.as_ref()),
+            Response::Credentials(creds) if !plain => {
+                match exchange.offer_credentials(creds.as_ref()) {
+                    Ok(challenge) => {
+                        send_payload(ctx.out, id, "challenge", Some(challenge));
+                        return Step::Continue;
+                    }
+                    Err(step) => step,
+                }
+            }
             Response::PasswordChecked(check) if plain => exchange.provide_password_check(check),
             _ => SaslStep::Failure {
                 failure: SaslFailure::TemporaryAuthFailure,
@@ -178,12 +197,7 @@ impl Session {
     fn apply_sasl_step(&mut self, ctx: &mut Ctx<'_>, step: SaslStep) -> Step {
         match step {
             SaslStep::Challenge(data) => {
-                let text = if data.is_empty() {
-                    "=".to_owned()
-                } else {
-                    BASE64.encode(&data)
-                };
-                self.send_element(ctx.out, &xml::text_element("challenge", NS_SASL, &text));
+                send_payload(ctx.out, self.id, "challenge", Some(&data));
                 Step::Continue
             }
             SaslStep::NeedCredentials { username } => {
@@ -207,33 +221,34 @@ impl Session {
             SaslStep::Success {
                 username,
                 additional_data,
-            } => {
-                let Ok(node) = jid::NodePart::new(&username) else {
-                    return self.sasl_failure(
-                        ctx,
-                        SaslFailure::NotAuthorized,
-                        Some("User authenticated successfully, but username was invalid"),
-                    );
-                };
-                let mut success = Element::bare("success", NS_SASL);
-                if let Some(data) = additional_data {
-                    success.append_text_node(if data.is_empty() {
-                        "=".to_owned()
-                    } else {
-                        BASE64.encode(&data)
-                    });
-                }
-                self.send_element(ctx.out, &success);
-                self.set_sasl(None);
-                self.username = Some(node.as_str().to_owned());
-                self.phase = Phase::Authenticated;
-                self.notopen = true;
-                self.reader.restart();
-                self.reader.set_limits(ctx.config.limits);
-                Step::Authenticated
-            }
+            } => self.sasl_success(ctx, &username, additional_data.as_deref()),
             SaslStep::Failure { failure, text } => self.sasl_failure(ctx, failure, text),
         }
+    }
+
+    /// Sends `<success/>` (with the additional data, if any) and restarts
+    /// the stream as the authenticated `username`.
+    fn sasl_success(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        username: &str,
+        additional_data: Option<&[u8]>,
+    ) -> Step {
+        let Ok(node) = jid::NodePart::new(username) else {
+            return self.sasl_failure(
+                ctx,
+                SaslFailure::NotAuthorized,
+                Some("User authenticated successfully, but username was invalid"),
+            );
+        };
+        send_payload(ctx.out, self.id, "success", additional_data);
+        self.set_sasl(None);
+        self.username = Some(node.as_str().to_owned());
+        self.phase = Phase::Authenticated;
+        self.notopen = true;
+        self.reader.restart();
+        self.reader.set_limits(ctx.config.limits);
+        Step::Authenticated
     }
 
     fn send_failure(&self, ctx: &mut Ctx<'_>, failure: SaslFailure, text: Option<&str>) {
@@ -276,6 +291,57 @@ impl Session {
     }
 }
 
+/// Queues `<name xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` with `data` in
+/// base64 (`=` when empty), or the empty element when there is no data,
+/// written directly: the same bytes the writer gives for such an element
+/// (base64 needs no escaping).
+fn send_payload(out: &mut VecDeque<Output>, session: SessionId, name: &str, data: Option<&[u8]>) {
+    let encoded = data.map_or(0, |data| {
+        base64::encoded_len(data.len(), true).unwrap_or(0).max(1)
+    });
+    let mut buf = BytesMut::with_capacity(2 * name.len() + NS_SASL.len() + encoded + 16);
+    buf.put_u8(b'<');
+    buf.put_slice(name.as_bytes());
+    buf.put_slice(b" xmlns='");
+    buf.put_slice(NS_SASL.as_bytes());
+    match data {
+        None => buf.put_slice(b"'/>"),
+        Some(data) => {
+            buf.put_slice(b"'>");
+            if data.is_empty() {
+                buf.put_u8(b'=');
+            } else {
+                let start = buf.len();
+                buf.resize(start.saturating_add(encoded), 0);
+                let written = buf
+                    .get_mut(start..)
+                    .and_then(|tail| BASE64.encode_slice(data, tail).ok())
+                    .unwrap_or(0);
+                buf.truncate(start.saturating_add(written));
+            }
+            buf.put_slice(b"</");
+            buf.put_slice(name.as_bytes());
+            buf.put_u8(b'>');
+        }
+    }
+    out.push_back(Output::Transmit {
+        session,
+        data: buf.freeze(),
+    });
+}
+
+/// Decodes the payload of a SASL element (see [`decode_payload`]). Its one
+/// text node is decoded where it is; only text split over several nodes is
+/// first joined into a copy, wiped after use.
+fn element_payload(el: &Element) -> Option<Option<Zeroizing<Vec<u8>>>> {
+    let mut texts = el.texts();
+    match (texts.next(), texts.next()) {
+        (None, _) => decode_payload(""),
+        (Some(text), None) => decode_payload(text),
+        (Some(_), Some(_)) => decode_payload(&Zeroizing::new(el.text())),
+    }
+}
+
 /// Decodes a SASL payload: `None` on bad base64, `Some(None)` when there is
 /// no data at all, `Some(Some(empty))` for `=`. The decoded bytes (a PLAIN
 /// password among them) are wiped when dropped.
@@ -295,7 +361,51 @@ fn decode_payload(text: &str) -> Option<Option<Zeroizing<Vec<u8>>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_payload;
+    use super::*;
+
+    /// `send_payload` writes what serialising the element would.
+    #[test]
+    fn direct_payload_matches_the_writer() {
+        let session = SessionId(7);
+        for (name, data) in [
+            ("challenge", Some(&b"r=abc,s=c2FsdA==,i=4096"[..])),
+            ("challenge", Some(&b""[..])),
+            ("success", Some(&b"v=\x00\xff\x10"[..])),
+            ("success", None),
+        ] {
+            let mut out = VecDeque::new();
+            send_payload(&mut out, session, name, data);
+            let mut el = Element::bare(name, NS_SASL);
+            if let Some(data) = data {
+                el.append_text_node(if data.is_empty() {
+                    "=".to_owned()
+                } else {
+                    BASE64.encode(data)
+                });
+            }
+            let expected = crate::stream::element_bytes(&el);
+            assert_eq!(
+                out.pop_front(),
+                Some(Output::Transmit {
+                    session,
+                    data: expected
+                })
+            );
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn element_payload_joins_text_nodes() {
+        let decoded = |el: &Element| element_payload(el).map(|data| data.map(|d| d.to_vec()));
+        let mut el = Element::bare("auth", NS_SASL);
+        assert_eq!(decoded(&el), Some(None));
+        el.append_text_node("AGEA");
+        assert_eq!(decoded(&el), Some(Some(b"\0a\0".to_vec())));
+        el.append_child(Element::bare("x", NS_SASL));
+        el.append_text_node("Yg==");
+        assert_eq!(decoded(&el), Some(Some(b"\0a\0b".to_vec())));
+    }
 
     #[test]
     fn payload_decoding() {

@@ -127,7 +127,7 @@ impl Session {
     /// served; other requests get `service-unavailable`, errors and results
     /// are dropped, and nothing is routed.
     fn handle_unbound_stanza(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
-        let ty = el.attr("type");
+        let ty = xml::attr(&el, "type");
         if ty == Some("error") {
             return Step::Continue;
         }
@@ -135,8 +135,8 @@ impl Session {
             if !matches!(ty, Some("get") | Some("set")) {
                 return Step::Continue;
             }
-            if let Some(bind) = el.get_child("bind", xml::NS_BIND) {
-                return self.handle_bind_iq(ctx, &el, bind);
+            if el.get_child("bind", xml::NS_BIND).is_some() {
+                return self.handle_bind_iq(ctx, el);
             }
         }
         self.reply_error(ctx, &el, &StanzaError::service_unavailable());

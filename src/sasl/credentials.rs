@@ -1,7 +1,7 @@
 //! Stored credentials: SCRAM salted keys (RFC 5802 §3) and the primitives behind them.
 
 use core::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -68,28 +68,6 @@ impl ScramHash {
         }
     }
 
-    /// `HMAC(key, parts[0] || parts[1] || ...)`, held inline: the message is
-    /// fed in pieces, so it never has to be assembled.
-    pub(crate) fn hmac_parts(self, key: &[u8], parts: &[&[u8]]) -> HashBytes {
-        fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> HashBytes {
-            // HMAC accepts keys of any length: the error arm is unreachable
-            // and gives an empty output, which never matches a stored key.
-            match <M as KeyInit>::new_from_slice(key) {
-                Ok(mut mac) => {
-                    for part in parts {
-                        mac.update(part);
-                    }
-                    HashBytes::new(&mac.finalize().into_bytes())
-                }
-                Err(_) => HashBytes::EMPTY,
-            }
-        }
-        match self {
-            ScramHash::Sha1 => run::<Hmac<Sha1>>(key, parts),
-            ScramHash::Sha256 => run::<Hmac<Sha256>>(key, parts),
-        }
-    }
-
     /// `Hi(password, salt, iterations)`, i.e. PBKDF2 with HMAC of this hash.
     fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.output_len()];
@@ -145,13 +123,91 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// HMAC states already keyed with `StoredKey` and `ServerKey`: the key
+/// blocks (RFC 2104's inner and outer pads) are hashed once, so a login
+/// runs only the compressions of its own `AuthMessage` and the outer hash.
+pub(crate) enum KeyedMacs {
+    /// SCRAM-SHA-1.
+    Sha1 {
+        stored: Hmac<Sha1>,
+        server: Hmac<Sha1>,
+    },
+    /// SCRAM-SHA-256.
+    Sha256 {
+        stored: Hmac<Sha256>,
+        server: Hmac<Sha256>,
+    },
+}
+
+impl KeyedMacs {
+    /// Keys both states (`None` is unreachable: HMAC takes keys of any
+    /// length).
+    fn new(hash: ScramHash, stored_key: &[u8], server_key: &[u8]) -> Option<Self> {
+        Some(match hash {
+            ScramHash::Sha1 => KeyedMacs::Sha1 {
+                stored: KeyInit::new_from_slice(stored_key).ok()?,
+                server: KeyInit::new_from_slice(server_key).ok()?,
+            },
+            ScramHash::Sha256 => KeyedMacs::Sha256 {
+                stored: KeyInit::new_from_slice(stored_key).ok()?,
+                server: KeyInit::new_from_slice(server_key).ok()?,
+            },
+        })
+    }
+
+    fn hash(&self) -> ScramHash {
+        match self {
+            KeyedMacs::Sha1 { .. } => ScramHash::Sha1,
+            KeyedMacs::Sha256 { .. } => ScramHash::Sha256,
+        }
+    }
+
+    /// `HMAC(StoredKey, parts[0] || parts[1] || ...)` (the `ClientSignature`
+    /// when the parts make up the `AuthMessage`).
+    pub(crate) fn client_signature(&self, parts: &[&[u8]]) -> HashBytes {
+        match self {
+            KeyedMacs::Sha1 { stored, .. } => mac_parts(stored.clone(), parts),
+            KeyedMacs::Sha256 { stored, .. } => mac_parts(stored.clone(), parts),
+        }
+    }
+
+    /// `HMAC(ServerKey, parts[0] || parts[1] || ...)` (the `ServerSignature`).
+    pub(crate) fn server_signature(&self, parts: &[&[u8]]) -> HashBytes {
+        match self {
+            KeyedMacs::Sha1 { server, .. } => mac_parts(server.clone(), parts),
+            KeyedMacs::Sha256 { server, .. } => mac_parts(server.clone(), parts),
+        }
+    }
+}
+
+/// Feeds `parts` to a keyed `mac` and returns the tag inline.
+fn mac_parts<M: Mac>(mut mac: M, parts: &[&[u8]]) -> HashBytes {
+    for part in parts {
+        mac.update(part);
+    }
+    HashBytes::new(&mac.finalize().into_bytes())
+}
+
+/// [`KeyedMacs`] for the keys they were made from (the same allocations).
+struct MacCache {
+    stored_key: Arc<[u8]>,
+    server_key: Arc<[u8]>,
+    macs: Option<Arc<KeyedMacs>>,
+}
+
 /// SCRAM salted keys for one hash (RFC 5802 §3): what a store keeps instead of a password.
 ///
 /// The byte strings are shared (`Arc<[u8]>`), so a store hands out a clone of its
-/// [`Credentials`] for every login without copying them.
+/// [`Credentials`] for every login without copying them. The HMAC states keyed
+/// with `stored_key` and `server_key` are made at the first login and shared by
+/// every clone, so later logins skip the HMAC key schedule. They belong to the
+/// key allocations they were made from: a field replaced after that is used
+/// as it is, without the shared states.
 ///
-/// `Debug` output redacts the keys.
-#[derive(Clone, PartialEq, Eq)]
+/// Build keys with [`ScramKeys::derive`] (from a password) or
+/// [`ScramKeys::new`] (as stored). `Debug` output redacts the keys; equality
+/// compares the four fields.
+#[derive(Clone)]
 pub struct ScramKeys {
     /// Salt used to derive the salted password.
     pub salt: Arc<[u8]>,
@@ -161,7 +217,20 @@ pub struct ScramKeys {
     pub stored_key: Arc<[u8]>,
     /// `ServerKey = HMAC(SaltedPassword, "Server Key")`.
     pub server_key: Arc<[u8]>,
+    /// Keyed HMAC states, made on first use and shared by clones.
+    macs: Arc<OnceLock<MacCache>>,
 }
+
+impl PartialEq for ScramKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.salt == other.salt
+            && self.iterations == other.iterations
+            && self.stored_key == other.stored_key
+            && self.server_key == other.server_key
+    }
+}
+
+impl Eq for ScramKeys {}
 
 impl fmt::Debug for ScramKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,6 +244,44 @@ impl fmt::Debug for ScramKeys {
 }
 
 impl ScramKeys {
+    /// Keys as a store kept them: the salt, the iteration count, `StoredKey`
+    /// and `ServerKey` (e.g. read back from a database).
+    #[must_use]
+    pub fn new(
+        salt: impl Into<Arc<[u8]>>,
+        iterations: u32,
+        stored_key: impl Into<Arc<[u8]>>,
+        server_key: impl Into<Arc<[u8]>>,
+    ) -> Self {
+        ScramKeys {
+            salt: salt.into(),
+            iterations,
+            stored_key: stored_key.into(),
+            server_key: server_key.into(),
+            macs: Arc::default(),
+        }
+    }
+
+    /// HMAC states keyed with `stored_key` and `server_key` for `hash`: the
+    /// shared ones when they were made from these very keys, else new ones.
+    pub(crate) fn keyed_macs(&self, hash: ScramHash) -> Option<Arc<KeyedMacs>> {
+        let cache = self.macs.get_or_init(|| MacCache {
+            stored_key: Arc::clone(&self.stored_key),
+            server_key: Arc::clone(&self.server_key),
+            macs: KeyedMacs::new(hash, &self.stored_key, &self.server_key).map(Arc::new),
+        });
+        match &cache.macs {
+            Some(macs)
+                if macs.hash() == hash
+                    && Arc::ptr_eq(&cache.stored_key, &self.stored_key)
+                    && Arc::ptr_eq(&cache.server_key, &self.server_key) =>
+            {
+                Some(Arc::clone(macs))
+            }
+            _ => KeyedMacs::new(hash, &self.stored_key, &self.server_key).map(Arc::new),
+        }
+    }
+
     /// Derives the keys for `password` (SASLprepped; the raw text is used if SASLprep
     /// fails). An iteration count of 0 is treated as 1.
     ///
@@ -193,12 +300,7 @@ impl ScramKeys {
         let server_key = hash.hmac(&salted, b"Server Key");
         salted.zeroize();
         client_key.zeroize();
-        ScramKeys {
-            salt: salt.into(),
-            iterations,
-            stored_key: stored_key.into(),
-            server_key: server_key.into(),
-        }
+        ScramKeys::new(salt, iterations, stored_key, server_key)
     }
 
     /// Checks `password` against these keys in constant time.
@@ -302,6 +404,57 @@ mod tests {
         assert!(keys.verify_password(ScramHash::Sha1, "pencil"));
         assert!(!keys.verify_password(ScramHash::Sha1, "pencil2"));
         assert!(!keys.verify_password(ScramHash::Sha256, "pencil"));
+    }
+
+    /// The shared keyed HMAC states give the plain HMACs, and never
+    /// outlive the keys they were made from.
+    #[test]
+    fn keyed_macs_follow_the_keys() {
+        let parts: [&[u8]; 3] = [b"client-first-bare", b",", b"server-first"];
+        let message = parts.concat();
+        for hash in [ScramHash::Sha1, ScramHash::Sha256] {
+            let keys = ScramKeys::derive(hash, "pencil", b"salt", 2);
+            let check = |keys: &ScramKeys| {
+                let macs = keys.keyed_macs(hash).expect("any key length");
+                assert_eq!(
+                    macs.client_signature(&parts).as_slice(),
+                    hash.hmac(&keys.stored_key, &message)
+                );
+                assert_eq!(
+                    macs.server_signature(&parts).as_slice(),
+                    hash.hmac(&keys.server_key, &message)
+                );
+            };
+            check(&keys);
+            // Made once, then shared by clones.
+            let clone = keys.clone();
+            check(&clone);
+            // A replaced key is used as it is, not the shared states.
+            let mut replaced = keys.clone();
+            replaced.stored_key = hash.hmac(b"other", b"key").into();
+            replaced.server_key = hash.hmac(b"another", b"key").into();
+            check(&replaced);
+            check(&keys);
+            assert_ne!(replaced, keys);
+            // States keyed for one hash are not used for the other.
+            let other = match hash {
+                ScramHash::Sha1 => ScramHash::Sha256,
+                ScramHash::Sha256 => ScramHash::Sha1,
+            };
+            let macs = keys.keyed_macs(other).expect("any key length");
+            assert_eq!(
+                macs.client_signature(&parts).as_slice(),
+                other.hmac(&keys.stored_key, &message)
+            );
+            // Equality ignores the shared states.
+            let fresh = ScramKeys::new(
+                keys.salt.to_vec(),
+                keys.iterations,
+                keys.stored_key.to_vec(),
+                keys.server_key.to_vec(),
+            );
+            assert_eq!(fresh, keys);
+        }
     }
 
     #[test]

@@ -443,12 +443,10 @@ impl SaslExchange {
         let Some((hash, keys)) = keys else {
             return Err(fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED));
         };
-        self.state = State::ScramAwaitClientFinal(scram::Pending::new(
-            hash,
-            first,
-            &self.server_nonce,
-            keys,
-        ));
+        let Some(pending) = scram::Pending::new(hash, first, &self.server_nonce, keys) else {
+            return Err(fail(SaslFailure::NotAuthorized, TEXT_NOT_AUTHORIZED));
+        };
+        self.state = State::ScramAwaitClientFinal(pending);
         match &self.state {
             State::ScramAwaitClientFinal(pending) => Ok(pending.server_first.as_bytes()),
             _ => Err(fail(

@@ -1,9 +1,11 @@
 //! SCRAM (RFC 5802, RFC 7677) message parsing and proof verification, server side.
 
+use std::sync::Arc;
+
 use base64::prelude::*;
 
 use super::SaslFailure;
-use super::credentials::{HashBytes, ScramHash, ScramKeys, ct_eq};
+use super::credentials::{HashBytes, KeyedMacs, ScramHash, ScramKeys, ct_eq};
 
 /// Whether `c` may appear in a SCRAM nonce (`printable` in RFC 5802 §7).
 pub(crate) fn is_nonce_char(c: char) -> bool {
@@ -136,7 +138,8 @@ pub(crate) struct Pending {
     /// `r=<combined nonce>,s=<salt>,i=<iterations>`.
     pub server_first: String,
     stored_key: HashBytes,
-    server_key: HashBytes,
+    /// HMACs keyed with `StoredKey` and `ServerKey`.
+    macs: Arc<KeyedMacs>,
     pub username: String,
 }
 
@@ -145,13 +148,15 @@ pub(crate) struct Pending {
 const PROOF_B64_INLINE: usize = 88;
 
 impl Pending {
-    /// Builds the server-first message for `first` using the stored `keys`.
+    /// Builds the server-first message for `first` using the stored `keys`
+    /// (`None` only if the keys cannot key an HMAC, which never happens).
     pub(crate) fn new(
         hash: ScramHash,
         first: ClientFirst,
         server_nonce: &str,
         keys: &ScramKeys,
-    ) -> Self {
+    ) -> Option<Self> {
+        let macs = keys.keyed_macs(hash)?;
         let client_nonce = first.client_nonce();
         let salt_len = base64::encoded_len(keys.salt.len(), true).unwrap_or(0);
         let mut server_first =
@@ -163,15 +168,15 @@ impl Pending {
         BASE64_STANDARD.encode_string(&keys.salt, &mut server_first);
         server_first.push_str(",i=");
         push_decimal(&mut server_first, keys.iterations.max(1));
-        Pending {
+        Some(Pending {
             hash,
             client_first: first.message,
             bare_start: first.bare_start,
             server_first,
             stored_key: HashBytes::new(&keys.stored_key),
-            server_key: HashBytes::new(&keys.server_key),
+            macs,
             username: first.username,
-        }
+        })
     }
 
     fn gs2_header(&self) -> &[u8] {
@@ -246,9 +251,7 @@ impl Pending {
             b",",
             without_proof.as_bytes(),
         ];
-        let client_signature = self
-            .hash
-            .hmac_parts(self.stored_key.as_slice(), &auth_message);
+        let client_signature = self.macs.client_signature(&auth_message);
         let mut client_key = [0u8; HashBytes::MAX];
         for ((k, p), s) in client_key
             .iter_mut()
@@ -264,9 +267,7 @@ impl Pending {
         ) {
             return Err(SaslFailure::NotAuthorized);
         }
-        let server_signature = self
-            .hash
-            .hmac_parts(self.server_key.as_slice(), &auth_message);
+        let server_signature = self.macs.server_signature(&auth_message);
         Ok(ServerFinal::new(server_signature.as_slice()))
     }
 }

@@ -455,12 +455,24 @@ struct Head {
 }
 
 /// A prefixed attribute of `head`, resolved when the head is complete.
+///
+/// In the stream header the unprefixed attributes wait here too, with an
+/// empty prefix range (a real prefix is never empty): `finish_header` reads
+/// the few it needs once, so they never go through an [`AttrMap`].
 #[derive(Debug)]
 struct HeadAttr {
-    /// Range of the prefix in `attr_names`.
+    /// Range of the prefix in `attr_names`; empty for an unprefixed
+    /// attribute of the stream header.
     prefix: (usize, usize),
     local: NcName,
     value: String,
+}
+
+impl HeadAttr {
+    /// An unprefixed attribute of the stream header.
+    fn is_unprefixed(&self) -> bool {
+        self.prefix.0 == self.prefix.1
+    }
 }
 
 /// The attribute whose value is being read.
@@ -1809,6 +1821,20 @@ impl StreamReader {
         let mark = head.mark;
         // `xmlns='…'` binds the default namespace, `xmlns:p='…'` p.
         let bound = match std::mem::take(&mut self.cur_attr) {
+            CurAttr::Plain(local) if self.phase == Phase::Prolog => {
+                // The stream header (see `HeadAttr`); the count is bounded
+                // by `max_attributes` above.
+                self.dup |= self
+                    .head_attrs
+                    .iter()
+                    .any(|a| a.is_unprefixed() && a.local == local);
+                self.head_attrs.push(HeadAttr {
+                    prefix: (0, 0),
+                    local,
+                    value: value.to_owned(),
+                });
+                return Ok(());
+            }
             CurAttr::Plain(local) => {
                 let old = self
                     .attrs
@@ -1957,26 +1983,36 @@ impl StreamReader {
         let (prefix, local) = parts(self.top_name(), head.colon);
         let ns = lookup(&self.bindings, &self.ns_arena, prefix).ok_or(NWF)?;
         let name_ok = ns == NS_STREAMS && local == b"stream";
+        if self.dup {
+            return Err(NWF);
+        }
+        let mut header = StreamHeader {
+            name_ok,
+            ..StreamHeader::default()
+        };
+        // The unprefixed attributes, moved out in one pass (no map, no
+        // copies); then the prefixed ones as for any element.
+        for attr in self.head_attrs.extract_if(.., |a| a.is_unprefixed()) {
+            let slot = match attr.local.as_str() {
+                "to" => &mut header.to,
+                "from" => &mut header.from,
+                "version" => &mut header.version,
+                "id" => &mut header.id,
+                _ => continue,
+            };
+            *slot = Some(attr.value);
+        }
         let mut attrs = std::mem::replace(&mut self.attrs, AttrMap::new());
         self.resolve_prefixed(&mut attrs)?;
+        header.lang = attrs.remove(Namespace::xml(), "lang");
         let arena = &self.ns_arena;
-        let default_ns = self
+        header.default_ns = self
             .bindings
             .get(head.mark.bindings..)
             .unwrap_or_default()
             .iter()
             .find(|b| b.prefix.is_none())
             .map(|b| arena.get(b.ns.0..b.ns.1).unwrap_or_default().to_owned());
-        let get = |name: &str| attrs.get(Namespace::none(), name).cloned();
-        let header = StreamHeader {
-            name_ok,
-            default_ns,
-            to: get("to"),
-            from: get("from"),
-            version: get("version"),
-            lang: attrs.get(Namespace::xml(), "lang").cloned(),
-            id: get("id"),
-        };
         self.phase = Phase::Open;
         self.counting = false;
         Ok(StreamEvent::Open(header))
@@ -2147,6 +2183,35 @@ pub(crate) mod tests {
             id: Some("abc".into()),
         };
         assert_eq!(events, vec![Ok(StreamEvent::Open(expected))]);
+    }
+
+    /// The header's unprefixed attributes bypass the attribute map: a
+    /// duplicate is still not well-formed, and a prefixed attribute of the
+    /// same local name is a different attribute.
+    #[test]
+    fn header_attributes_without_the_map() {
+        let open = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+            xmlns:a='urn:a' ";
+        let read =
+            |attrs: &str| read_all(format!("{open}{attrs}>").as_bytes(), XmlLimits::default());
+        assert_eq!(
+            read("to='x' version='1.0' to='y'"),
+            vec![Err(ReadError::NotWellFormed)]
+        );
+        assert_eq!(
+            read("a:to='x' a:to='y'"),
+            vec![Err(ReadError::NotWellFormed)]
+        );
+        let expected = StreamHeader {
+            name_ok: true,
+            to: Some("y".into()),
+            lang: Some("de".into()),
+            ..StreamHeader::default()
+        };
+        assert_eq!(
+            read("a:to='x' to='y' xml:lang='de' a:lang='fr'"),
+            vec![Ok(StreamEvent::Open(expected))]
+        );
     }
 
     #[test]

@@ -195,6 +195,26 @@ pub(crate) fn carbon_copy(from: &str, to: &str, ty: Option<&str>, tail: &[u8]) -
     out.freeze()
 }
 
+/// Writes `<iq from='…' id='…' type='result'>` (`from` and `id` only when
+/// given): the start tag [`write_element`] writes for such an iq, with the
+/// attributes in the same (name) order. Values are escaped.
+pub(crate) fn write_iq_result_open(out: &mut BytesMut, from: Option<&str>, id: Option<&str>) {
+    out.put_slice(b"<iq");
+    if let Some(from) = from {
+        write_attr(out, b"from", from);
+    }
+    if let Some(id) = id {
+        write_attr(out, b"id", id);
+    }
+    out.put_slice(b" type='result'>");
+}
+
+/// Writes `text` as element content, escaped as [`write_element`] escapes
+/// a text node.
+pub(crate) fn write_text(out: &mut BytesMut, text: &str) {
+    escape(text.as_bytes(), false, out);
+}
+
 /// ` name='escaped value'`
 fn write_attr(out: &mut BytesMut, name: &[u8], value: &str) {
     out.put_u8(b' ');
