@@ -370,6 +370,39 @@ fn eligibility_follows_section_6() {
 }
 
 #[test]
+fn a_muc_private_message_to_a_full_jid_is_not_copied() {
+    let mut net = net();
+    enable(&mut net, "alice@localhost/b");
+    let (a, bob) = (net.id("alice@localhost/a"), net.id("bob@localhost/r"));
+    let x = "<x xmlns='http://jabber.org/protocol/muc#user'/>";
+    net.send(
+        bob,
+        &format!(
+            "<message to='alice@localhost/a' type='chat' id='pm'><body>hi</body>{x}</message>"
+        ),
+    );
+    net.expect_only(&[(
+        a,
+        &[&format!(
+            "<message from='bob@localhost/r' to='alice@localhost/a' type='chat' id='pm'><body>hi</body>{x}</message>"
+        )],
+    )]);
+    // Sent by alice (a PM through a room), it is copied as usual.
+    net.send(
+        a,
+        &format!("<message to='bob@localhost/r' type='chat' id='pm2'><body>hi</body>{x}</message>"),
+    );
+    let original = format!(
+        "<message from='alice@localhost/a' to='bob@localhost/r' type='chat' id='pm2'><body>hi</body>{x}</message>"
+    );
+    let b = net.id("alice@localhost/b");
+    net.expect_only(&[
+        (bob, &[&original]),
+        (b, &[&alice_carbon("sent", "alice@localhost/b", &original)]),
+    ]);
+}
+
+#[test]
 fn private_is_only_stripped_for_local_recipients() {
     let mut net = net();
     enable(&mut net, "alice@localhost/b");

@@ -19,7 +19,9 @@
 //! `<private xmlns='urn:xmpp:carbons:2'/>` (stripped on local delivery) or
 //! `<no-copy xmlns='urn:xmpp:hints'/>`, and never one that already carries a
 //! carbons `<sent/>` / `<received/>` wrapper (a client cannot get its own
-//! wrapper copied as if the server made it).
+//! wrapper copied as if the server made it). A MUC private message (with
+//! `<x xmlns='http://jabber.org/protocol/muc#user'/>`) delivered to a full
+//! JID is not copied to the other resources.
 //!
 //! The wrapper's `from` is the account's bare JID, its `to` the recipient's
 //! full JID and its `type` the original's. The forwarded message is
@@ -60,6 +62,13 @@ pub(super) fn eligible(stanza: &Stanza) -> bool {
                 || c.is("sent", NS_CARBONS)
                 || c.is("received", NS_CARBONS)
         })
+}
+
+/// Whether a message delivered to a full JID is a MUC private message
+/// (it carries `<x xmlns='http://jabber.org/protocol/muc#user'/>`): the
+/// other resources are not in the room, so it is not copied to them (§6).
+pub(super) fn is_muc_private(message: &Element) -> bool {
+    message.has_child("x", "http://jabber.org/protocol/muc#user")
 }
 
 /// Removes every `<private xmlns='urn:xmpp:carbons:2'/>` child (§6: the

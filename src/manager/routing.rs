@@ -974,6 +974,7 @@ impl SessionManager {
             && let Some(sid) = self.receiving_session(full)
         {
             self.transmit_element(sid, &stanza.element);
+            let copy = copy && !super::carbons::is_muc_private(&stanza.element);
             self.received_carbons(user, &stanza.element, &[sid], copy);
             return Flow::Done;
         }
