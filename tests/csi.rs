@@ -220,3 +220,37 @@ fn other_sessions_are_not_held() {
         &["<message from='alice@localhost/a' to='alice@localhost/b' type='chat' id='c'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"],
     )]);
 }
+
+#[test]
+fn carbons_for_an_inactive_resource_are_held_by_what_they_carry() {
+    let mut net = net();
+    let bob = net.id("bob@localhost/r");
+    net.send(
+        bob,
+        "<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>",
+    );
+    net.settle();
+    let other = net.online("bob", "s", Some(0));
+    net.settle();
+    // A chat state sent from bob/s: its sent carbon waits.
+    net.send(other, "<message to='alice@localhost/a' type='chat' id='c1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    assert!(net.take(bob).is_empty(), "held");
+    net.settle();
+    // A message with a body: its carbon flushes everything.
+    net.send(
+        other,
+        "<message to='alice@localhost/a' type='chat' id='m1'><body>hi</body></message>",
+    );
+    let got = net.take(bob);
+    let ids: Vec<_> = got
+        .iter()
+        .filter_map(|m| {
+            let sent = m.get_child("sent", "urn:xmpp:carbons:2")?;
+            let inner = sent
+                .get_child("forwarded", "urn:xmpp:forward:0")?
+                .get_child("message", "jabber:client")?;
+            Some(inner.attr("id")?.to_owned())
+        })
+        .collect();
+    assert_eq!(ids, ["c1", "m1"], "{got:?}");
+}

@@ -27,7 +27,6 @@
 //! full JID and its `type` the original's. The forwarded message is
 //! serialised once; each copy is that shared tail behind its own start tag.
 
-use bytes::{Bytes, BytesMut};
 use jid::BareJid;
 use minidom::Element;
 use smallvec::SmallVec;
@@ -69,6 +68,21 @@ pub(super) fn eligible(stanza: &Stanza) -> bool {
 /// other resources are not in the room, so it is not copied to them (§6).
 pub(super) fn is_muc_private(message: &Element) -> bool {
     message.has_child("x", "http://jabber.org/protocol/muc#user")
+}
+
+/// The copy as an element (without `to`), for the hold stage.
+fn wrap(user: &BareJid, name: &str, ty: Option<&str>, original: Element) -> Element {
+    let mut message = Element::bare("message", NS_CLIENT);
+    xml::set_attr(&mut message, "from", user.as_str());
+    if let Some(ty) = ty {
+        xml::set_attr(&mut message, "type", ty.to_owned());
+    }
+    let mut forwarded = Element::bare("forwarded", NS_FORWARD);
+    forwarded.append_child(original);
+    let mut wrapper = Element::bare(name, NS_CARBONS);
+    wrapper.append_child(forwarded);
+    message.append_child(wrapper);
+    message
 }
 
 /// Removes every `<private xmlns='urn:xmpp:carbons:2'/>` child (§6: the
@@ -134,11 +148,14 @@ impl SessionManager {
         if targets.is_empty() || !eligible(stanza) {
             return;
         }
-        let mut copy = stanza.element.clone();
-        if copy.attr("to").is_none() {
+        if stanza.element.attr("to").is_some() {
+            self.send_carbons(user, Direction::Sent, &stanza.element, &targets);
+        } else {
+            // Addressed to the own account: the copy names it.
+            let mut copy = stanza.element.clone();
             xml::set_attr(&mut copy, "to", user.as_str());
+            self.send_carbons(user, Direction::Sent, &copy, &targets);
         }
-        self.send_carbons(user, Direction::Sent, copy, &targets);
     }
 
     /// Received copies of a message for `user` that reached `delivered`
@@ -159,45 +176,68 @@ impl SessionManager {
         if targets.is_empty() {
             return;
         }
-        self.send_carbons(user, Direction::Received, message.clone(), &targets);
+        self.send_carbons(user, Direction::Received, message, &targets);
     }
 
-    /// Wraps `original` once and sends one copy to each target.
+    /// Wraps `original` once and sends one copy to each target: the
+    /// original is serialised once into the shared tail of every copy, and
+    /// the wrapper is built as an element only if a target is inactive
+    /// (XEP-0352 classifies elements).
     fn send_carbons(
         &mut self,
         user: &BareJid,
         direction: Direction,
-        original: Element,
+        original: &Element,
         targets: &[SessionId],
     ) {
         let name = match direction {
             Direction::Sent => "sent",
             Direction::Received => "received",
         };
-        let mut message = Element::bare("message", NS_CLIENT);
-        xml::set_attr(&mut message, "from", user.as_str());
-        if let Some(ty) = original.attr("type") {
-            xml::set_attr(&mut message, "type", ty);
-        }
-        let mut forwarded = Element::bare("forwarded", NS_FORWARD);
-        forwarded.append_child(original);
-        let mut wrapper = Element::bare(name, NS_CARBONS);
-        wrapper.append_child(forwarded);
-        message.append_child(wrapper);
-        // Everything after the copy's start tag, serialised once.
-        let mut tail = BytesMut::with_capacity(256);
-        for child in message.children() {
-            stream::write_element(child, &mut tail);
-        }
-        tail.extend_from_slice(b"</message>");
-        let tail: Bytes = tail.freeze();
-        let ty = message.attr("type");
+        let ty = original.attr("type");
+        let inner = stream::element_bytes(original);
+        let Some(tail) = stream::carbon_tail(name, &inner) else {
+            return;
+        };
+        let mut wrapper: Option<Element> = None;
         for &sid in targets {
             let Some(to) = self.sessions.get(&sid).and_then(|s| s.full_jid()) else {
                 continue;
             };
             let data = stream::carbon_copy(user.as_str(), to.as_str(), ty, &tail);
-            self.deliver_bytes(sid, data, &message);
+            if self.is_inactive(sid) {
+                let wrapper = wrapper.get_or_insert_with(|| wrap(user, name, ty, original.clone()));
+                self.deliver_bytes(sid, data, wrapper);
+            } else {
+                // Active: the hold stage would pass it on unchanged.
+                self.emit_transmit(sid, data);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_the_bytes_the_writer_writes_for_the_wrapper() {
+        let user = BareJid::new("alice@localhost").expect("valid JID");
+        for original in [
+            "<message xmlns='jabber:client' from='b@localhost/r' to='alice@localhost/a' type='chat' id='1'><body>a &amp; &lt;b&gt;</body><x xmlns='urn:x' y='&apos;'/></message>",
+            "<message xmlns='jabber:client' from='b@localhost/r' xml:lang='en'><body>x</body></message>",
+            "<message xmlns='jabber:client'/>",
+        ] {
+            let original: Element = original.parse().expect("valid XML");
+            for name in ["sent", "received"] {
+                let ty = original.attr("type");
+                let tail = stream::carbon_tail(name, &stream::element_bytes(&original))
+                    .expect("a message");
+                let got = stream::carbon_copy(user.as_str(), "alice@localhost/b", ty, &tail);
+                let mut want = wrap(&user, name, ty, original.clone());
+                xml::set_attr(&mut want, "to", "alice@localhost/b");
+                assert_eq!(got, stream::element_bytes(&want), "{name}");
+            }
         }
     }
 }

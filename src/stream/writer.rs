@@ -215,6 +215,27 @@ pub(crate) fn write_text(out: &mut BytesMut, text: &str) {
     escape(text.as_bytes(), false, out);
 }
 
+/// The part of a message carbon after its start tag: `<sent>` or
+/// `<received>` (`kind`) with `<forwarded>` around `inner`, a message as
+/// [`write_element`] writes it at the top level, given its
+/// `xmlns='jabber:client'` there, then `</message>`. `None` if `inner` is
+/// not such a message.
+pub(crate) fn carbon_tail(kind: &str, inner: &[u8]) -> Option<Bytes> {
+    let rest = inner
+        .strip_prefix(b"<message")
+        .filter(|r| !r.starts_with(b" xmlns="))?;
+    let mut out = BytesMut::with_capacity(inner.len().saturating_add(128));
+    out.put_u8(b'<');
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b" xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>");
+    out.put_slice(b"<message xmlns='jabber:client'");
+    out.put_slice(rest);
+    out.put_slice(b"</forwarded></");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"></message>");
+    Some(out.freeze())
+}
+
 /// ` name='escaped value'`
 fn write_attr(out: &mut BytesMut, name: &[u8], value: &str) {
     out.put_u8(b' ');
