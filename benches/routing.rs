@@ -2,6 +2,11 @@
 //! messages to B's full JID as bytes in, and B's bytes come out. Compared
 //! with a raw minidom parse + serialize of the same stanza, and with stream
 //! management (XEP-0198) on both sessions: B acknowledges every 5 stanzas.
+//!
+//! `routing_carbons`: the same message with message carbons (XEP-0280)
+//! enabled on two resources of each account: each message is delivered and
+//! copied twice (a sent copy to the sender's other resource, a received
+//! copy to the recipient's), so copies/s is twice the messages/s.
 
 use std::hint::black_box;
 
@@ -117,5 +122,50 @@ fn routing_sm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, routing, routing_sm);
+fn routing_carbons(c: &mut Criterion) {
+    let mut server = TestServer::new();
+    server.add_user("alice", "pass");
+    server.add_user("bob", "pass");
+    let alice = server.login("alice", "laptop");
+    let alice2 = server.login("alice", "tablet");
+    let bob = server.login("bob", "phone");
+    let bob2 = server.login("bob", "tablet");
+    for id in [alice, alice2, bob, bob2] {
+        server.send(
+            id,
+            "<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>",
+        );
+        server.take(id);
+    }
+    let now = server.now();
+    let manager = &mut server.manager;
+    while manager.poll_output().is_some() {}
+
+    // Sanity: the message and its two copies.
+    manager.handle_input(alice, MESSAGE.as_bytes(), now);
+    let mut to = Vec::new();
+    while let Some(out) = manager.poll_output() {
+        if let Output::Transmit { session, .. } = out {
+            to.push(session);
+        }
+    }
+    to.sort();
+    let mut want = vec![bob, alice2, bob2];
+    want.sort();
+    assert_eq!(to, want);
+
+    let mut group = c.benchmark_group("routing_carbons");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("chat_full_jid_two_copies", |b| {
+        b.iter(|| {
+            manager.handle_input(alice, black_box(MESSAGE.as_bytes()), now);
+            while let Some(out) = manager.poll_output() {
+                black_box(out);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, routing, routing_sm, routing_carbons);
 criterion_main!(benches);

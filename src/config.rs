@@ -60,6 +60,9 @@ pub struct Config {
     pub(crate) sm_request_ack_after: usize,
     pub(crate) sm_expired_tokens: usize,
     pub(crate) sm_expired_token_retention: Duration,
+    pub(crate) max_blocklist_items: usize,
+    pub(crate) csi_queue_max: usize,
+    pub(crate) csi_classifier: crate::csi::CsiClassifier,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -152,6 +155,9 @@ impl Config {
                 sm_request_ack_after: 5,
                 sm_expired_tokens: 1000,
                 sm_expired_token_retention: Duration::from_secs(3600),
+                max_blocklist_items: 1000,
+                csi_queue_max: 256,
+                csi_classifier: crate::csi::default_classify,
             },
         }
     }
@@ -305,6 +311,24 @@ impl Config {
     pub fn max_directed_presence(&self) -> usize {
         self.max_directed_presence
     }
+
+    /// JIDs on one account's XEP-0191 blocklist; a block beyond it gets
+    /// `resource-constraint`. Default 1000, at least 1.
+    pub fn max_blocklist_items(&self) -> usize {
+        self.max_blocklist_items
+    }
+
+    /// Stanzas held for an inactive (XEP-0352) session; the one that would
+    /// exceed it flushes everything held. Default 256, at least 1.
+    pub fn csi_queue_max(&self) -> usize {
+        self.csi_queue_max
+    }
+
+    /// How stanzas for an inactive (XEP-0352) session are classified.
+    /// Default [`csi::default_classify`](crate::csi::default_classify).
+    pub fn csi_classifier(&self) -> crate::csi::CsiClassifier {
+        self.csi_classifier
+    }
 }
 
 /// Builder for [`Config`]. Setters take any value; [`ConfigBuilder::build`]
@@ -430,6 +454,21 @@ impl ConfigBuilder {
         self.config.sm_expired_token_retention = retention;
         self
     }
+    /// See [`Config::max_blocklist_items`].
+    pub fn max_blocklist_items(mut self, n: usize) -> Self {
+        self.config.max_blocklist_items = n;
+        self
+    }
+    /// See [`Config::csi_queue_max`].
+    pub fn csi_queue_max(mut self, n: usize) -> Self {
+        self.config.csi_queue_max = n;
+        self
+    }
+    /// See [`Config::csi_classifier`].
+    pub fn csi_classifier(mut self, classify: crate::csi::CsiClassifier) -> Self {
+        self.config.csi_classifier = classify;
+        self
+    }
 
     /// The finished configuration, or the first problem found:
     ///
@@ -437,9 +476,10 @@ impl ConfigBuilder {
     ///   nameprep, one trailing dot stripped) and must then be distinct;
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
-    ///   `max_parked_per_user`, `max_roster_items`, `auth_timeout`,
-    ///   `resume_timeout`, `sm_max_queue` and `sm_request_ack_after` must
-    ///   not be zero, and `sm_request_ack_after` not above `sm_max_queue`;
+    ///   `max_parked_per_user`, `max_roster_items`, `max_blocklist_items`,
+    ///   `csi_queue_max`, `auth_timeout`, `resume_timeout`, `sm_max_queue`
+    ///   and `sm_request_ack_after` must not be zero, and
+    ///   `sm_request_ack_after` not above `sm_max_queue`;
     /// * both [`XmlLimits`] must allow at least [`MIN_STANZA_BYTES`],
     ///   [`MIN_DEPTH`], [`MIN_ATTRIBUTES`] and one byte of text.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -462,6 +502,8 @@ impl ConfigBuilder {
             ("max_resources_per_user", config.max_resources_per_user == 0),
             ("max_parked_per_user", config.max_parked_per_user == 0),
             ("max_roster_items", config.max_roster_items == 0),
+            ("max_blocklist_items", config.max_blocklist_items == 0),
+            ("csi_queue_max", config.csi_queue_max == 0),
             ("auth_timeout", config.auth_timeout.is_zero()),
             ("resume_timeout", config.resume_timeout.is_zero()),
             ("sm_max_queue", config.sm_max_queue == 0),

@@ -346,3 +346,113 @@ proptest! {
         prop_assert_eq!(fast, tree, "{}", text);
     }
 }
+
+/// Both servers with Alice (`laptop`, `other`) and Bob (`phone`, `other`)
+/// bound and available, after `setup` ran in each; then `input` from
+/// alice/laptop. Returns what every session saw in each, and how many
+/// messages the fast server forwarded as bytes.
+fn compare_with(setup: &[(&str, &str)], input: &str) -> (String, String, u64) {
+    let run = |on: bool| {
+        let mut server = TestServer::new();
+        server.manager.set_byte_forwarding(on);
+        server.add_user("alice", "pass");
+        server.add_user("bob", "pass");
+        let mut ids = Vec::new();
+        for (user, res) in [
+            ("alice", "laptop"),
+            ("alice", "other"),
+            ("bob", "phone"),
+            ("bob", "other"),
+        ] {
+            let id = server.login(user, res);
+            server.send(id, "<presence/>");
+            ids.push((format!("{user}/{res}"), id));
+        }
+        for (who, xml) in setup {
+            let id = ids.iter().find(|(n, _)| n == who).map(|(_, id)| *id);
+            if let Some(id) = id {
+                server.send(id, xml);
+            }
+        }
+        for (_, id) in &ids {
+            server.take_raw(*id);
+        }
+        let before = server.manager.forwarded();
+        if let Some((_, laptop)) = ids.first() {
+            server.send_bytes(*laptop, input.as_bytes());
+        }
+        let seen: String = ids
+            .iter()
+            .map(|(name, id)| format!("{name}: {}\n", server.take_raw(*id)))
+            .collect();
+        (seen, server.manager.forwarded() - before)
+    };
+    let (fast, forwarded) = run(true);
+    let (tree, _) = run(false);
+    (fast, tree, forwarded)
+}
+
+const ENABLE: &str = "<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>";
+
+#[test]
+fn fast_path_still_copies_carbons_for_the_sender_and_the_recipient() {
+    // Without carbons the bench message goes the fast path.
+    let (fast, tree, forwarded) = compare_with(&[], BENCH);
+    assert_eq!(fast, tree);
+    assert_eq!(forwarded, 1);
+    for (who, kind) in [("alice/other", "sent"), ("bob/other", "received")] {
+        let (fast, tree, forwarded) = compare_with(&[(who, ENABLE)], BENCH);
+        assert_eq!(fast, tree, "{who}");
+        assert_eq!(forwarded, 0, "{who}");
+        let line = fast
+            .lines()
+            .find(|l| l.starts_with(who))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!("<{kind} xmlns='urn:xmpp:carbons:2'>")),
+            "{who}: {line}"
+        );
+    }
+}
+
+#[test]
+fn fast_path_honours_blocking_both_ways() {
+    for (who, target) in [
+        ("bob/phone", "alice@localhost"),
+        ("alice/laptop", "bob@localhost"),
+    ] {
+        let block = format!(
+            "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='{target}'/></block></iq>"
+        );
+        let (fast, tree, forwarded) = compare_with(&[(who, &block)], BENCH);
+        assert_eq!(fast, tree, "{who}");
+        assert_eq!(forwarded, 0, "{who}");
+        let bob = fast
+            .lines()
+            .find(|l| l.starts_with("bob/phone"))
+            .unwrap_or_default();
+        assert!(!bob.contains("<body>"), "{who}: {bob}");
+        let alice = fast
+            .lines()
+            .find(|l| l.starts_with("alice/laptop"))
+            .unwrap_or_default();
+        assert!(alice.contains("type='error'"), "{who}: {alice}");
+    }
+}
+
+#[test]
+fn fast_path_strips_private_and_holds_for_inactive_clients() {
+    let private = BENCH.replace("</body>", "</body><private xmlns='urn:xmpp:carbons:2'/>");
+    let (fast, tree, forwarded) = compare_with(&[], &private);
+    assert_eq!(fast, tree);
+    assert_eq!(forwarded, 0);
+    assert!(!fast.contains("private"), "{fast}");
+    let chatstate = "<message to='bob@localhost/phone' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>";
+    let (fast, tree, forwarded) = compare_with(
+        &[("bob/phone", "<inactive xmlns='urn:xmpp:csi:0'/>")],
+        chatstate,
+    );
+    assert_eq!(fast, tree);
+    assert_eq!(forwarded, 0);
+    assert!(fast.contains("bob/phone: \n"), "held: {fast}");
+}

@@ -58,6 +58,7 @@
 mod account;
 mod clock;
 pub mod config;
+pub mod csi;
 pub mod error;
 mod ids;
 mod manager;
@@ -84,7 +85,7 @@ pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
-pub use storage::{MemoryStore, Request, Response, Store, StoreError};
+pub use storage::{BlocklistChange, MemoryStore, Request, Response, Store, StoreError};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

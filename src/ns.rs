@@ -40,3 +40,15 @@ pub const NS_VERSION: &str = "jabber:iq:version";
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 /// XEP-0198 stream management.
 pub const NS_SM: &str = "urn:xmpp:sm:3";
+/// XEP-0280 message carbons.
+pub const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+/// XEP-0297 stanza forwarding.
+pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+/// XEP-0334 message processing hints.
+pub const NS_HINTS: &str = "urn:xmpp:hints";
+/// XEP-0191 blocking command.
+pub const NS_BLOCKING: &str = "urn:xmpp:blocking";
+/// XEP-0191 application error for stanzas to a blocked JID.
+pub const NS_BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
+/// XEP-0352 client state indication.
+pub const NS_CSI: &str = "urn:xmpp:csi:0";

@@ -44,6 +44,13 @@ pub(crate) struct Bound {
     pub(crate) presence: Option<Box<StoredPresence>>,
     /// The session requested the roster.
     pub(crate) interested: bool,
+    /// XEP-0280: the session enabled message carbons.
+    pub(crate) carbons: bool,
+    /// XEP-0191: the session fetched the blocklist (it gets pushes).
+    pub(crate) blocklist_interested: bool,
+    /// XEP-0352: `Some` while the client is inactive — the stanzas held
+    /// back from its output. Boxed: an active session keeps no room for it.
+    pub(crate) csi: Option<Box<crate::csi::CsiQueue>>,
     /// Directed presence sent to entities that do not get broadcasts.
     pub(crate) directed: Vec<String>,
     /// Stream management (XEP-0198), once enabled. Boxed: a session
@@ -106,6 +113,9 @@ impl Bound {
             jid,
             presence: None,
             interested: false,
+            carbons: false,
+            blocklist_interested: false,
+            csi: None,
             directed: Vec::new(),
             sm: None,
         }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use jid::Jid;
 use minidom::Element;
 
 use crate::account::AccountJid;
@@ -88,6 +89,50 @@ pub enum Request {
         /// The account.
         account: AccountJid,
     },
+    /// The user's XEP-0191 blocklist. Answer with [`Response::Blocklist`]
+    /// (empty when there is none).
+    LoadBlocklist {
+        /// The account.
+        account: AccountJid,
+    },
+    /// Apply one change to the user's stored blocklist. Changes for one
+    /// account are sent one at a time, in order. Answer with
+    /// [`Response::Done`].
+    BlocklistChanged {
+        /// The account.
+        account: AccountJid,
+        /// The change.
+        change: BlocklistChange,
+    },
+}
+
+/// One change to an account's stored blocklist (XEP-0191).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlocklistChange {
+    /// Add these JIDs (none of them is on the list yet).
+    Block(Vec<Jid>),
+    /// Remove these JIDs (each of them is on the list).
+    Unblock(Vec<Jid>),
+    /// Empty the list.
+    UnblockAll,
+}
+
+impl BlocklistChange {
+    /// Applies the change to a list kept in order.
+    pub fn apply(&self, list: &mut Vec<Jid>) {
+        match self {
+            BlocklistChange::Block(jids) => {
+                for jid in jids {
+                    if !list.contains(jid) {
+                        list.push(jid.clone());
+                    }
+                }
+            }
+            BlocklistChange::Unblock(jids) => list.retain(|j| !jids.contains(j)),
+            BlocklistChange::UnblockAll => list.clear(),
+        }
+    }
 }
 
 impl Request {
@@ -100,7 +145,9 @@ impl Request {
             | Request::StoreOffline { account, .. }
             | Request::LoadRoster { account }
             | Request::RosterChanged { account, .. }
-            | Request::TakeOffline { account } => account,
+            | Request::TakeOffline { account }
+            | Request::LoadBlocklist { account }
+            | Request::BlocklistChanged { account, .. } => account,
         }
     }
 }
@@ -122,6 +169,9 @@ pub enum Response {
     Offline(Vec<Element>),
     /// Answer to [`Request::LoadRoster`].
     Roster(Roster),
+    /// Answer to [`Request::LoadBlocklist`]: the blocked JIDs, in the
+    /// order they were blocked.
+    Blocklist(Vec<Jid>),
     /// The request failed; the core answers the affected client with a
     /// temporary error (e.g. SASL `temporary-auth-failure`).
     Failed(StoreError),
@@ -181,6 +231,26 @@ pub trait Store {
         change: &RosterChange,
     ) -> Result<(), StoreError>;
 
+    /// The account's blocklist, in the order the JIDs were blocked (empty
+    /// when there is none). The default, for stores that keep none, is
+    /// always empty.
+    fn load_blocklist(&mut self, account: &AccountJid) -> Result<Vec<Jid>, StoreError> {
+        let _ = account;
+        Ok(Vec::new())
+    }
+
+    /// Applies one change to the account's stored blocklist. The default,
+    /// for stores that keep none, fails: the change lasts only while the
+    /// account stays cached in the manager.
+    fn change_blocklist(
+        &mut self,
+        account: &AccountJid,
+        change: &BlocklistChange,
+    ) -> Result<(), StoreError> {
+        let _ = (account, change);
+        Err(StoreError("this store keeps no blocklist".to_owned()))
+    }
+
     /// Answers one request. The default calls the methods above.
     fn answer(&mut self, request: &Request) -> Response {
         let result = match request {
@@ -209,6 +279,12 @@ pub trait Store {
             } => self
                 .change_roster(account, *version, change)
                 .map(|()| Response::Done),
+            Request::LoadBlocklist { account } => {
+                self.load_blocklist(account).map(Response::Blocklist)
+            }
+            Request::BlocklistChanged { account, change } => self
+                .change_blocklist(account, change)
+                .map(|()| Response::Done),
         };
         result.unwrap_or_else(Response::Failed)
     }
@@ -225,6 +301,7 @@ pub struct MemoryStore {
     users: HashMap<AccountJid, Credentials>,
     offline: HashMap<AccountJid, Vec<Element>>,
     rosters: HashMap<AccountJid, Roster>,
+    blocklists: HashMap<AccountJid, Vec<Jid>>,
     iterations: u32,
     rng: Box<dyn RandomSource>,
 }
@@ -267,6 +344,7 @@ impl MemoryStore {
             users: HashMap::new(),
             offline: HashMap::new(),
             rosters: HashMap::new(),
+            blocklists: HashMap::new(),
             iterations: iterations.max(1),
             rng,
         }
@@ -301,6 +379,14 @@ impl MemoryStore {
     /// The stored roster of an account (for inspection).
     pub fn stored_roster(&self, account: &AccountJid) -> Option<&Roster> {
         self.rosters.get(account)
+    }
+
+    /// The stored blocklist of an account (for inspection).
+    pub fn stored_blocklist(&self, account: &AccountJid) -> &[Jid] {
+        self.blocklists
+            .get(account)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The messages stored for an account, oldest first (for inspection).
@@ -354,6 +440,23 @@ impl Store for MemoryStore {
             .entry(account.clone())
             .or_default()
             .apply(version, change);
+        Ok(())
+    }
+
+    fn load_blocklist(&mut self, account: &AccountJid) -> Result<Vec<Jid>, StoreError> {
+        Ok(self.blocklists.get(account).cloned().unwrap_or_default())
+    }
+
+    fn change_blocklist(
+        &mut self,
+        account: &AccountJid,
+        change: &BlocklistChange,
+    ) -> Result<(), StoreError> {
+        let list = self.blocklists.entry(account.clone()).or_default();
+        change.apply(list);
+        if list.is_empty() {
+            self.blocklists.remove(account);
+        }
         Ok(())
     }
 }

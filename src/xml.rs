@@ -9,6 +9,9 @@ pub(crate) use crate::ns::{
     NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SERVER, NS_SESSION, NS_SM, NS_STREAM_LIMITS, NS_STREAMS,
     NS_TLS, NS_VERSION,
 };
+pub(crate) use crate::ns::{
+    NS_BLOCKING, NS_BLOCKING_ERRORS, NS_CARBONS, NS_CSI, NS_FORWARD, NS_HINTS,
+};
 
 fn nc(name: &'static NcNameStr) -> NcName {
     name.to_owned()
@@ -96,6 +99,25 @@ impl StanzaKind {
             "message" => Some(Self::Message),
             "presence" => Some(Self::Presence),
             "iq" => Some(Self::Iq),
+            _ => None,
+        }
+    }
+
+    /// Classifies serialised stanza bytes by their start tag (as the
+    /// writer produces them: `<message`, `<presence` or `<iq` followed by a
+    /// space, `>` or `/`).
+    pub(crate) fn of_bytes(data: &[u8]) -> Option<Self> {
+        let (kind, rest) = if let Some(rest) = data.strip_prefix(b"<message") {
+            (Self::Message, rest)
+        } else if let Some(rest) = data.strip_prefix(b"<presence") {
+            (Self::Presence, rest)
+        } else if let Some(rest) = data.strip_prefix(b"<iq") {
+            (Self::Iq, rest)
+        } else {
+            return None;
+        };
+        match rest.first() {
+            Some(b' ' | b'>' | b'/' | b'\t' | b'\n' | b'\r') => Some(kind),
             _ => None,
         }
     }

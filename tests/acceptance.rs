@@ -540,7 +540,7 @@ impl Client {
              <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
              <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
              <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
-             <sm xmlns='urn:xmpp:sm:3'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
+             <sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
              </limits></stream:features>",
         );
         c.send(&format!(
@@ -991,4 +991,71 @@ fn sigterm_closes_streams_with_system_shutdown() {
          <system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
     );
     assert!(matches!(romeo.next_event(), StreamEvent::Close));
+}
+
+// ---------------------------------------------------------------------------
+// Carbons (XEP-0280) and blocking (XEP-0191), issue 12.
+
+/// Extra scansion scripts for what the server now implements, from
+/// `../shared/acceptance/scansion/extra`: Prosody's XEP-0191 script with
+/// PLAIN and SCRAM-SHA-256 in plaintext, a fresh server each.
+#[test]
+fn scansion_extra_scripts() {
+    let Some(dir) = acceptance_dir() else {
+        skip(
+            "SKIPPED scansion_extra_scripts: no ../shared/acceptance/scansion_runner.py (set XMPP_ACCEPTANCE_DIR)",
+        );
+        return;
+    };
+    if !python_can("python3", &["--version"]) {
+        skip("SKIPPED scansion_extra_scripts: python3 not found");
+        return;
+    }
+    let mut failures = Vec::new();
+    for script in ["blocking.scs"] {
+        for mech in ["PLAIN", "SCRAM-SHA-256"] {
+            let server = Server::start();
+            let out = Command::new("python3")
+                .arg(dir.join("scansion_runner.py"))
+                .args(["--host", "127.0.0.1", "--port", &server.port.to_string()])
+                .args(["--sasl", mech, "-v"])
+                .arg(dir.join("scansion").join("extra").join(script))
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                failures.push(report(&format!("extra/{script} with {mech}"), &out));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "scansion failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// `tests/acceptance/slixmpp_carbons.py`: two slixmpp sessions of one
+/// account with `xep_0280` get a received carbon of a message to the bare
+/// JID and a sent carbon of their sibling's message.
+#[test]
+fn slixmpp_carbons() {
+    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if !python_can(&python, &["-c", "import slixmpp"]) {
+        skip(&format!(
+            "SKIPPED slixmpp_carbons: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
+        ));
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_carbons.py");
+    let server = Server::start();
+    let out = Command::new(&python)
+        .arg(script)
+        .args(["--port", &server.port.to_string(), "--timeout", "10"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        report("slixmpp_carbons.py", &out)
+    );
 }

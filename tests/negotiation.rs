@@ -54,7 +54,7 @@ fn plain_auth(user: &str, password: &str) -> String {
 const BOUND_FEATURES: &str = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
     <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
     <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
-    <sm xmlns='urn:xmpp:sm:3'/>";
+    <sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/>";
 
 // --- header and features -----------------------------------------------------
 

@@ -110,6 +110,10 @@ fn mirror(state: &str, pending: bool) -> (String, bool) {
     (state, ask)
 }
 
+/// bob's server acknowledging alice's subscription request.
+const ACK_FROM_BOB: &str =
+    "<presence from='bob@localhost' to='alice@localhost' type='unavailable'/>";
+
 fn label(state: &str, pending: bool) -> String {
     if pending {
         format!("{state} (+bob's request pending)")
@@ -200,11 +204,23 @@ fn run_row(event: &str, outcome: impl Fn(&str, bool) -> Outcome) {
         let ctx = format!("{ctx}, bob offline");
         let (mut s, a, _) = setup(state, pending, false);
         s.send(a, &format!("<presence type='{event}' to='bob@localhost'/>"));
+        // A probe answered while bob is offline gets his server's
+        // unavailable instead (only `subscribed` probes, see above).
         let alice_offline: Vec<String> = want
             .alice
             .iter()
-            .filter(|x| !x.contains("from='bob@localhost/b'"))
-            .cloned()
+            .filter_map(|x| {
+                if !x.contains("from='bob@localhost/b'") {
+                    Some(x.clone())
+                } else if event == "subscribed" {
+                    Some(
+                        "<presence from='bob@localhost' to='alice@localhost' type='unavailable'/>"
+                            .to_owned(),
+                    )
+                } else {
+                    None
+                }
+            })
             .collect();
         expect_ctx(&mut s, a, &alice_offline, &ctx);
         assert!(
@@ -266,7 +282,7 @@ fn run_row(event: &str, outcome: impl Fn(&str, bool) -> Outcome) {
 fn state_table_subscribe() {
     run_row("subscribe", |state, pending| {
         let bob_avail = || vec![stored_presence("bob@localhost/b", "alice@localhost")];
-        match (state, pending) {
+        let mut outcome = match (state, pending) {
             ("none", false) => o(
                 vec![push(2, "bob", "none+ask")],
                 vec![sub("subscribe", "alice", "bob")],
@@ -344,7 +360,13 @@ fn state_table_subscribe() {
                 vec!["alice@localhost=both"],
             ),
             other => unreachable!("{other:?}"),
+        };
+        // bob's server acknowledges a request from a non-subscriber with
+        // bob's unavailable presence (Prosody, reference §5.7 (c)).
+        if !state.starts_with("to") && !state.starts_with("both") {
+            outcome.alice.push(ACK_FROM_BOB.to_owned());
         }
+        outcome
     });
 }
 
@@ -485,8 +507,12 @@ fn state_table_subscribed() {
                 vec!["bob@localhost=to+approved"],
                 vec!["alice@localhost=from"],
             ),
+            // alice already sees bob: she probes him again (Prosody).
             ("to", true) => o(
-                vec![push(4, "bob", "both")],
+                vec![
+                    push(4, "bob", "both"),
+                    stored_presence("bob@localhost/b", "alice@localhost"),
+                ],
                 vec![
                     sub("subscribed", "alice", "bob"),
                     push(2, "alice", "both"),
@@ -531,7 +557,10 @@ fn state_table_subscribed() {
                 vec!["alice@localhost=to", "pending:alice@localhost"],
             ),
             ("both", true) => o(
-                vec![push(4, "bob", "both")],
+                vec![
+                    push(4, "bob", "both"),
+                    stored_presence("bob@localhost/b", "alice@localhost"),
+                ],
                 vec![alice_avail()],
                 vec!["bob@localhost=both"],
                 vec!["alice@localhost=both"],
@@ -672,7 +701,7 @@ fn mutual_subscription_from_scratch_ends_in_both_and_presence_flows() {
 
     // alice asks; bob has no item at all and gets the request.
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    expect(&mut s, a, &[&push(1, "bob", "none+ask"), ACK_FROM_BOB]);
     expect(&mut s, b, &[&sub("subscribe", "alice", "bob")]);
     expect_stored(&s, "alice", &["bob@localhost=none+ask"]);
     expect_stored(&s, "bob", &["pending:alice@localhost"]);
@@ -692,13 +721,28 @@ fn mutual_subscription_from_scratch_ends_in_both_and_presence_flows() {
 
     // bob asks back.
     s.send(b, "<presence type='subscribe' to='alice@localhost'/>");
-    expect(&mut s, b, &[&push(4, "alice", "from+ask")]);
+    expect(
+        &mut s,
+        b,
+        &[
+            &push(4, "alice", "from+ask"),
+            "<presence from='alice@localhost' to='bob@localhost' type='unavailable'/>",
+        ],
+    );
     expect(&mut s, a, &[&sub("subscribe", "bob", "alice")]);
 
     // alice approves.
     s.send(a, "<presence type='subscribed' to='bob@localhost'/>");
-    // Versions: 3 stored bob's request, 4 removed it, 5 is the item.
-    expect(&mut s, a, &[&push(5, "bob", "both")]);
+    // Versions: 3 stored bob's request, 4 removed it, 5 is the item. alice
+    // already saw bob: she probes him again (Prosody) and gets his presence.
+    expect(
+        &mut s,
+        a,
+        &[
+            &push(5, "bob", "both"),
+            &stored_presence("bob@localhost/b", "alice@localhost"),
+        ],
+    );
     expect(
         &mut s,
         b,
@@ -759,7 +803,7 @@ fn subscription_stanzas_keep_their_payload_and_get_bare_addresses() {
         "<presence type='subscribe' to='bob@localhost/b' id='s1'>\
          <status>It's me</status><nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>",
     );
-    expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    expect(&mut s, a, &[&push(1, "bob", "none+ask"), ACK_FROM_BOB]);
     let request = "<presence type='subscribe' from='alice@localhost' to='bob@localhost' id='s1'>\
                    <status>It's me</status><nick xmlns='http://jabber.org/protocol/nick'>Al</nick></presence>";
     expect(&mut s, b, &[request]);
@@ -784,7 +828,7 @@ fn a_request_to_an_offline_user_is_stored_and_delivered_at_each_initial_presence
     let mut s = server(&["alice", "bob"]);
     let a = online(&mut s, "alice", "a");
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    expect(&mut s, a, &[&push(1, "bob", "none+ask"), ACK_FROM_BOB]);
     expect_stored(&s, "bob", &["pending:alice@localhost"]);
 
     // bob connects: nothing until his initial presence.
@@ -801,9 +845,10 @@ fn a_request_to_an_offline_user_is_stored_and_delivered_at_each_initial_presence
         ],
     );
 
-    // Asking again while it is pending is not delivered again.
+    // Asking again while it is pending is not delivered again (only
+    // acknowledged).
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    expect_nothing(&mut s, a);
+    expect(&mut s, a, &[ACK_FROM_BOB]);
     expect_nothing(&mut s, b1);
 
     // Another resource gets it at its own initial presence; b1 gets b2's
@@ -965,7 +1010,7 @@ fn unsubscribed_cancels_a_pre_approval() {
     expect_stored(&s, "bob", &["alice@localhost=none"]);
     // The next request is an ordinary one again.
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    expect(&mut s, a, &[&push(1, "bob", "none+ask"), ACK_FROM_BOB]);
     expect(&mut s, b, &[&sub("subscribe", "alice", "bob")]);
     expect_stored(
         &s,
@@ -1765,6 +1810,7 @@ fn held(s: &TestServer) -> Vec<String> {
         .iter()
         .map(|r| match r {
             Request::LoadRoster { account } => format!("load {}", account.user()),
+            Request::LoadBlocklist { account } => format!("blocklist {}", account.user()),
             Request::UserExists { account } => format!("exists {}", account.user()),
             Request::RosterChanged {
                 account, version, ..
@@ -1786,9 +1832,12 @@ fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
     let a = online(&mut s, "alice", "a");
     s.hold_requests(true);
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
-    assert_eq!(held(&s), ["write alice v1", "load bob"]);
+    // bob's blocklist first (XEP-0191: is alice blocked?), then his roster.
+    assert_eq!(held(&s), ["write alice v1", "blocklist bob"]);
     // alice's push does not wait for her write.
     expect(&mut s, a, &[&push(1, "bob", "none+ask")]);
+    s.answer_held(&[1]);
+    assert_eq!(held(&s), ["write alice v1", "load bob"]);
     s.answer_held(&[1]);
     assert_eq!(held(&s), ["write alice v1", "exists bob"]);
     s.answer_held(&[1]);
@@ -1800,13 +1849,16 @@ fn an_offline_users_roster_is_loaded_on_demand_and_not_kept() {
     // (and sees what storage says now).
     store_item(&mut s, "bob", "carol@localhost", "both");
     s.send(a, "<presence type='subscribe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["blocklist bob"]);
+    s.answer_held(&[0]);
     assert_eq!(held(&s), ["load bob"]);
     s.answer_all_held();
     assert!(
         s.held_requests().is_empty(),
         "already pending: nothing to write"
     );
-    expect_nothing(&mut s, a);
+    // Both requests were acknowledged once bob's roster was there.
+    expect(&mut s, a, &[ACK_FROM_BOB, ACK_FROM_BOB]);
 
     // bob logs in later and finds the request and what storage holds.
     s.hold_requests(false);
@@ -1853,6 +1905,8 @@ fn an_online_users_roster_stays_loaded_while_it_has_sessions() {
     s.disconnect(b);
     s.answer_all_held();
     s.send(a, "<presence type='probe' to='bob@localhost'/>");
+    assert_eq!(held(&s), ["blocklist bob"]);
+    s.answer_held(&[0]);
     assert_eq!(held(&s), ["load bob"]);
 }
 
@@ -2119,9 +2173,29 @@ fn at_once() -> Observed {
 }
 
 #[track_caller]
+/// Whether a stanza is a server's acknowledgement of a subscription
+/// request (unavailable presence from a bare JID). It answers a request on
+/// the contact's side, so where it lands among the requester's own
+/// stanzas depends on when the contact's storage answers; only how many
+/// each contact sent is compared.
+fn is_ack(e: &Element) -> bool {
+    e.name() == "presence"
+        && e.attr("type") == Some("unavailable")
+        && e.attr("from").is_some_and(|f| !f.contains('/'))
+}
+
 fn assert_same(reference: &Observed, got: &Observed, how: &str) {
     for ((label, want), (label2, have)) in reference.transcripts.iter().zip(&got.transcripts) {
         assert_eq!(label, label2);
+        let acks = |v: &[Element]| {
+            let mut a: Vec<Element> = v.iter().filter(|e| is_ack(e)).cloned().collect();
+            a.sort_by(|x, y| x.attr("from").cmp(&y.attr("from")));
+            a
+        };
+        assert_eq!(acks(want), acks(have), "{how}: {label}: acknowledgements");
+        let want: Vec<Element> = want.iter().filter(|e| !is_ack(e)).cloned().collect();
+        let have: Vec<Element> = have.iter().filter(|e| !is_ack(e)).cloned().collect();
+        let (want, have) = (&want, &have);
         if want != have {
             let show = |v: &[Element]| {
                 v.iter()

@@ -46,6 +46,8 @@ const DEFAULT_FEATURES: &[&str] = &[
     "jabber:iq:roster",
     "jabber:iq:version",
     "msgoffline",
+    "urn:xmpp:blocking",
+    "urn:xmpp:carbons:2",
     "urn:xmpp:ping",
 ];
 
@@ -281,6 +283,8 @@ fn server_disco_lists_registered_features_and_namespaces() {
             "msgoffline",
             "urn:example:feature",
             "urn:example:thing",
+            "urn:xmpp:blocking",
+            "urn:xmpp:carbons:2",
             "urn:xmpp:ping",
         ],
         Some("xmpp-session"),
@@ -293,7 +297,7 @@ fn account_disco_for_oneself_and_refused_for_strangers() {
     let mut net = net();
     let alice = net.id(ALICE);
     let account = format!(
-        "<query xmlns='{DISCO_INFO}'><identity category='account' type='registered'/><feature var='{DISCO_INFO}'/><feature var='{DISCO_ITEMS}'/><feature var='urn:xmpp:ping'/></query>"
+        "<query xmlns='{DISCO_INFO}'><identity category='account' type='registered'/><feature var='{DISCO_INFO}'/><feature var='{DISCO_ITEMS}'/><feature var='urn:xmpp:ping'/><feature var='urn:xmpp:blocking'/><feature var='urn:xmpp:carbons:2'/></query>"
     );
     net.send(
         alice,

@@ -713,7 +713,7 @@ fn credentials_answered_late_still_work_and_later_input_waits() {
             "{}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>\
              <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
              <ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>\
-             <sm xmlns='urn:xmpp:sm:3'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
+             <sm xmlns='urn:xmpp:sm:3'/><csi xmlns='urn:xmpp:csi:0'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>\
              </limits></stream:features>",
             server_header(&id)
         )

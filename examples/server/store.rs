@@ -25,11 +25,13 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
-use xmpp_session::jid::BareJid;
+use xmpp_session::jid::{BareJid, Jid};
 use xmpp_session::random::{OsRandom, RandomSource};
 use xmpp_session::roster::{Roster, RosterChange, RosterItem, Subscription};
 use xmpp_session::sasl::{Credentials, PasswordCheck, ScramKeys};
-use xmpp_session::{AccountJid, Element, Request, RequestId, Response, Store, StoreError};
+use xmpp_session::{
+    AccountJid, BlocklistChange, Element, Request, RequestId, Response, Store, StoreError,
+};
 
 use crate::transport::ToCore;
 
@@ -83,6 +85,12 @@ CREATE TABLE IF NOT EXISTS offline (
     stanza TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offline_account ON offline (account, id);
+CREATE TABLE IF NOT EXISTS blocklist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- the order JIDs were blocked in
+    account TEXT NOT NULL,
+    blocked TEXT NOT NULL,                -- any JID (XEP-0191)
+    UNIQUE (account, blocked)
+);
 ";
 
 /// A database error as the core's [`StoreError`].
@@ -188,6 +196,7 @@ impl Db {
             "roster_groups WHERE account",
             "pending_in WHERE account",
             "offline WHERE account",
+            "blocklist WHERE account",
         ] {
             let n = tx
                 .execute(&format!("DELETE FROM {table} = ?1"), [account.as_str()])
@@ -492,6 +501,69 @@ impl Store for Db {
                 )
                 .map_err(db_err)?;
             }
+        }
+        Ok(())
+    }
+
+    fn load_blocklist(&mut self, account: &AccountJid) -> Result<Vec<Jid>, StoreError> {
+        self.blocklist(account)
+    }
+
+    fn change_blocklist(
+        &mut self,
+        account: &AccountJid,
+        change: &BlocklistChange,
+    ) -> Result<(), StoreError> {
+        self.apply_blocklist(account, change)
+    }
+}
+
+impl Db {
+    /// The blocklist requests ([`Request::LoadBlocklist`],
+    /// [`Request::BlocklistChanged`]).
+    fn blocklist(&mut self, account: &AccountJid) -> Result<Vec<Jid>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT blocked FROM blocklist WHERE account = ?1 ORDER BY id")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([account.as_str()], |row| row.get::<_, String>(0))
+            .map_err(db_err)?;
+        let mut jids = Vec::new();
+        for text in rows {
+            let text = text.map_err(db_err)?;
+            let jid =
+                Jid::new(&text).map_err(|e| StoreError(format!("stored JID {text:?}: {e}")))?;
+            jids.push(jid);
+        }
+        Ok(jids)
+    }
+
+    fn apply_blocklist(
+        &mut self,
+        account: &AccountJid,
+        change: &BlocklistChange,
+    ) -> Result<(), StoreError> {
+        let user = account.as_str();
+        let c = &self.conn;
+        let (sql, jids) = match change {
+            BlocklistChange::Block(jids) => (
+                "INSERT OR IGNORE INTO blocklist (account, blocked) VALUES (?1, ?2)",
+                jids,
+            ),
+            BlocklistChange::Unblock(jids) => (
+                "DELETE FROM blocklist WHERE account = ?1 AND blocked = ?2",
+                jids,
+            ),
+            BlocklistChange::UnblockAll => {
+                c.execute("DELETE FROM blocklist WHERE account = ?1", [user])
+                    .map_err(db_err)?;
+                return Ok(());
+            }
+            other => return Err(StoreError(format!("unknown blocklist change {other:?}"))),
+        };
+        for jid in jids {
+            c.execute(sql, [user, jid.as_str()]).map_err(db_err)?;
         }
         Ok(())
     }

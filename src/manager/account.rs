@@ -10,6 +10,7 @@ use jid::BareJid;
 use smallvec::SmallVec;
 
 use super::SessionManager;
+use super::blocking::CachedBlocklist;
 use super::routing::Work;
 use crate::ids::{RequestId, SessionId};
 use crate::roster::Roster;
@@ -28,8 +29,9 @@ pub(super) struct Account {
     pub(super) roster: Option<CachedRoster>,
     /// Sessions of this account that read no further until the queue drains.
     pub(super) blocked: SmallVec<[SessionId; 1]>,
-    // Room for the next issues: the blocklist (XEP-0191) and the carbons
-    // state (XEP-0280) live here.
+    /// The cached blocklist (XEP-0191), once loaded. Boxed: an account
+    /// without one keeps no room for it.
+    pub(super) blocklist: Option<Box<CachedBlocklist>>,
 }
 
 impl Account {
@@ -38,6 +40,7 @@ impl Account {
         self.sessions.is_empty()
             && self.queue.is_none()
             && self.roster.is_none()
+            && self.blocklist.is_none()
             && self.blocked.is_empty()
     }
 }
@@ -144,6 +147,18 @@ impl SessionManager {
         {
             account.roster = None;
         }
+        let drop_blocklist = account.sessions.is_empty()
+            && account.queue.is_none()
+            && account
+                .blocklist
+                .as_ref()
+                .is_some_and(|c| c.writes_in_flight == 0);
+        if drop_blocklist {
+            self.uncache_blocklist(user);
+        }
+        let Some(account) = self.accounts.get_mut(user) else {
+            return;
+        };
         if account.is_unused() {
             self.accounts.remove(user);
         }

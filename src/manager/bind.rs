@@ -49,11 +49,18 @@ impl SessionManager {
         };
         session.finish_bind(&mut ctx, &request.iq, result.clone());
         if let Ok(full) = result {
-            self.account_mut(&full.to_bare()).sessions.push(id);
+            let bare = full.to_bare();
+            self.account_mut(&bare).sessions.push(id);
             self.emit(Output::Event(Event::Bound {
                 session: id,
                 jid: full,
             }));
+            // XEP-0191: the account's blocklist is needed for what the
+            // session sends; what it sends before the list is there waits
+            // in the account's queue behind the load.
+            if self.blocklist(&bare).is_none() {
+                self.submit(bare, super::routing::Work::LoadBlocklist, now);
+            }
         }
     }
 

@@ -12,7 +12,10 @@ use super::routing::{Origin, Target};
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
 use crate::output::{Event, Output};
 use crate::stanza::{IqType, MessageType, Stanza, StanzaType};
-use crate::xml::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER, NS_SESSION, NS_VERSION};
+use crate::xml::{
+    self, NS_BLOCKING, NS_CARBONS, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER, NS_SESSION,
+    NS_VERSION,
+};
 
 /// What embedders have claimed.
 #[derive(Debug, Default, Clone)]
@@ -167,9 +170,16 @@ impl SessionManager {
             xml::set_attr(&mut identity, "name", name.as_str());
         }
         query.append_child(identity);
-        let mut features: BTreeSet<&str> = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_ROSTER]
-            .into_iter()
-            .collect();
+        let mut features: BTreeSet<&str> = [
+            NS_BLOCKING,
+            NS_CARBONS,
+            NS_DISCO_INFO,
+            NS_DISCO_ITEMS,
+            NS_PING,
+            NS_ROSTER,
+        ]
+        .into_iter()
+        .collect();
         if self.config.software_name.is_some() {
             features.insert(NS_VERSION);
         }
@@ -192,7 +202,13 @@ impl SessionManager {
         xml::set_attr(&mut identity, "category", "account");
         xml::set_attr(&mut identity, "type", "registered");
         query.append_child(identity);
-        for var in [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING] {
+        for var in [
+            NS_DISCO_INFO,
+            NS_DISCO_ITEMS,
+            NS_PING,
+            NS_BLOCKING,
+            NS_CARBONS,
+        ] {
             let mut f = Element::bare("feature", NS_DISCO_INFO);
             xml::set_attr(&mut f, "var", var);
             query.append_child(f);
@@ -249,6 +265,20 @@ impl SessionManager {
             (_, "query", NS_ROSTER) if own => {
                 if let Origin::Client(id) = origin {
                     self.roster_iq(id, user, ty, iq, now);
+                } else {
+                    self.reply_error(&iq, StanzaError::service_unavailable(), now);
+                }
+            }
+            (IqType::Set, "enable" | "disable", NS_CARBONS) if own => {
+                if let Origin::Client(id) = origin {
+                    self.carbons_iq(id, name == "enable", &iq);
+                } else {
+                    self.reply_error(&iq, StanzaError::service_unavailable(), now);
+                }
+            }
+            (_, _, NS_BLOCKING) if own => {
+                if let Origin::Client(id) = origin {
+                    self.blocking_iq(id, user, ty, &iq, now);
                 } else {
                     self.reply_error(&iq, StanzaError::service_unavailable(), now);
                 }

@@ -5,10 +5,15 @@
 //! private fields through module privacy: [`account`] (the per-user record),
 //! [`bind`] (resource binding), [`routing`] (delivery rules and per-user
 //! queues), [`presence`], [`roster`] and [`iq`] (server-handled IQs and the
-//! extension registry).
+//! extension registry), and the session-level XEPs [`carbons`] (XEP-0280),
+//! [`blocking`] (XEP-0191) and [`csi`] (XEP-0352, the hold stage in front
+//! of every session's output).
 
 mod account;
 mod bind;
+mod blocking;
+mod carbons;
+mod csi;
 mod iq;
 mod presence;
 mod roster;
@@ -48,6 +53,8 @@ enum Pending {
     User(BareJid),
     /// A roster write, acknowledged with [`Response::Done`].
     RosterWrite(BareJid),
+    /// A blocklist write, acknowledged with [`Response::Done`].
+    BlocklistWrite(BareJid),
 }
 
 /// All client sessions of one server process. See the crate docs.
@@ -84,6 +91,15 @@ pub struct SessionManager {
     /// Resumption tokens of ended sessions, oldest first (bounded by
     /// `Config::sm_expired_tokens` and its retention).
     expired_tokens: VecDeque<sm::ExpiredToken>,
+    /// Bound sessions with message carbons enabled (XEP-0280).
+    carbons_enabled: usize,
+    /// Cached blocklists that block anybody (XEP-0191).
+    nonempty_blocklists: usize,
+    /// Bound sessions whose client is inactive (XEP-0352).
+    inactive_sessions: usize,
+    /// Finds `urn:xmpp:carbons:2` in a message the fast path would forward
+    /// (built once).
+    carbons_markup: memchr::memmem::Finder<'static>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -126,6 +142,10 @@ impl SessionManager {
             byte_forwarding: true,
             forwarded: 0,
             expired_tokens: VecDeque::new(),
+            carbons_enabled: 0,
+            nonempty_blocklists: 0,
+            inactive_sessions: 0,
+            carbons_markup: memchr::memmem::Finder::new(crate::xml::NS_CARBONS),
         }
     }
 
@@ -173,6 +193,13 @@ impl SessionManager {
             // caller finished STARTTLS: not ours to parse.
             return;
         }
+        if !data.is_empty() && self.inactive_sessions > 0 {
+            // XEP-0352: anything from the client flushes what is held.
+            self.client_activity(id);
+        }
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
         session.reader.push(data);
         self.drive(id, now);
         self.run_tasks(now);
@@ -292,6 +319,7 @@ impl SessionManager {
                 }
                 self.tidy_account(&user);
             }
+            Pending::BlocklistWrite(user) => self.blocklist_written(&user),
         }
         self.run_tasks(now);
     }
@@ -343,16 +371,12 @@ impl SessionManager {
     /// other (counted; queued while the session hibernates).
     pub fn send(&mut self, id: SessionId, stanza: &Element) -> bool {
         match self.sessions.get(&id) {
+            // A bound session's stanzas pass its output seam: the XEP-0352
+            // hold stage, then the send point where XEP-0198 counts them
+            // (see `csi` and `sm`). An overflow this causes is handled by the
+            // next `handle_*` call (this one has no `now`).
             Some(s) if s.is_open() && s.bound().is_some() && s.receives() => {
-                match crate::xml::StanzaKind::of(stanza) {
-                    Some(kind) => {
-                        let data = crate::stream::element_bytes(stanza);
-                        // An overflow this causes is handled by the next
-                        // `handle_*` call (this one has no `now`).
-                        self.deliver_to_session(id, data, kind);
-                    }
-                    None => s.send_element(&mut self.out, stanza),
-                }
+                self.transmit_element(id, stanza);
                 true
             }
             Some(s) if s.is_open() && !s.transport_lost() => {
@@ -397,6 +421,11 @@ impl SessionManager {
             self.end_hibernating(id, crate::output::HibernationEnd::Ended, now);
             return;
         }
+        // XEP-0352: what an inactive client has not seen yet goes first.
+        self.flush_held(id);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
         let mut ctx = Ctx {
             config: &self.config,
             rng: self.rng.as_mut(),
@@ -533,6 +562,7 @@ impl SessionManager {
                 self.request(Pending::Credentials(id), request);
             }
             Step::Bind(request) => self.bind(id, request, now),
+            Step::ClientState { active } => self.set_client_state(id, active),
             Step::Authenticated => {
                 if let Some(username) = self.sessions.get(&id).and_then(|s| s.username.clone()) {
                     self.emit(Output::Event(Event::Authenticated {
@@ -587,14 +617,18 @@ impl SessionManager {
         now: Instant,
     ) {
         let bare = full.to_bare();
-        let (was_available, directed) = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut())
-        {
-            Some(bound) => (
-                bound.presence.take().is_some(),
-                std::mem::take(&mut bound.directed),
-            ),
-            None => (false, Vec::new()),
-        };
+        let (was_available, directed, carbons, csi) =
+            match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
+                Some(bound) => (
+                    bound.presence.take().is_some(),
+                    std::mem::take(&mut bound.directed),
+                    std::mem::take(&mut bound.carbons),
+                    bound.csi.take(),
+                ),
+                None => (false, Vec::new(), false, None),
+            };
+        self.carbons_unbound(carbons);
+        self.csi_unbound(csi);
         if let Some(account) = self.accounts.get_mut(&bare) {
             account.sessions.retain(|s| *s != id);
             account.blocked.retain(|s| *s != id);

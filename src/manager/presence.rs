@@ -77,6 +77,12 @@ impl SessionManager {
         if !self.sessions.contains_key(&id) {
             return;
         }
+        // XEP-0191: presence to a blocked JID is dropped.
+        if let Some(to) = stanza.header.recipient()
+            && self.is_blocked(user, to)
+        {
+            return;
+        }
         let Ok(target) = self.resolve_target(&mut stanza, Origin::Client(id), now) else {
             return;
         };
@@ -202,6 +208,7 @@ impl SessionManager {
                 r.items
                     .values()
                     .filter(|i| i.subscription.user_sees_contact())
+                    .filter(|i| !self.is_blocked_contact(user, &i.jid))
                     .map(|i| i.jid.clone())
                     .collect(),
                 r.pending_in.values().cloned().collect(),
@@ -250,6 +257,7 @@ impl SessionManager {
                 .items
                 .values()
                 .filter(|i| i.subscription.contact_sees_user())
+                .filter(|i| !self.is_blocked_contact(user, &i.jid))
                 .map(|i| i.jid.clone())
                 .collect(),
             None => return,
@@ -413,7 +421,7 @@ impl SessionManager {
                         Origin::External,
                         now,
                     );
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
                     return;
                 }
                 if item.as_ref().is_some_and(|i| i.approved) {
@@ -431,9 +439,20 @@ impl SessionManager {
                         Origin::External,
                         now,
                     );
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
                     return;
                 }
+                // Prosody acknowledges the request with the user's
+                // unavailable presence (reference §5.7 (c); Prosody's
+                // blocking.scs expects it).
+                let mut ack = Element::bare("presence", NS_CLIENT);
+                xml::set_attr(&mut ack, "type", "unavailable");
+                xml::set_attr(&mut ack, "from", user.as_str());
+                xml::set_attr(&mut ack, "to", contact.as_str());
+                self.route(ack, Origin::External, now);
+                let Some(roster) = self.roster(user) else {
+                    return;
+                };
                 if roster.pending_in.contains_key(&contact)
                     || roster.items.len().saturating_add(roster.pending_in.len())
                         >= self.config.max_roster_items
@@ -577,11 +596,22 @@ impl SessionManager {
                         Subscription::None | Subscription::From => Subscription::From,
                         _ => Subscription::Both,
                     };
+                    let probe = item.subscription.user_sees_contact();
                     self.change_roster(user, RosterChange::RemovePending(contact.clone()));
                     self.change_roster(user, RosterChange::SetItem(item));
                     self.push_roster_item(user, &contact);
                     self.route(stanza, Origin::External, now);
-                    self.send_presence_of_resources(user, &contact, now);
+                    self.send_presence_of_resources(user, contact.as_str(), now);
+                    if probe {
+                        // Prosody probes a contact the user already sees
+                        // (reference §5.10); Prosody's blocking.scs expects
+                        // the contact's presence again here.
+                        let mut p = Element::bare("presence", NS_CLIENT);
+                        xml::set_attr(&mut p, "type", "probe");
+                        xml::set_attr(&mut p, "from", user.as_str());
+                        xml::set_attr(&mut p, "to", contact.as_str());
+                        self.route(p, Origin::External, now);
+                    }
                 } else if !sub.contact_sees_user() {
                     // Pre-approval (RFC 6121 §3.4): remembered, not sent.
                     let mut item = item.unwrap_or_else(|| RosterItem::new(contact.clone()));
@@ -621,11 +651,11 @@ impl SessionManager {
         }
     }
 
-    /// Every available resource sends its current presence to `contact`.
-    fn send_presence_of_resources(&mut self, user: &BareJid, contact: &BareJid, now: Instant) {
+    /// Every available resource sends its current presence to `to`.
+    pub(super) fn send_presence_of_resources(&mut self, user: &BareJid, to: &str, now: Instant) {
         let presences: Vec<Element> = self
             .resources(user)
-            .filter_map(|s| s.bound()?.stored_presence_to(contact.as_str()))
+            .filter_map(|s| s.bound()?.stored_presence_to(to))
             .collect();
         for p in presences {
             self.route(p, Origin::External, now);

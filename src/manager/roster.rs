@@ -53,6 +53,20 @@ impl SessionManager {
         }
     }
 
+    /// An iq `set` push (roster, blocklist) around `payload`, with a fresh id.
+    pub(super) fn push_iq(&mut self, payload: Element) -> Element {
+        let mut push = Element::bare("iq", xml::NS_CLIENT);
+        // A push id is not a secret, only a label the client echoes.
+        let id = format!(
+            "push{}",
+            crate::random::random_id(self.rng.as_mut(), 10).unwrap_or_default()
+        );
+        xml::set_attr(&mut push, "id", id);
+        xml::set_attr(&mut push, "type", "set");
+        push.append_child(payload);
+        push
+    }
+
     /// Sends a roster push for `contact` to every interested resource.
     pub(super) fn push_roster_item(&mut self, user: &BareJid, contact: &BareJid) {
         let Some(roster) = self.roster(user) else {
@@ -70,15 +84,7 @@ impl SessionManager {
         let mut query = Element::bare("query", NS_ROSTER);
         xml::set_attr(&mut query, "ver", roster.version.to_string());
         query.append_child(item);
-        let mut push = Element::bare("iq", xml::NS_CLIENT);
-        // A push id is not a secret, only a label the client echoes.
-        let id = format!(
-            "push{}",
-            crate::random::random_id(self.rng.as_mut(), 10).unwrap_or_default()
-        );
-        xml::set_attr(&mut push, "id", id);
-        xml::set_attr(&mut push, "type", "set");
-        push.append_child(query);
+        let push = self.push_iq(query);
         let targets: smallvec::SmallVec<[SessionId; 4]> = self
             .resources(user)
             .filter(|s| s.interested())

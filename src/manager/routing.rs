@@ -86,6 +86,13 @@ pub(super) enum Work {
     },
     /// Waiting for the user's roster before running the inner work.
     RosterLoaded(Box<Work>),
+    /// Load the user's blocklist (a resource just bound).
+    LoadBlocklist,
+    /// A message or iq from one of the user's sessions that arrived before
+    /// the user's blocklist was loaded.
+    Send { session: SessionId, stanza: Stanza },
+    /// Waiting for the user's blocklist before running the inner work.
+    BlocklistLoaded(Box<Work>),
 }
 
 /// What running a piece of work led to. A short-lived return value, so
@@ -162,13 +169,46 @@ impl SessionManager {
             }
         }
         let full = Jid::from(bound.jid.clone());
+        let user = bound.bare.clone();
         stanza.set_from(full);
         if stanza.header.kind() == StanzaKind::Presence {
             self.outbound_presence(id, stanza, now);
             return;
         }
-        // A direct call: routing never drives a session, so this cannot nest.
-        self.route_stanza(stanza, Origin::Client(id), now);
+        if self.blocklist(&user).is_none() {
+            // Still loading (XEP-0191): wait behind the load, in order.
+            self.submit(
+                user,
+                Work::Send {
+                    session: id,
+                    stanza,
+                },
+                now,
+            );
+            return;
+        }
+        if self.outbound_checks(id, &user, &stanza) {
+            // A direct call: routing never drives a session, so this cannot nest.
+            self.route_stanza(stanza, Origin::Client(id), now);
+        }
+    }
+
+    /// What a message or iq from a client passes before routing: the
+    /// user's blocklist (XEP-0191; `false` when refused, already answered)
+    /// and sent carbons (XEP-0280).
+    fn outbound_checks(&mut self, id: SessionId, user: &BareJid, stanza: &Stanza) -> bool {
+        if self.nonempty_blocklists > 0
+            && let Some(Ok(to)) = &stanza.header.to
+        {
+            let to = to.clone();
+            if self.refuse_outbound(id, user, &to, stanza) {
+                return false;
+            }
+        }
+        if self.carbons_enabled > 0 && stanza.header.kind() == StanzaKind::Message {
+            self.sent_carbons(id, user, stanza);
+        }
+        true
     }
 
     /// Byte forwarding: a canonical `<message>` (see
@@ -217,6 +257,9 @@ impl SessionManager {
                 }
             }
         };
+        if self.needs_element_path(id, target) {
+            return false;
+        }
         let Some(session) = self.sessions.get(&id) else {
             return false;
         };
@@ -224,6 +267,13 @@ impl SessionManager {
             return false;
         };
         let bytes = session.reader.raw_bytes();
+        if self
+            .carbons_markup
+            .find(bytes.get(..raw.len).unwrap_or(bytes))
+            .is_some()
+        {
+            return false;
+        }
         let mut out = bytes::BytesMut::new();
         stream::write_forwarded(&mut out, bytes, raw, bound.jid.as_str());
         if let Some(session) = self.sessions.get_mut(&id) {
@@ -233,9 +283,32 @@ impl SessionManager {
                 sm.inbound = sm.inbound.wrapping_add(1);
             }
         }
+        // Not inactive (checked above): straight to the send point.
         self.deliver_to_session(target, out.freeze(), StanzaKind::Message);
         self.forwarded = self.forwarded.wrapping_add(1);
         true
+    }
+
+    /// Whether a message the fast path could forward from `sender` to
+    /// `target` needs the element path after all: carbons to copy (either
+    /// account has a carbons-enabled resource), a blocklist to check (either
+    /// account blocks anybody), an inactive recipient (XEP-0352 hold
+    /// stage). Each check costs nothing while its feature is unused. Carbons
+    /// markup (`<private/>` to strip, a client-made wrapper) is looked for
+    /// in the bytes by the caller.
+    fn needs_element_path(&self, sender: SessionId, target: SessionId) -> bool {
+        if self.carbons_enabled > 0 || self.nonempty_blocklists > 0 {
+            let bare = |id: SessionId| self.sessions.get(&id).and_then(|s| s.bare_jid());
+            for user in [bare(sender), bare(target)].into_iter().flatten() {
+                if self.has_carbons(user) || self.blocks_anyone(user) {
+                    return true;
+                }
+            }
+        }
+        if self.is_inactive(target) {
+            return true;
+        }
+        false
     }
 
     /// Turns byte forwarding on or off (the differential tests compare).
@@ -613,6 +686,7 @@ impl SessionManager {
                     !matches!(target, Target::Full(_))
                         && xml::first_child(&stanza.element).is_some_and(|c| {
                             c.has_ns(xml::NS_ROSTER)
+                                || c.has_ns(xml::NS_BLOCKING)
                                 || c.has_ns(xml::NS_DISCO_INFO)
                                 || c.has_ns(xml::NS_DISCO_ITEMS)
                         })
@@ -623,7 +697,34 @@ impl SessionManager {
         }
     }
 
+    /// Whether this work reads the user's blocklist: anything from another
+    /// account, the user's own blocking iqs, and the load at bind.
+    fn needs_blocklist(user: &BareJid, work: &Work) -> bool {
+        match work {
+            Work::LoadBlocklist | Work::Send { .. } => true,
+            Work::Deliver { stanza, target, .. } => {
+                let from_other = stanza
+                    .header
+                    .sender()
+                    .is_some_and(|s| s.node() != user.node() || s.domain() != user.domain());
+                from_other
+                    || (matches!(target, Target::OwnAccount(_))
+                        && xml::first_child(&stanza.element)
+                            .is_some_and(|c| c.has_ns(xml::NS_BLOCKING)))
+            }
+            _ => false,
+        }
+    }
+
     fn run_work(&mut self, user: &BareJid, work: Work, now: Instant) -> Flow {
+        if Self::needs_blocklist(user, &work) && self.blocklist(user).is_none() {
+            return Flow::Wait(
+                Request::LoadBlocklist {
+                    account: crate::storage::account_of(user),
+                },
+                Work::BlocklistLoaded(Box::new(work)),
+            );
+        }
         if Self::needs_roster(&work) && self.cached(user).is_none() {
             return Flow::Wait(
                 Request::LoadRoster {
@@ -660,11 +761,25 @@ impl SessionManager {
                     Work::AfterTakeOffline { session },
                 )
             }
+            Work::LoadBlocklist => Flow::Done,
+            Work::Send { session, stanza } => {
+                if self.sessions.contains_key(&session)
+                    && self.outbound_checks(session, user, &stanza)
+                {
+                    // Deferred: routing may queue work for this same user.
+                    self.defer(Task::Route {
+                        stanza: stanza.element,
+                        origin: Origin::Client(session),
+                    });
+                }
+                Flow::Done
+            }
             // Suspended states are only ever resumed, never run.
             Work::AfterExists { .. }
             | Work::AfterStore { .. }
             | Work::AfterTakeOffline { .. }
-            | Work::RosterLoaded(_) => Flow::Done,
+            | Work::RosterLoaded(_)
+            | Work::BlocklistLoaded(_) => Flow::Done,
         }
     }
 
@@ -715,6 +830,16 @@ impl SessionManager {
                     },
                 };
                 self.account_mut(user).roster = Some(cached);
+                self.run_work(user, *inner, now)
+            }
+            Work::BlocklistLoaded(inner) => {
+                // A list that failed to load is used empty and never
+                // written back, so storage is not overwritten.
+                let jids = match response {
+                    Response::Blocklist(jids) => Some(jids),
+                    _ => None,
+                };
+                self.cache_blocklist(user, super::blocking::CachedBlocklist::loaded(jids));
                 self.run_work(user, *inner, now)
             }
             Work::AfterTakeOffline { session } => {
@@ -800,6 +925,9 @@ impl SessionManager {
         exists: bool,
         now: Instant,
     ) -> Flow {
+        if self.refuse_inbound(user, &stanza, now) {
+            return Flow::Done;
+        }
         match stanza.header.ty {
             StanzaType::Message(ty) => {
                 self.deliver_message(user, ty, stanza, origin, target, exists, now)
@@ -842,10 +970,16 @@ impl SessionManager {
         exists: bool,
         now: Instant,
     ) -> Flow {
+        let mut stanza = stanza;
+        // XEP-0280: decided before `<private/>` is stripped.
+        let copy = self.carbons_enabled > 0 && super::carbons::eligible(&stanza);
+        super::carbons::strip_private(&mut stanza.element);
         if let Target::Full(full) = &target
             && let Some(sid) = self.receiving_session(full)
         {
             self.transmit_element(sid, &stanza.element);
+            let copy = copy && !super::carbons::is_muc_private(&stanza.element);
+            self.received_carbons(user, &stanza.element, &[sid], copy);
             return Flow::Done;
         }
         if self.extension_claims_message(&stanza) {
@@ -890,6 +1024,7 @@ impl SessionManager {
                 let tops = self.top_resources(user);
                 if !tops.is_empty() {
                     self.transmit_many(&tops, &stanza.element);
+                    self.received_carbons(user, &stanza.element, &tops, copy);
                     return Flow::Done;
                 }
                 if !self.config.offline_storage {
@@ -899,6 +1034,7 @@ impl SessionManager {
                     }
                     return self.ask_exists_for(user, stanza, origin, target);
                 }
+                self.received_carbons(user, &stanza.element, &[], copy);
                 let Stanza {
                     header,
                     element: mut stored,
@@ -997,10 +1133,7 @@ impl SessionManager {
     /// Serializes once and sends to one session.
     pub(super) fn transmit_element(&mut self, session: SessionId, stanza: &Element) {
         let data = stream::element_bytes(stanza);
-        match StanzaKind::of(stanza) {
-            Some(kind) => self.deliver_to_session(session, data, kind),
-            None => self.emit(Output::Transmit { session, data }),
-        }
+        self.deliver_bytes(session, data, stanza);
     }
 
     /// Serializes once and shares the bytes between sessions.
@@ -1009,9 +1142,8 @@ impl SessionManager {
             return;
         }
         let data: Bytes = stream::element_bytes(stanza);
-        let kind = StanzaKind::of(stanza).unwrap_or(StanzaKind::Message);
         for &session in sessions {
-            self.deliver_to_session(session, data.clone(), kind);
+            self.deliver_bytes(session, data.clone(), stanza);
         }
     }
 

@@ -187,6 +187,7 @@ impl Session {
                 if config.stream_management {
                     features.append_child(Element::bare("sm", xml::NS_SM));
                 }
+                features.append_child(Element::bare("csi", xml::NS_CSI));
             }
             SessionKind::Bound => {}
         }

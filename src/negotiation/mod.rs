@@ -41,6 +41,11 @@ pub(crate) enum Step {
     Authenticated,
     /// A stream management nonza (XEP-0198) after authentication.
     Sm(Element),
+    /// XEP-0352 `<active/>` or `<inactive/>` from a bound client.
+    ClientState {
+        /// `true` for `<active/>`.
+        active: bool,
+    },
     /// The session has closed itself (its closing bytes are queued).
     Closed,
 }
@@ -100,6 +105,13 @@ impl Session {
         }
         if el.has_ns(xml::NS_SM) && self.kind() != SessionKind::Unauthenticated {
             return Step::Sm(el);
+        }
+        if self.kind() == SessionKind::Bound && el.has_ns(xml::NS_CSI) {
+            match el.name() {
+                "active" => return Step::ClientState { active: true },
+                "inactive" => return Step::ClientState { active: false },
+                _ => {}
+            }
         }
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);

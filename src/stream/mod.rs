@@ -24,6 +24,8 @@ mod xml;
 pub(crate) use reader::RawMessage;
 pub use reader::{ReadError, StreamEvent, StreamHeader, StreamReader, XmlLimits};
 pub use writer::{STREAM_CLOSE, element_bytes, write_element, write_stream_header};
-pub(crate) use writer::{write_forwarded, write_iq_result_open, write_text};
+pub(crate) use writer::{
+    carbon_copy, carbon_tail, write_forwarded, write_iq_result_open, write_text,
+};
 
 pub use crate::ns::{NS_CLIENT, NS_STREAMS};

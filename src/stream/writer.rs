@@ -173,6 +173,28 @@ pub(crate) fn write_forwarded(out: &mut BytesMut, bytes: &[u8], raw: &RawMessage
     out.put_slice(bytes.get(raw.rest..raw.len).unwrap_or_default());
 }
 
+/// A message carbon (XEP-0280): `<message from='…' to='…' type='…'>` (the
+/// attributes in the order [`write_element`] sorts them, `type` only when
+/// given) followed by `tail`, the serialised children and `</message>`
+/// shared by every copy.
+pub(crate) fn carbon_copy(from: &str, to: &str, ty: Option<&str>, tail: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(
+        tail.len()
+            .saturating_add(from.len())
+            .saturating_add(to.len())
+            .saturating_add(48),
+    );
+    out.put_slice(b"<message");
+    write_attr(&mut out, b"from", from);
+    write_attr(&mut out, b"to", to);
+    if let Some(ty) = ty {
+        write_attr(&mut out, b"type", ty);
+    }
+    out.put_u8(b'>');
+    out.put_slice(tail);
+    out.freeze()
+}
+
 /// Writes `<iq from='…' id='…' type='result'>` (`from` and `id` only when
 /// given): the start tag [`write_element`] writes for such an iq, with the
 /// attributes in the same (name) order. Values are escaped.
@@ -191,6 +213,27 @@ pub(crate) fn write_iq_result_open(out: &mut BytesMut, from: Option<&str>, id: O
 /// a text node.
 pub(crate) fn write_text(out: &mut BytesMut, text: &str) {
     escape(text.as_bytes(), false, out);
+}
+
+/// The part of a message carbon after its start tag: `<sent>` or
+/// `<received>` (`kind`) with `<forwarded>` around `inner`, a message as
+/// [`write_element`] writes it at the top level, given its
+/// `xmlns='jabber:client'` there, then `</message>`. `None` if `inner` is
+/// not such a message.
+pub(crate) fn carbon_tail(kind: &str, inner: &[u8]) -> Option<Bytes> {
+    let rest = inner
+        .strip_prefix(b"<message")
+        .filter(|r| !r.starts_with(b" xmlns="))?;
+    let mut out = BytesMut::with_capacity(inner.len().saturating_add(128));
+    out.put_u8(b'<');
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b" xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>");
+    out.put_slice(b"<message xmlns='jabber:client'");
+    out.put_slice(rest);
+    out.put_slice(b"</forwarded></");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"></message>");
+    Some(out.freeze())
 }
 
 /// ` name='escaped value'`
