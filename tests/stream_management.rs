@@ -681,3 +681,79 @@ proptest::proptest! {
         world.finish();
     }
 }
+
+// ------------------------------------------------- with client state indication
+
+const CHAT_STATE: &str = "<message type='chat' to='alice@localhost/phone'>\
+    <composing xmlns='http://jabber.org/protocol/chatstates'/></message>";
+
+fn held_chat_state() -> String {
+    format!(
+        "<message type='chat' to='{PHONE}' from='{BOB}'>\
+         <composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+    )
+}
+
+#[test]
+fn stanzas_held_for_an_inactive_client_are_queued_for_resumption() {
+    let (mut n, phone, bob, token) = phone_and_bob(config());
+    n.send(phone, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    n.send(bob, CHAT_STATE);
+    // Held (XEP-0352): not written, so not yet sent for stream management.
+    n.quiet();
+    n.disconnect(phone);
+    n.take_events();
+    n.quiet();
+    let new = resume(&mut n, "alice", &token, 0);
+    n.server.expect(
+        new,
+        &[
+            &format!("<resumed xmlns='{SM}' previd='{token}' h='0'/>"),
+            &held_chat_state(),
+        ],
+    );
+    n.take_events();
+    n.quiet();
+    // Exactly once: acknowledging it is right, a second one would be too many.
+    n.send(new, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    assert!(!n.is_closed(new));
+    n.quiet();
+}
+
+#[test]
+fn a_held_stanza_counts_once_it_is_flushed() {
+    let (mut n, phone, bob, _) = phone_and_bob(config());
+    n.send(phone, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    n.send(bob, CHAT_STATE);
+    n.quiet();
+    // The client asks for the count: its input flushes the held stanza
+    // first, which then counts as sent (h=1 is acknowledged, not too high).
+    n.send(phone, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    n.server.expect(phone, &[&held_chat_state()]);
+    assert!(!n.is_closed(phone));
+    n.quiet();
+}
+
+#[test]
+fn what_is_held_for_an_inactive_client_ends_with_a_session_that_cannot_resume() {
+    // Stream management without resumption: the session ends with its
+    // transport; a held chat state (no body) is dropped, not written to the
+    // dead transport or anywhere else.
+    let mut n = default_net();
+    let phone = n.online("alice", "phone", None);
+    let bob = n.online("bob", "b", None);
+    n.send(phone, "<enable xmlns='urn:xmpp:sm:3'/>");
+    n.server
+        .expect(phone, &["<enabled xmlns='urn:xmpp:sm:3'/>"]);
+    n.send(phone, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    n.send(bob, CHAT_STATE);
+    n.quiet();
+    n.disconnect(phone);
+    n.take_events();
+    n.quiet();
+    // The chat state is dropped with the session (no body); nothing was
+    // refused to bob, and nothing reached anybody else.
+    let again = n.online("alice", "phone", None);
+    n.quiet();
+    let _ = again;
+}

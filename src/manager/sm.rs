@@ -491,8 +491,13 @@ impl SessionManager {
                 jid,
                 until,
             }));
+            // XEP-0352: what was held for an inactive client joins the
+            // queue for the resume (and the resumed stream starts active).
+            self.set_client_state(id, true);
             return;
         }
+        // Anything XEP-0352 still holds is dropped with the session: the
+        // default classification holds no message with a body.
         session.mark_closed();
         self.remove_session(id, None, now);
     }
