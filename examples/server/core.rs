@@ -36,7 +36,7 @@ use xmpp_session::{
 
 use tracing::{debug, info, warn};
 
-use crate::limits::{Admission, Limits, BATCH, MAX_QUEUED_BYTES};
+use crate::limits::{Admission, BATCH, Limits, MAX_QUEUED_BYTES};
 use crate::liveness::{self, Due, Liveness};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
@@ -222,7 +222,13 @@ impl Core {
         let now = Instant::now();
         let limits = self.admission.limits();
         let (idle, timeout) = (limits.ping_idle, limits.ping_timeout);
-        let domain = self.manager.config().hosts().first().cloned().unwrap_or_default();
+        let domain = self
+            .manager
+            .config()
+            .hosts()
+            .first()
+            .cloned()
+            .unwrap_or_default();
         let mut close = Vec::new();
         for (id, conn) in &mut self.conns {
             if conn.pre_auth.is_some() {

@@ -17,8 +17,8 @@
 use std::time::{Duration, Instant};
 
 use xmpp_session::Element;
-use xmpp_session::minidom::rxml::xml_ncname;
 use xmpp_session::jid::FullJid;
+use xmpp_session::minidom::rxml::xml_ncname;
 
 /// The iq id of the server's pings (replies to it are never routed).
 pub const PING_ID: &str = "server-ping";
@@ -57,7 +57,13 @@ impl Liveness {
     /// What to do at `now` with an authenticated connection (`bound` if it
     /// has a resource to ping), given `idle` and `timeout`; `None` when
     /// pings are off (`idle` zero) or nothing is due.
-    pub fn due(&mut self, bound: bool, idle: Duration, timeout: Duration, now: Instant) -> Option<Due> {
+    pub fn due(
+        &mut self,
+        bound: bool,
+        idle: Duration,
+        timeout: Duration,
+        now: Instant,
+    ) -> Option<Due> {
         if idle.is_zero() {
             return None;
         }
