@@ -706,20 +706,40 @@ fn slixmpp_scram_login() {
 
 #[test]
 fn slixmpp_tls_login() {
+    slixmpp_over_tls("slixmpp_tls_login", "slixmpp_login.py");
+}
+
+/// Two slixmpp clients over STARTTLS and over direct TLS, certificate
+/// verified: rosters, mutual subscription, presence, chat both ways, and
+/// one sees the other leave (`tests/acceptance/slixmpp_flow.py`).
+#[test]
+fn slixmpp_full_flow() {
+    slixmpp_over_tls("slixmpp_full_flow", "slixmpp_flow.py");
+}
+
+/// Runs `tests/acceptance/SCRIPT` with `$SLIXMPP_PYTHON` against a server
+/// with a test CA's certificate, over STARTTLS and over direct TLS.
+fn slixmpp_over_tls(test: &str, script: &str) {
     let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     if !python_can(&python, &["-c", "import slixmpp"]) {
         skip(&format!(
-            "SKIPPED slixmpp_tls_login: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
+            "SKIPPED {test}: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
         ));
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/acceptance")
+        .join(script);
     let ca = TestCa::new();
-    let server = ca.server();
-    let tls_port = server.tls_port.unwrap();
-    for (mode, port) in [("starttls", server.port), ("direct", tls_port)] {
+    for mode in ["starttls", "direct"] {
+        // A fresh server (empty rosters) for each.
+        let server = ca.server();
+        let port = match mode {
+            "direct" => server.tls_port.unwrap(),
+            _ => server.port,
+        };
         let out = Command::new(&python)
-            .arg(&script)
+            .arg(&path)
             .args(["--port", &port.to_string(), "--timeout", "10"])
             .args(["--tls", mode, "--ca", &ca.path("ca.pem")])
             .output()
@@ -727,7 +747,7 @@ fn slixmpp_tls_login() {
         assert!(
             out.status.success(),
             "{}",
-            report(&format!("slixmpp_login.py --tls {mode}"), &out)
+            report(&format!("{script} --tls {mode}"), &out)
         );
     }
 }
