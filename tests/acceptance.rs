@@ -4,8 +4,9 @@
 //! * `raw_socket_login_and_chat`: std::net only, no Python. PLAIN login, bind,
 //!   a chat message each way, a ping, a clean close, and a client that drops
 //!   its socket in the middle of a stanza.
-//! * `scansion_core_scripts`: the four core scansion scripts from
-//!   `../shared/acceptance` (or `$XMPP_ACCEPTANCE_DIR`) with PLAIN,
+//! * `scansion_core_scripts`: every core scansion script (each `*.scs` in
+//!   `../shared/acceptance/scansion`, or `$XMPP_ACCEPTANCE_DIR`; the
+//!   `extra/` ones need MUC, blocking or last activity) with PLAIN,
 //!   SCRAM-SHA-1 and SCRAM-SHA-256 in plaintext, and with PLAIN over
 //!   STARTTLS (`--starttls`), one fresh server per script. Skipped
 //!   with a message when the directory or `python3` is missing.
@@ -19,6 +20,10 @@
 //!   plaintext stream offers STARTTLS only (no SASL before TLS).
 //! * `slixmpp_tls_login`: the slixmpp script over STARTTLS and over direct
 //!   TLS, verifying the certificate against the same kind of test CA.
+//! * `slixmpp_full_flow`: `tests/acceptance/slixmpp_flow.py` over STARTTLS
+//!   and direct TLS (certificate verified, a fresh server each): rosters,
+//!   mutual subscription, presence both ways, chat both ways, and one client
+//!   sees the other leave.
 //! * `account_commands`: `adduser`, `passwd`, `deluser`, `users` on a
 //!   database file, then logins against it.
 //! * `store_survives_a_restart`: a roster item (name, group, version,
@@ -50,12 +55,6 @@ use xmpp_session::Element;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 
-const SCRIPTS: &[&str] = &[
-    "basic.scs",
-    "basic_message.scs",
-    "basic_roster.scs",
-    "disco_self.scs",
-];
 const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
 mod server_support;
@@ -621,6 +620,23 @@ fn report(what: &str, out: &Output) -> String {
     )
 }
 
+/// Every core script: each `*.scs` directly in `DIR/scansion` (not
+/// `extra/`, whose scripts need MUC, blocking or last activity).
+fn core_scripts(dir: &Path) -> Vec<String> {
+    let mut scripts: Vec<String> = std::fs::read_dir(dir.join("scansion"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".scs"))
+        .collect();
+    scripts.sort();
+    assert!(
+        !scripts.is_empty(),
+        "no core scansion scripts in {}",
+        dir.display()
+    );
+    scripts
+}
+
 #[test]
 fn scansion_core_scripts() {
     let Some(dir) = acceptance_dir() else {
@@ -634,6 +650,7 @@ fn scansion_core_scripts() {
         return;
     }
     server_binary();
+    let scripts = core_scripts(&dir);
     // One thread per mechanism; every script gets a fresh server.
     // Every mechanism in plaintext (`--no-tls`), and PLAIN over STARTTLS
     // against the default TLS-required server (self-signed certificate; the
@@ -645,9 +662,10 @@ fn scansion_core_scripts() {
     let threads: Vec<_> = runs
         .map(|(mech, starttls)| {
             let dir = dir.clone();
+            let scripts = scripts.clone();
             thread::spawn(move || {
                 let mut failures = Vec::new();
-                for script in SCRIPTS {
+                for script in &scripts {
                     let server = if starttls {
                         Server::start_with(&[])
                     } else {
