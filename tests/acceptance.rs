@@ -934,3 +934,33 @@ fn sigterm_closes_streams_with_system_shutdown() {
     );
     assert!(matches!(romeo.next_event(), StreamEvent::Close));
 }
+
+/// tokio-xmpp (crates.io) logs in over STARTTLS, verifying the test CA's
+/// certificate, and exchanges a message: `interop/tokio-xmpp`, its own
+/// crate (not built by `cargo test`, to keep its dependency tree out of the
+/// main build). `.ci/run` builds it and sets `$TOKIO_XMPP_INTEROP` to the
+/// binary; without it the test is skipped with a message.
+#[test]
+fn tokio_xmpp_interop() {
+    let Some(bin) = std::env::var_os("TOKIO_XMPP_INTEROP") else {
+        skip(
+            "SKIPPED tokio_xmpp_interop: set TOKIO_XMPP_INTEROP to the binary built by \
+             `cargo build --manifest-path interop/tokio-xmpp/Cargo.toml` (as .ci/run does)",
+        );
+        return;
+    };
+    let ca = TestCa::new();
+    let server = ca.server();
+    let out = Command::new(bin)
+        .arg(server.port.to_string())
+        // rustls-native-certs reads the trusted roots from here alone.
+        .env("SSL_CERT_FILE", ca.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        report("tokio-xmpp-interop", &out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("juliet got the message"));
+}
