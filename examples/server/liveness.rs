@@ -105,33 +105,53 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    #[test]
-    fn silent_bound_client_is_pinged_then_closed() {
+    /// Runs `steps` on a fresh connection with a 10 s idle limit and a 5 s
+    /// timeout: (second, input arrives then, bound, expected answer).
+    fn script(steps: &[(u64, bool, bool, Option<Due>)]) {
         let t0 = Instant::now();
         let mut l = Liveness::new(t0);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 9 * S), None);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 10 * S), Some(Due::Ping));
-        // One ping only while waiting.
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 12 * S), None);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 15 * S), Some(Due::Close));
+        for &(at, input, bound, want) in steps {
+            let now = t0 + at * S;
+            if input {
+                l.input(now);
+            }
+            assert_eq!(l.due(bound, 10 * S, 5 * S, now), want, "at {at} s");
+        }
+    }
+
+    #[test]
+    fn silent_bound_client_is_pinged_then_closed() {
+        // One ping only while waiting for the answer.
+        script(&[
+            (9, false, true, None),
+            (10, false, true, Some(Due::Ping)),
+            (12, false, true, None),
+            (15, false, true, Some(Due::Close)),
+        ]);
     }
 
     #[test]
     fn any_input_answers_the_ping() {
-        let t0 = Instant::now();
-        let mut l = Liveness::new(t0);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 10 * S), Some(Due::Ping));
-        l.input(t0 + 11 * S);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 16 * S), None);
-        assert_eq!(l.due(true, 10 * S, 5 * S, t0 + 21 * S), Some(Due::Ping));
+        script(&[
+            (10, false, true, Some(Due::Ping)),
+            (11, true, true, None),
+            (16, false, true, None),
+            (21, false, true, Some(Due::Ping)),
+        ]);
     }
 
     #[test]
-    fn unbound_clients_are_closed_without_a_ping_and_zero_is_off() {
+    fn unbound_clients_are_closed_without_a_ping() {
+        script(&[
+            (14, false, false, None),
+            (15, false, false, Some(Due::Close)),
+        ]);
+    }
+
+    #[test]
+    fn zero_idle_limit_turns_pings_off() {
         let t0 = Instant::now();
         let mut l = Liveness::new(t0);
-        assert_eq!(l.due(false, 10 * S, 5 * S, t0 + 14 * S), None);
-        assert_eq!(l.due(false, 10 * S, 5 * S, t0 + 15 * S), Some(Due::Close));
         assert_eq!(l.due(true, Duration::ZERO, S, t0 + 1000 * S), None);
     }
 

@@ -16,10 +16,10 @@ Exit status 0 on success, 1 on any failure or timeout (each step is bounded
 by --timeout), 2 when slixmpp is missing.
 """
 
-import argparse
 import asyncio
-import logging
 import sys
+
+from loopback_cli import run_main
 
 try:
     import slixmpp
@@ -161,26 +161,10 @@ async def run(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--domain", default="localhost")
+def options(parser):
     parser.add_argument("--tls", choices=["starttls", "direct"], default="starttls")
     parser.add_argument("--ca", required=True, help="CA certificate (PEM) to verify the server with")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
-    parser.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log")
-    args = parser.parse_args()
-    if args.host not in ("127.0.0.1", "::1", "localhost"):
-        parser.error("loopback only")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    print("PASS")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(__doc__.splitlines()[0], options, run)
