@@ -144,12 +144,18 @@ impl Core {
                     self.finish(session)
                 }
                 Output::StartTls { session } => self.start_tls(session),
-                Output::Event(Event::Authenticated { session, .. }) => {
+                Output::Event(Event::Authenticated { session, username }) => {
+                    if self.verbose {
+                        debug!(?session, %username, "authenticated");
+                    }
                     if let Some(conn) = self.conns.get_mut(&session) {
                         conn.pre_auth = None;
                     }
                 }
                 Output::Event(Event::Bound { session, jid }) => {
+                    if self.verbose {
+                        debug!(?session, %jid, "bound");
+                    }
                     if let Some(conn) = self.conns.get_mut(&session) {
                         conn.jid = Some(jid);
                     }
