@@ -4,9 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --port 5322 --users 500 --server-pid PID
+//! cargo run --release --example loadgen -- --port 5322 --starttls --ca ca.pem
 //! ```
 //!
 //! Phases, each ending with one `key=value` summary line on stdout:
+//!
+//! With `--starttls --ca PEM`, every connection negotiates STARTTLS first
+//! (rustls, the server certificate verified for `--domain` against the CA in
+//! the PEM file), then proceeds as below over TLS.
 //!
 //! 1. `login`: every account `<prefix><i>` logs in (stream open, SASL PLAIN,
 //!    stream restart, resource binding, initial presence, until the server
@@ -36,12 +41,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Loopback XMPP c2s load client: logins, paired chat messaging, close")]
@@ -101,6 +112,84 @@ struct Args {
     /// Worker threads of this client.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Negotiate STARTTLS before logging in (needs --ca).
+    #[arg(long, requires = "ca")]
+    starttls: bool,
+    /// PEM file with the CA certificate(s) that sign the server's certificate.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
+}
+
+/// The client side of a connection: plain TCP, or TLS after STARTTLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How logins reach the server: the address, and TLS settings with
+/// `--starttls`.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    tls: Option<TlsConnector>,
+}
+
+/// A rustls connector trusting only the certificates in `ca` (PEM).
+fn tls_connector(ca: &std::path::Path) -> Result<TlsConnector, String> {
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// Time base for message timestamps (one process sends and receives).
@@ -327,7 +416,7 @@ fn base64(input: &[u8]) -> String {
 // One client connection.
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     scanner: Scanner,
     /// The full JID the server bound.
     jid: String,
@@ -402,13 +491,13 @@ impl Conn {
 /// A full login; returns the connection once the server has reflected the
 /// initial presence.
 async fn login(
-    addr: SocketAddr,
+    target: &Target,
     domain: &str,
     user: &str,
     password: &str,
     limit: Duration,
 ) -> Result<Conn, String> {
-    let stream = timeout(limit, TcpStream::connect(addr))
+    let stream = timeout(limit, TcpStream::connect(target.addr))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
@@ -416,12 +505,31 @@ async fn login(
         .set_nodelay(true)
         .map_err(|e| format!("nodelay: {e}"))?;
     let mut conn = Conn {
-        stream,
+        stream: Stream::Plain(stream),
         scanner: Scanner::default(),
         jid: String::new(),
     };
 
-    let features = conn.open_stream(domain, limit).await?;
+    let mut features = conn.open_stream(domain, limit).await?;
+    if let Some(tls) = &target.tls {
+        conn.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await?;
+        let proceed = conn.element(limit).await?;
+        if !proceed.starts_with(b"<proceed") {
+            return Err(format!("STARTTLS: {}", String::from_utf8_lossy(&proceed)));
+        }
+        let Stream::Plain(tcp) = conn.stream else {
+            return Err("STARTTLS twice".into());
+        };
+        let name = ServerName::try_from(domain.to_owned()).map_err(|e| format!("{domain}: {e}"))?;
+        let tls = timeout(limit, tls.connect(name, tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_owned())?
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        conn.stream = Stream::Tls(Box::new(tls));
+        conn.scanner.restart();
+        features = conn.open_stream(domain, limit).await?;
+    }
     if !contains(&features, ">PLAIN<") {
         return Err("PLAIN not offered".into());
     }
@@ -601,14 +709,14 @@ struct Window {
 
 /// Sends messages to `to` while the window allows, until `stop`.
 async fn send_loop(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf<Stream>,
     to: String,
     out: Arc<Direction>,
     body_bytes: usize,
     window: usize,
     stop: tokio::time::Instant,
     pace: Option<Pace>,
-) -> (OwnedWriteHalf, Result<(), String>) {
+) -> (WriteHalf<Stream>, Result<(), String>) {
     let mut ticker = pace.map(|p| {
         let mut t = tokio::time::interval_at(p.first, p.period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -676,12 +784,12 @@ struct Received {
 /// Receives the peer's messages (freeing the peer's window) until the peer
 /// has stopped and everything it sent has arrived, or the drain time is up.
 async fn receive_loop(
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf<Stream>,
     mut scanner: Scanner,
     incoming: Arc<Direction>,
     own: Arc<Direction>,
     times: Window,
-) -> (OwnedReadHalf, Scanner, Received) {
+) -> (ReadHalf<Stream>, Scanner, Received) {
     let mut got = Received::default();
     loop {
         let mut from_peer = 0u64;
@@ -769,7 +877,7 @@ struct LoginStats {
     latencies: Vec<u64>,
 }
 
-async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option<Conn>> {
+async fn login_phase(args: &Args, probe: &Probe, target: &Target) -> Vec<Option<Conn>> {
     let limit = Duration::from_secs_f64(args.step_timeout);
     let rss_before = probe.rss();
     let gate = Arc::new(Semaphore::new(args.login_concurrency.max(1)));
@@ -781,12 +889,13 @@ async fn login_phase(args: &Args, probe: &Probe, addr: SocketAddr) -> Vec<Option
         let domain = args.domain.clone();
         let user = format!("{}{i}", args.user_prefix);
         let password = args.password_pattern.replace("{i}", &i.to_string());
+        let target = target.clone();
         tasks.spawn(async move {
             let Ok(_permit) = gate.acquire_owned().await else {
                 return (i, Err("semaphore closed".to_owned()), 0);
             };
             let t = Instant::now();
-            let result = login(addr, &domain, &user, &password, limit).await;
+            let result = login(&target, &domain, &user, &password, limit).await;
             (
                 i,
                 result,
@@ -913,7 +1022,7 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: &mut [Option<Conn>],
                 scanner,
                 jid,
             } = conn;
-            let (read, write) = stream.into_split();
+            let (read, write) = tokio::io::split(stream);
             let pace = period.map(|period| Pace {
                 first: at(start) + period.mul_f64(slot as f64 / directions_total.max(1) as f64),
                 period,
@@ -941,7 +1050,7 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: &mut [Option<Conn>],
     tokio::time::sleep_until(at(times.measure_to)).await;
     let cpu1 = probe.mark();
 
-    let mut writes: Vec<Option<OwnedWriteHalf>> = (0..conns.len()).map(|_| None).collect();
+    let mut writes: Vec<Option<WriteHalf<Stream>>> = (0..conns.len()).map(|_| None).collect();
     let mut first_error = None;
     while let Some(joined) = senders.join_next().await {
         match joined {
@@ -971,10 +1080,10 @@ async fn messaging_phase(args: &Args, probe: &Probe, conns: &mut [Option<Conn>],
                     }
                     None => {
                         if let Some(write) = writes[slot].take()
-                            && let Ok(stream) = read.reunite(write)
+                            && read.is_pair_of(&write)
                         {
                             conns[slot] = Some(Conn {
-                                stream,
+                                stream: read.unsplit(write),
                                 scanner,
                                 jid,
                             });
@@ -1100,9 +1209,22 @@ fn main() {
         server_pid: args.server_pid.map(|p| p.to_string()),
         ticks: clock_ticks_per_s(),
     };
-    let addr = SocketAddr::new(args.host, args.port);
+    let tls = match (&args.ca, args.starttls) {
+        (Some(ca), true) => match tls_connector(ca) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        },
+        _ => None,
+    };
+    let target = Target {
+        addr: SocketAddr::new(args.host, args.port),
+        tls,
+    };
     runtime.block_on(async {
-        let mut conns = login_phase(&args, &probe, addr).await;
+        let mut conns = login_phase(&args, &probe, &target).await;
         if args.paced_rate > 0.0 {
             let plan = Plan {
                 name: "paced",

@@ -4,8 +4,9 @@
 //! * `raw_socket_login_and_chat`: std::net only, no Python. PLAIN login, bind,
 //!   a chat message each way, a ping, a clean close, and a client that drops
 //!   its socket in the middle of a stanza.
-//! * `scansion_core_scripts`: the four core scansion scripts from
-//!   `../shared/acceptance` (or `$XMPP_ACCEPTANCE_DIR`) with PLAIN,
+//! * `scansion_core_scripts`: every core scansion script (each `*.scs` in
+//!   `../shared/acceptance/scansion`, or `$XMPP_ACCEPTANCE_DIR`; the
+//!   `extra/` ones need MUC, blocking or last activity) with PLAIN,
 //!   SCRAM-SHA-1 and SCRAM-SHA-256 in plaintext, and with PLAIN over
 //!   STARTTLS (`--starttls`), one fresh server per script. Skipped
 //!   with a message when the directory or `python3` is missing.
@@ -23,6 +24,10 @@
 //!   (test CA) enables stream management with resumption, its TCP
 //!   connection is cut, messages sent meanwhile arrive exactly once after
 //!   it resumes (`slixmpp_login.py --scenario resume`).
+//! * `slixmpp_full_flow`: `tests/acceptance/slixmpp_flow.py` over STARTTLS
+//!   and direct TLS (certificate verified, a fresh server each): rosters,
+//!   mutual subscription, presence both ways, chat both ways, and one client
+//!   sees the other leave.
 //! * `account_commands`: `adduser`, `passwd`, `deluser`, `users` on a
 //!   database file, then logins against it.
 //! * `store_survives_a_restart`: a roster item (name, group, version,
@@ -42,8 +47,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -54,77 +59,10 @@ use xmpp_session::Element;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 
-const SCRIPTS: &[&str] = &[
-    "basic.scs",
-    "basic_message.scs",
-    "basic_roster.scs",
-    "disco_self.scs",
-];
 const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
-/// The example binary, built (or brought up to date) once per test run.
-fn server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/acceptance-<hash>
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "--example",
-            "server",
-        ]);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(other) => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        if let Some(target_dir) = profile_dir.parent() {
-            cargo.env("CARGO_TARGET_DIR", target_dir);
-        }
-        // Cargo sets these for the test process; build scripts that watch
-        // them (ring's does) would otherwise see a change and rebuild.
-        for (key, _) in std::env::vars_os() {
-            let Some(key) = key.to_str() else { continue };
-            if key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || [
-                    "CARGO_CRATE_NAME",
-                    "CARGO_BIN_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                    "OUT_DIR",
-                ]
-                .contains(&key)
-            {
-                cargo.env_remove(key);
-            }
-        }
-        let built = cargo.status().is_ok_and(|s| s.success());
-        assert!(
-            built || bin.exists(),
-            "`cargo build --example server` failed and {} does not exist",
-            bin.display()
-        );
-        if !built {
-            eprintln!(
-                "warning: could not rebuild the example; using {}",
-                bin.display()
-            );
-        }
-        bin
-    })
-}
+mod server_support;
+use server_support::server_binary;
 
 /// A running example server, killed on drop.
 struct Server {
@@ -686,6 +624,23 @@ fn report(what: &str, out: &Output) -> String {
     )
 }
 
+/// Every core script: each `*.scs` directly in `DIR/scansion` (not
+/// `extra/`, whose scripts need MUC, blocking or last activity).
+fn core_scripts(dir: &Path) -> Vec<String> {
+    let mut scripts: Vec<String> = std::fs::read_dir(dir.join("scansion"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".scs"))
+        .collect();
+    scripts.sort();
+    assert!(
+        !scripts.is_empty(),
+        "no core scansion scripts in {}",
+        dir.display()
+    );
+    scripts
+}
+
 #[test]
 fn scansion_core_scripts() {
     let Some(dir) = acceptance_dir() else {
@@ -699,6 +654,7 @@ fn scansion_core_scripts() {
         return;
     }
     server_binary();
+    let scripts = core_scripts(&dir);
     // One thread per mechanism; every script gets a fresh server.
     // Every mechanism in plaintext (`--no-tls`), and PLAIN over STARTTLS
     // against the default TLS-required server (self-signed certificate; the
@@ -710,9 +666,10 @@ fn scansion_core_scripts() {
     let threads: Vec<_> = runs
         .map(|(mech, starttls)| {
             let dir = dir.clone();
+            let scripts = scripts.clone();
             thread::spawn(move || {
                 let mut failures = Vec::new();
-                for script in SCRIPTS {
+                for script in &scripts {
                     let server = if starttls {
                         Server::start_with(&[])
                     } else {
@@ -771,20 +728,40 @@ fn slixmpp_scram_login() {
 
 #[test]
 fn slixmpp_tls_login() {
+    slixmpp_over_tls("slixmpp_tls_login", "slixmpp_login.py");
+}
+
+/// Two slixmpp clients over STARTTLS and over direct TLS, certificate
+/// verified: rosters, mutual subscription, presence, chat both ways, and
+/// one sees the other leave (`tests/acceptance/slixmpp_flow.py`).
+#[test]
+fn slixmpp_full_flow() {
+    slixmpp_over_tls("slixmpp_full_flow", "slixmpp_flow.py");
+}
+
+/// Runs `tests/acceptance/SCRIPT` with `$SLIXMPP_PYTHON` against a server
+/// with a test CA's certificate, over STARTTLS and over direct TLS.
+fn slixmpp_over_tls(test: &str, script: &str) {
     let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     if !python_can(&python, &["-c", "import slixmpp"]) {
         skip(&format!(
-            "SKIPPED slixmpp_tls_login: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
+            "SKIPPED {test}: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
         ));
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/acceptance")
+        .join(script);
     let ca = TestCa::new();
-    let server = ca.server();
-    let tls_port = server.tls_port.unwrap();
-    for (mode, port) in [("starttls", server.port), ("direct", tls_port)] {
+    for mode in ["starttls", "direct"] {
+        // A fresh server (empty rosters) for each.
+        let server = ca.server();
+        let port = match mode {
+            "direct" => server.tls_port.unwrap(),
+            _ => server.port,
+        };
         let out = Command::new(&python)
-            .arg(&script)
+            .arg(&path)
             .args(["--port", &port.to_string(), "--timeout", "10"])
             .args(["--tls", mode, "--ca", &ca.path("ca.pem")])
             .output()
@@ -792,7 +769,7 @@ fn slixmpp_tls_login() {
         assert!(
             out.status.success(),
             "{}",
-            report(&format!("slixmpp_login.py --tls {mode}"), &out)
+            report(&format!("{script} --tls {mode}"), &out)
         );
     }
 }
@@ -1058,4 +1035,34 @@ fn slixmpp_carbons() {
         "{}",
         report("slixmpp_carbons.py", &out)
     );
+}
+
+/// tokio-xmpp (crates.io) logs in over STARTTLS, verifying the test CA's
+/// certificate, and exchanges a message: `interop/tokio-xmpp`, its own
+/// crate (not built by `cargo test`, to keep its dependency tree out of the
+/// main build). `.ci/run` builds it and sets `$TOKIO_XMPP_INTEROP` to the
+/// binary; without it the test is skipped with a message.
+#[test]
+fn tokio_xmpp_interop() {
+    let Some(bin) = std::env::var_os("TOKIO_XMPP_INTEROP") else {
+        skip(
+            "SKIPPED tokio_xmpp_interop: set TOKIO_XMPP_INTEROP to the binary built by \
+             `cargo build --manifest-path interop/tokio-xmpp/Cargo.toml` (as .ci/run does)",
+        );
+        return;
+    };
+    let ca = TestCa::new();
+    let server = ca.server();
+    let out = Command::new(bin)
+        .arg(server.port.to_string())
+        // rustls-native-certs reads the trusted roots from here alone.
+        .env("SSL_CERT_FILE", ca.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        report("tokio-xmpp-interop", &out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("juliet got the message"));
 }

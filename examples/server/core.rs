@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
+use xmpp_session::jid::FullJid;
 use xmpp_session::{
     ConnectionInfo, Event, Output, SessionId, SessionManager, StreamError, StreamErrorCondition,
     TlsInfo,
@@ -35,7 +36,8 @@ use xmpp_session::{
 
 use tracing::{debug, info, warn};
 
-use crate::limits::{BATCH, Limits, MAX_QUEUED_BYTES};
+use crate::limits::{Admission, BATCH, Limits, MAX_QUEUED_BYTES};
+use crate::liveness::{self, Due, Liveness};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
 
@@ -47,6 +49,12 @@ struct Conn {
     /// Bytes handed to the task and not yet written.
     queued: Arc<AtomicUsize>,
     peer: SocketAddr,
+    /// When the client last sent bytes, and whether a ping is out.
+    liveness: Liveness,
+    /// Bytes read before authentication (`None` once authenticated).
+    pre_auth: Option<usize>,
+    /// The bound resource, to ping.
+    jid: Option<FullJid>,
 }
 
 /// Everything the core task owns.
@@ -57,7 +65,7 @@ pub struct Core {
     /// Bytes produced for each socket during the current batch.
     outbox: HashMap<SessionId, Vec<Bytes>>,
     to_core: mpsc::Sender<ToCore>,
-    limits: Limits,
+    admission: Admission,
     verbose: bool,
     /// Sessions that lost their socket and wait for a resume (XEP-0198):
     /// their `SessionId` stays valid in the manager without a connection.
@@ -66,15 +74,20 @@ pub struct Core {
 
 impl Core {
     fn accept(&mut self, stream: TcpStream, peer: SocketAddr, mode: &Mode) {
-        if !self.limits.admit(peer, self.conns.len()) {
-            return; // dropping the stream closes it
-        }
+        let now = Instant::now();
+        let slot = match self.admission.admit(peer, now) {
+            Ok(slot) => slot,
+            Err(why) => {
+                warn!(%peer, "refusing a connection: {why}");
+                return; // dropping the stream closes it
+            }
+        };
         let info = match mode {
             Mode::Plain => ConnectionInfo::plain(),
             Mode::StartTls(_) => ConnectionInfo::starttls(),
             Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
         };
-        let id = self.manager.connect(info, Instant::now());
+        let id = self.manager.connect(info, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let link = Link {
@@ -83,8 +96,10 @@ impl Core {
             queued: queued.clone(),
             core: self.to_core.clone(),
             verbose: self.verbose,
+            read_rate: self.admission.limits().read_rate,
+            read_burst: self.admission.limits().read_burst,
         };
-        let task = transport::spawn(stream, mode.clone(), rx, link);
+        let task = transport::spawn(stream, mode.clone(), rx, link, slot);
         if self.verbose {
             debug!(session = ?id, %peer, "connected");
         }
@@ -95,6 +110,9 @@ impl Core {
                 task,
                 queued,
                 peer,
+                liveness: Liveness::new(now),
+                pre_auth: Some(0),
+                jid: None,
             },
         );
     }
@@ -102,7 +120,12 @@ impl Core {
     fn handle(&mut self, msg: ToCore) {
         let now = Instant::now();
         match msg {
-            ToCore::Input(id, data) => self.manager.handle_input(id, &data, now),
+            ToCore::Input(id, data) => {
+                if self.over_pre_auth(id, data.len(), now) {
+                    return;
+                }
+                self.manager.handle_input(id, &data, now)
+            }
             ToCore::TlsEstablished(id) => {
                 self.manager
                     .handle_tls_established(id, TlsInfo::default(), now)
@@ -129,6 +152,22 @@ impl Core {
                     self.finish(session)
                 }
                 Output::StartTls { session } => self.start_tls(session),
+                Output::Event(Event::Authenticated { session, username }) => {
+                    if self.verbose {
+                        debug!(?session, %username, "authenticated");
+                    }
+                    if let Some(conn) = self.conns.get_mut(&session) {
+                        conn.pre_auth = None;
+                    }
+                }
+                Output::Event(Event::Bound { session, jid }) => {
+                    if self.verbose {
+                        debug!(?session, %jid, "bound");
+                    }
+                    if let Some(conn) = self.conns.get_mut(&session) {
+                        conn.jid = Some(jid);
+                    }
+                }
                 Output::Route { stanza } => {
                     warn!(
                         "dropping stanza for a remote domain: to={:?}",
@@ -175,6 +214,73 @@ impl Core {
             }
             self.manager.handle_disconnect(session, Instant::now());
             self.flush();
+        }
+    }
+
+    /// Counts `n` bytes from `id`: true (and the stream closed with
+    /// `policy-violation`) if it passed `--pre-auth-bytes` before
+    /// authenticating. Also notes the input for liveness.
+    fn over_pre_auth(&mut self, id: SessionId, n: usize, now: Instant) -> bool {
+        let cap = self.admission.limits().pre_auth_bytes;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        conn.liveness.input(now);
+        let Some(read) = conn.pre_auth.as_mut() else {
+            return false;
+        };
+        *read = read.saturating_add(n);
+        if cap == 0 || *read <= cap {
+            return false;
+        }
+        warn!(session = ?id, peer = %conn.peer, "--pre-auth-bytes reached: closing");
+        conn.pre_auth = None;
+        self.manager.close(
+            id,
+            StreamError::new(StreamErrorCondition::PolicyViolation),
+            now,
+        );
+        true
+    }
+
+    /// Pings silent clients and closes those that did not answer (see
+    /// [`crate::liveness`]).
+    fn check_liveness(&mut self) {
+        let now = Instant::now();
+        let limits = self.admission.limits();
+        let (idle, timeout) = (limits.ping_idle, limits.ping_timeout);
+        let domain = self
+            .manager
+            .config()
+            .hosts()
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let mut close = Vec::new();
+        for (id, conn) in &mut self.conns {
+            if conn.pre_auth.is_some() {
+                continue; // the core's auth timeout covers these
+            }
+            match conn.liveness.due(conn.jid.is_some(), idle, timeout, now) {
+                Some(Due::Ping) => {
+                    if let Some(jid) = &conn.jid {
+                        if self.verbose {
+                            debug!(session = ?id, "idle: ping");
+                        }
+                        self.manager.send(*id, &liveness::ping(&domain, jid));
+                    }
+                }
+                Some(Due::Close) => close.push(*id),
+                None => {}
+            }
+        }
+        for id in close {
+            info!(session = ?id, "no answer to a ping: closing");
+            self.manager.close(
+                id,
+                StreamError::new(StreamErrorCondition::ConnectionTimeout),
+                now,
+            );
         }
     }
 
@@ -316,10 +422,17 @@ pub async fn run(setup: Setup) -> StoreHandle {
         conns: HashMap::new(),
         outbox: HashMap::new(),
         to_core,
-        limits,
+        admission: Admission::new(limits),
         verbose,
         hibernating: HashSet::new(),
     };
+    let tick = Liveness::tick(
+        core.admission.limits().ping_idle,
+        core.admission.limits().ping_timeout,
+    );
+    let mut liveness_timer = tokio::time::interval(tick);
+    liveness_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pings = !core.admission.limits().ping_idle.is_zero();
     let mut batch = Vec::with_capacity(BATCH);
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -352,6 +465,7 @@ pub async fn run(setup: Setup) -> StoreHandle {
             }
             () = async { sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => core.manager.handle_timeout(Instant::now()),
+            _ = liveness_timer.tick(), if pings => core.check_liveness(),
             () = &mut stop => {
                 info!("shutting down: closing every stream with system-shutdown");
                 core.shutdown().await;

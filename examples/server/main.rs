@@ -18,7 +18,9 @@
 //! * [`tls`]: the certificate (PEM files or self-signed) and rustls settings;
 //! * [`store`]: the SQLite database and its thread (password checks on the
 //!   blocking pool);
-//! * [`limits`]: what one client may cost the server;
+//! * [`limits`]: what one client or address may cost the server
+//!   (connections, connection rate, read rate, bytes before authentication);
+//! * [`liveness`]: XEP-0199 pings to idle clients;
 //! * [`admin`]: account commands (`adduser`, `deluser`, `passwd`, `users`)
 //!   and accounts given at start.
 //!
@@ -32,13 +34,14 @@
 mod admin;
 mod core;
 mod limits;
+mod liveness;
 mod store;
 mod tls;
 mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -106,6 +109,35 @@ struct Args {
     /// Refuse connections beyond this many.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Refuse connections from one IP address beyond this many open ones (0 = off).
+    #[arg(long, default_value_t = 100)]
+    max_connections_per_ip: usize,
+    /// Refuse new connections (login attempts) from one IP address beyond
+    /// this many per --login-window (0 = off).
+    #[arg(long, default_value_t = 30)]
+    logins_per_ip: usize,
+    /// The window of --logins-per-ip, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    login_window: u64,
+    /// Read at most this many bytes per second from one connection; a
+    /// faster client is slowed down, not disconnected (0 = off).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    read_rate: u64,
+    /// Bytes one connection may send at once above --read-rate.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    read_burst: u64,
+    /// Close a stream that has not authenticated after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    auth_timeout: u64,
+    /// Close a stream that sends more than this before authenticating (0 = off).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pre_auth_bytes: usize,
+    /// Ping (XEP-0199) a bound client silent for this many seconds (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    ping_idle: u64,
+    /// Close the stream if nothing arrives this many seconds after a ping.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    ping_timeout: u64,
     /// Debug logs: each session's lifecycle (connect, TLS, bind, close).
     #[arg(short, long)]
     verbose: bool,
@@ -181,6 +213,7 @@ async fn main() {
         .allow_plain_without_tls(args.no_tls)
         .stream_management(true)
         .resume_timeout(std::time::Duration::from_secs(args.resume_timeout))
+        .auth_timeout(Duration::from_secs(args.auth_timeout))
         .build()
         .unwrap_or_else(|e| fail(2, format!("invalid configuration: {e}")));
     let mut manager = SessionManager::new(config);
@@ -239,6 +272,14 @@ async fn main() {
     let store = StoreHandle::spawn(db, to_core.clone()).unwrap_or_else(|e| fail(1, e));
     let limits = Limits {
         max_connections: args.max_connections,
+        max_per_ip: args.max_connections_per_ip,
+        logins_per_ip: args.logins_per_ip,
+        login_window: Duration::from_secs(args.login_window),
+        read_rate: args.read_rate,
+        read_burst: args.read_burst,
+        pre_auth_bytes: args.pre_auth_bytes,
+        ping_idle: Duration::from_secs(args.ping_idle),
+        ping_timeout: Duration::from_secs(args.ping_timeout),
     };
     let store = core::run(core::Setup {
         manager,

@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -32,7 +32,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
 use xmpp_session::{RequestId, Response, SessionId};
 
-use crate::limits::{READ_CHUNK, WRITE_TIMEOUT};
+use crate::limits::{Bucket, READ_CHUNK, Slot, WRITE_TIMEOUT};
 
 /// Time allowed for a TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +81,10 @@ pub struct Link {
     pub core: mpsc::Sender<ToCore>,
     /// Log handshake failures.
     pub verbose: bool,
+    /// `--read-rate` (bytes/s, 0 = unlimited).
+    pub read_rate: u64,
+    /// `--read-burst` (bytes).
+    pub read_burst: u64,
 }
 
 /// Starts the task for an accepted TCP connection.
@@ -89,6 +93,7 @@ pub fn spawn(
     mode: Mode,
     rx: mpsc::UnboundedReceiver<ToConn>,
     link: Link,
+    slot: Slot,
 ) -> tokio::task::AbortHandle {
     if let Err(e) = stream.set_nodelay(true) {
         warn!(peer = %link.peer, "TCP_NODELAY: {e}");
@@ -96,6 +101,8 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut rx = rx;
         let end = run(stream, mode, &mut rx, &link).await;
+        // The socket is closed by now (`run` owned it): give the slot back.
+        drop(slot);
         if end == Ended::Socket {
             let _ = link.core.send(ToCore::Gone(link.id)).await;
         }
@@ -212,12 +219,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> End<S> {
     let id = link.id;
     let mut buf = BytesMut::new();
+    // --read-rate: after a read over the budget, the socket is not read
+    // again until `paused` passes (writes go on meanwhile).
+    let mut bucket = Bucket::new(link.read_rate, link.read_burst, Instant::now());
+    let pause = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(pause);
+    let mut paused = false;
     loop {
-        buf.reserve(READ_CHUNK);
+        if !paused {
+            buf.reserve(READ_CHUNK);
+        }
         tokio::select! {
-            read = stream.read_buf(&mut buf) => match read {
+            () = &mut pause, if paused => paused = false,
+            read = stream.read_buf(&mut buf), if !paused => match read {
                 Ok(0) => return End::Socket,
-                Ok(_) => {
+                Ok(n) => {
+                    let wait = bucket.take(n, Instant::now());
+                    if !wait.is_zero() {
+                        pause.as_mut().reset(tokio::time::Instant::now() + wait);
+                        paused = true;
+                    }
                     let chunk = buf.split().freeze();
                     if link.core.send(ToCore::Input(id, chunk)).await.is_err() {
                         return End::Core; // the core has stopped

@@ -26,10 +26,10 @@ Needs slixmpp >= 1.8 (tested with 1.17.0):
     /tmp/slix/bin/python tests/acceptance/slixmpp_login.py --port 5322
 """
 
-import argparse
 import asyncio
-import logging
 import sys
+
+from loopback_cli import run_main
 
 try:
     import slixmpp
@@ -184,30 +184,18 @@ async def run_resume(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5222)
-    parser.add_argument("--domain", default="localhost")
+def options(parser):
     parser.add_argument("--mech", choices=["SCRAM-SHA-1", "SCRAM-SHA-256"], help="use this mechanism for both clients")
     parser.add_argument("--tls", choices=["none", "starttls", "direct"], default="none",
                         help="how to connect [none]")
     parser.add_argument("--ca", help="CA certificate (PEM) to verify the server with")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
     parser.add_argument("--scenario", choices=["chat", "resume"], default="chat",
                         help="chat both ways, or stream management resumption [chat]")
-    parser.add_argument("-v", "--verbose", action="store_true", help="slixmpp debug log")
-    args = parser.parse_args()
-    if args.host not in ("127.0.0.1", "::1", "localhost"):
-        parser.error("loopback only")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
-    try:
-        asyncio.run(run_resume(args) if args.scenario == "resume" else run(args))
-    except (asyncio.TimeoutError, RuntimeError) as e:
-        print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(1)
-    print("PASS")
+
+
+def run_scenario(args):
+    return run_resume(args) if args.scenario == "resume" else run(args)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(__doc__.splitlines()[0], options, run_scenario)
