@@ -84,6 +84,11 @@ class Peer:
             fut.set_result(str(pres["from"]))
 
     def _unavailable(self, pres):
+        # Only a resource going away counts: the server also acknowledges a
+        # subscription request with unavailable presence from the bare JID
+        # (as Prosody does), which can arrive at any time.
+        if not pres["from"].resource:
+            return
         fut = self._future(self.unavailable, str(pres["from"].bare))
         if not fut.done():
             fut.set_result(str(pres["from"]))
