@@ -3,6 +3,7 @@
 
 mod auth;
 mod bind;
+mod framing;
 mod header;
 
 use std::collections::VecDeque;
@@ -12,7 +13,7 @@ use minidom::Element;
 
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
-use crate::output::Output;
+use crate::output::{Framing, Output};
 use crate::random::RandomSource;
 use crate::session::{Session, SessionKind};
 use crate::storage::Request;
@@ -20,6 +21,7 @@ use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
 pub(crate) use bind::BindRequest;
+pub(crate) use framing::frame_error_to_stream_error;
 pub(crate) use header::FeaturesCache;
 
 /// What the manager must do after one step of a session.
@@ -58,13 +60,18 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Session {
-    /// Serializes `el` and queues it for this session.
+    /// Serializes `el` and queues it for this session (one WebSocket
+    /// message on a WebSocket connection).
     pub(crate) fn send_element(&self, out: &mut VecDeque<Output>, el: &Element) {
         let mut buf = BytesMut::with_capacity(128);
         stream::write_element(el, &mut buf);
+        let mut data = buf.freeze();
+        if self.framing == Framing::WebSocket {
+            data = stream::frame_bytes(&data);
+        }
         out.push_back(Output::Transmit {
             session: self.id,
-            data: buf.freeze(),
+            data,
         });
     }
 
@@ -74,7 +81,14 @@ impl Session {
             return Step::Idle;
         }
         match self.reader.next_event() {
-            Ok(None) => Step::Idle,
+            Ok(None) => match self.frame_error.take() {
+                // A bad WebSocket message, reached in order.
+                Some(error) => {
+                    self.close(ctx, Some(*error));
+                    Step::Closed
+                }
+                None => Step::Idle,
+            },
             Err(e) => {
                 self.close(ctx, Some(read_error_to_stream_error(&e)));
                 Step::Closed
@@ -84,6 +98,9 @@ impl Session {
                 // The client closed its stream: close ours, no error.
                 self.close(ctx, None);
                 Step::Closed
+            }
+            Ok(Some(StreamEvent::Stanza(el))) if self.framing == Framing::WebSocket => {
+                self.handle_framed(ctx, el)
             }
             Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(ctx, el),
         }
@@ -167,15 +184,13 @@ impl Session {
             self.mark_closed();
             return;
         }
+        if self.framing == Framing::WebSocket {
+            self.close_framed(ctx, reason);
+            return;
+        }
         let mut buf = BytesMut::with_capacity(256);
         if self.notopen {
-            let id = if self.stream_id.is_empty() {
-                // This stream closes at once, so its id protects nothing;
-                // without randomness it stays empty rather than predictable.
-                crate::random::random_id(ctx.rng, 16).unwrap_or_default()
-            } else {
-                self.stream_id.clone()
-            };
+            let id = self.closing_stream_id(ctx);
             stream::write_stream_header(
                 &mut buf,
                 self.host.as_deref(),
@@ -198,8 +213,21 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The id for a stream opened only to be closed at once.
+    fn closing_stream_id(&self, ctx: &mut Ctx<'_>) -> String {
+        if self.stream_id.is_empty() {
+            // This stream closes at once, so its id protects nothing;
+            // without randomness it stays empty rather than predictable.
+            crate::random::random_id(ctx.rng, 16).unwrap_or_default()
+        } else {
+            self.stream_id.clone()
+        }
+    }
+}
+
 /// The stream error for a reader failure (RFC 6120 §4.9.3).
-fn read_error_to_stream_error(e: &ReadError) -> StreamError {
+pub(crate) fn read_error_to_stream_error(e: &ReadError) -> StreamError {
     match e {
         ReadError::NotWellFormed => StreamError::new(StreamErrorCondition::NotWellFormed),
         ReadError::RestrictedXml => StreamError::new(StreamErrorCondition::RestrictedXml),

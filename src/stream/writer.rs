@@ -134,6 +134,36 @@ pub fn write_stream_header(
     out.put_u8(b'>');
 }
 
+/// Writes the `<open/>` element a server answers an RFC 7395 (WebSocket)
+/// client with, the whole payload of one message:
+/// `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='…' id='…'
+/// to='…' version='…' xml:lang='…'/>` (`from`, `to` and `version` only
+/// when given). Values are escaped.
+pub fn write_open(
+    out: &mut BytesMut,
+    from: Option<&str>,
+    to: Option<&str>,
+    id: &str,
+    version: Option<&str>,
+    lang: &str,
+) {
+    out.put_slice(b"<open xmlns='");
+    out.put_slice(crate::ns::NS_FRAMING.as_bytes());
+    out.put_u8(b'\'');
+    if let Some(from) = from {
+        write_attr(out, b"from", from);
+    }
+    write_attr(out, b"id", id);
+    if let Some(to) = to {
+        write_attr(out, b"to", to);
+    }
+    if let Some(version) = version {
+        write_attr(out, b"version", version);
+    }
+    write_attr(out, b"xml:lang", lang);
+    out.put_slice(b"/>");
+}
+
 /// Writes a message forwarded as received (see
 /// [`StreamReader::peek_message`](super::StreamReader::peek_message)):
 /// `<message`, its attributes with `from` set to `from`, sorted by name as
