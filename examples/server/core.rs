@@ -29,8 +29,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
 use xmpp_session::{
-    ConnectionInfo, Event, Framing, Output, SessionId, SessionManager, StreamError, StreamErrorCondition,
-    TlsInfo,
+    ConnectionInfo, Event, Framing, Output, SessionId, SessionManager, StreamError,
+    StreamErrorCondition, TlsInfo,
 };
 
 use tracing::{debug, info, warn};
@@ -94,7 +94,9 @@ impl Core {
             Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
         };
         let mode = mode.clone();
-        self.register(info, peer, |rx, link| transport::spawn(stream, mode, rx, link));
+        self.register(info, peer, |rx, link| {
+            transport::spawn(stream, mode, rx, link)
+        });
     }
 
     /// A connection on the WebSocket listener (RFC 7395).
