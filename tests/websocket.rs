@@ -473,3 +473,53 @@ fn websocket_never_offers_starttls() {
     let frames = server.take_frames(ws);
     assert!(!frames[1].contains("starttls"), "{frames:?}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use xmpp_session::testkit::TestServer;
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(TestServer::open_frame()),
+            Just("<open xmlns='jabber:client' to='localhost' version='1.0'/>".to_owned()),
+            Just("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AHJvbWVvAHBhc3M=</auth>".to_owned()),
+            Just("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>".to_owned()),
+            Just("<presence xmlns='jabber:client'/>".to_owned()),
+            Just("<message xmlns='jabber:client' to='romeo@localhost'><body>x</body></message>".to_owned()),
+            Just("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>".to_owned()),
+            Just("<a/><b/>".to_owned()),
+            Just("<message xmlns='jabber:client'>".to_owned()),
+            Just(TestServer::stream_header()),
+            "[ -~]{0,24}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever a WebSocket client sends, every message the server
+        /// sends is one element with its own namespace, the first is
+        /// `<open/>`, the stream ends with `<close/>` and nothing follows.
+        #[test]
+        fn every_output_message_is_one_element(frames in proptest::collection::vec(fragment(), 0..12)) {
+            let mut server = TestServer::new();
+            server.add_user("romeo", "pass");
+            let ws = server.connect_websocket();
+            let mut all = Vec::new();
+            for frame in &frames {
+                let closed_before = server.is_closed(ws);
+                server.send_frame(ws, frame);
+                let got = server.take_frames(ws);
+                prop_assert!(!closed_before || got.is_empty(), "{got:?} after close");
+                all.extend(got);
+            }
+            prop_assert_eq!(server.client_errors(ws), Vec::<String>::new());
+            if let Some(first) = all.first() {
+                prop_assert!(first.starts_with("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'"), "{}", first);
+            }
+            if server.is_closed(ws) {
+                prop_assert_eq!(all.last().map(String::as_str), Some(super::CLOSE));
+            }
+        }
+    }
+}
