@@ -15,7 +15,10 @@ use crate::storage::Request;
 #[non_exhaustive]
 pub enum Output {
     /// Write these bytes to the session's socket. A stanza delivered to many
-    /// sessions is serialized once: the same `Bytes` is shared.
+    /// sessions is serialized once: the same `Bytes` is shared. On a
+    /// [`Framing::WebSocket`] session the bytes are exactly one WebSocket
+    /// text message's payload: send each `Transmit` as its own message,
+    /// never merged or split.
     Transmit {
         /// The session to write to.
         session: SessionId,
