@@ -27,7 +27,7 @@ fn open_id(frame: &str) -> String {
 }
 
 fn server_open(id: &str) -> String {
-    format!("<open xmlns='{FRAMING}' from='localhost' id='{id}' version='1.0' xml:lang='en'/>")
+    format!("<open xmlns='{FRAMING}' xml:lang='en' id='{id}' from='localhost' version='1.0'/>")
 }
 
 /// `<stream:error>` with the stream namespace declared on it.
@@ -53,6 +53,13 @@ fn websocket_login(server: &mut TestServer, user: &str, resource: &str) -> Sessi
 fn expect_frames(server: &mut TestServer, c: SessionId, expected: &[&str]) {
     assert_eq!(server.take_frames(c), expected);
     assert_eq!(server.client_errors(c), Vec::<String>::new());
+}
+
+/// The stream error, then `<close/>`, then the connection closes.
+#[track_caller]
+fn expect_stream_error(server: &mut TestServer, c: SessionId, condition: &str, text: Option<&str>) {
+    expect_frames(server, c, &[&stream_error(condition, text), CLOSE]);
+    assert!(server.is_closed(c));
 }
 
 #[test]
@@ -122,7 +129,7 @@ fn open_echoes_a_valid_from_as_to() {
     assert_eq!(
         frames[0],
         format!(
-            "<open xmlns='{FRAMING}' from='localhost' id='{id}' to='romeo@localhost' version='1.0' xml:lang='en'/>"
+            "<open xmlns='{FRAMING}' xml:lang='en' id='{id}' from='localhost' to='romeo@localhost' version='1.0'/>"
         )
     );
 }
@@ -238,11 +245,7 @@ fn two_elements_in_one_message_close_the_stream() {
          <message xmlns='jabber:client' to='juliet@localhost/balcony'><body>2</body></message>",
     );
     let text = "A WebSocket message must hold exactly one complete XML element";
-    expect_frames(
-        &mut server,
-        ws,
-        &[&stream_error("not-well-formed", Some(text)), CLOSE],
-    );
+    expect_stream_error(&mut server, ws, "not-well-formed", Some(text));
     assert!(server.is_closed(ws));
     // Neither message was delivered.
     server.expect_nothing(tcp);
@@ -259,11 +262,7 @@ fn a_partial_element_closes_the_stream() {
         let ws = websocket_login(&mut server, "romeo", "web");
         server.send_frame(ws, partial);
         let text = "A WebSocket message must hold exactly one complete XML element";
-        expect_frames(
-            &mut server,
-            ws,
-            &[&stream_error("not-well-formed", Some(text)), CLOSE],
-        );
+        expect_stream_error(&mut server, ws, "not-well-formed", Some(text));
         assert!(server.is_closed(ws), "{partial:?}");
     }
 }
@@ -273,11 +272,7 @@ fn malformed_xml_in_a_message_is_not_well_formed() {
     let mut server = server();
     let ws = websocket_login(&mut server, "romeo", "web");
     server.send_frame(ws, "<message xmlns='jabber:client'></iq>");
-    expect_frames(
-        &mut server,
-        ws,
-        &[&stream_error("not-well-formed", None), CLOSE],
-    );
+    expect_stream_error(&mut server, ws, "not-well-formed", None);
 }
 
 #[test]
@@ -291,7 +286,7 @@ fn a_stream_header_on_a_websocket_connection_is_refused() {
         frames,
         [
             // No host was chosen: the <open/> has no `from`.
-            format!("<open xmlns='{FRAMING}' id='{id}' version='1.0' xml:lang='en'/>"),
+            format!("<open xmlns='{FRAMING}' xml:lang='en' id='{id}' version='1.0'/>"),
             stream_error(
                 "invalid-namespace",
                 Some(
@@ -356,11 +351,7 @@ fn elements_without_a_namespace_are_not_stanzas() {
         ws,
         "<message to='juliet@localhost'><body>1</body></message>",
     );
-    expect_frames(
-        &mut server,
-        ws,
-        &[&stream_error("unsupported-stanza-type", None), CLOSE],
-    );
+    expect_stream_error(&mut server, ws, "unsupported-stanza-type", None);
 }
 
 #[test]
@@ -374,11 +365,7 @@ fn a_stream_error_from_the_server_is_followed_by_close() {
         now,
     );
     server.pump();
-    expect_frames(
-        &mut server,
-        ws,
-        &[&stream_error("system-shutdown", Some("Bye")), CLOSE],
-    );
+    expect_stream_error(&mut server, ws, "system-shutdown", Some("Bye"));
     assert!(server.is_closed(ws));
 }
 

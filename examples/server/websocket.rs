@@ -85,11 +85,12 @@ pub fn spawn(
     rx: mpsc::UnboundedReceiver<ToConn>,
     link: Link,
 ) -> tokio::task::AbortHandle {
-    if let Err(e) = stream.set_nodelay(true) {
-        warn!(peer = %link.peer, "TCP_NODELAY: {e}");
-    }
     tokio::spawn(async move {
         let mut rx = rx;
+        // Small messages go out at once.
+        if let Err(e) = stream.set_nodelay(true) {
+            log(&link, format_args!("TCP_NODELAY: {e}"));
+        }
         let socket_ended = match tls {
             None => serve(stream, &mut rx, &link).await,
             Some(acceptor) => {

@@ -72,16 +72,7 @@ impl Session {
                 });
                 Step::Continue
             }
-            None => {
-                self.close(
-                    ctx,
-                    Some(StreamError::with_text(
-                        StreamErrorCondition::UndefinedCondition,
-                        "No stream features to proceed with",
-                    )),
-                );
-                Step::Closed
-            }
+            None => self.close_without_features(ctx),
         }
     }
 

@@ -72,14 +72,7 @@ impl Session {
                     session: self.id,
                     data: buf.freeze(),
                 });
-                self.close(
-                    ctx,
-                    Some(StreamError::with_text(
-                        StreamErrorCondition::UndefinedCondition,
-                        "No stream features to proceed with",
-                    )),
-                );
-                Step::Closed
+                self.close_without_features(ctx)
             }
         }
     }

@@ -214,6 +214,18 @@ impl Session {
 }
 
 impl Session {
+    /// No stream feature lets the client go on: close the stream.
+    fn close_without_features(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.close(
+            ctx,
+            Some(StreamError::with_text(
+                StreamErrorCondition::UndefinedCondition,
+                "No stream features to proceed with",
+            )),
+        );
+        Step::Closed
+    }
+
     /// The id for a stream opened only to be closed at once.
     fn closing_stream_id(&self, ctx: &mut Ctx<'_>) -> String {
         if self.stream_id.is_empty() {

@@ -120,24 +120,26 @@ pub(crate) fn frame_bytes(data: &Bytes) -> Bytes {
             None => out.put_slice(rest),
         }
     } else if name.starts_with(b"stream:") {
-        out.put_u8(b'<');
-        out.put_slice(name);
-        out.put_slice(b" xmlns:stream='");
-        out.put_slice(NS_STREAMS.as_bytes());
-        out.put_u8(b'\'');
-        out.put_slice(rest);
+        declare(&mut out, name, "xmlns:stream", NS_STREAMS, rest);
     } else if rest.starts_with(b" xmlns='") {
         // The writer declares a namespace other than jabber:client first.
         return data.clone();
     } else {
-        out.put_u8(b'<');
-        out.put_slice(name);
-        out.put_slice(b" xmlns='");
-        out.put_slice(NS_CLIENT.as_bytes());
-        out.put_u8(b'\'');
-        out.put_slice(rest);
+        declare(&mut out, name, "xmlns", NS_CLIENT, rest);
     }
     out.freeze()
+}
+
+/// `<name attr='ns'` then `rest` (the start tag's other attributes on).
+fn declare(out: &mut BytesMut, name: &[u8], attr: &str, ns: &str, rest: &[u8]) {
+    out.put_u8(b'<');
+    out.put_slice(name);
+    out.put_u8(b' ');
+    out.put_slice(attr.as_bytes());
+    out.put_slice(b"='");
+    out.put_slice(ns.as_bytes());
+    out.put_u8(b'\'');
+    out.put_slice(rest);
 }
 
 #[cfg(test)]
@@ -255,7 +257,7 @@ mod tests {
         write_open(&mut out, Some("localhost"), None, "abc", Some("1.0"), "en");
         assert_eq!(
             &out[..],
-            &b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='localhost' id='abc' version='1.0' xml:lang='en'/>"[..]
+            &b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xml:lang='en' id='abc' from='localhost' version='1.0'/>"[..]
         );
     }
 }

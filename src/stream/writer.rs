@@ -120,25 +120,34 @@ pub fn write_stream_header(
     out.put_slice(b"' xmlns:stream='");
     out.put_slice(NS_STREAMS.as_bytes());
     out.put_u8(b'\'');
+    write_header_attrs(out, from, to, id, version, lang);
+    out.put_u8(b'>');
+}
+
+/// The attributes of a stream header or `<open/>`, in the order
+/// [`write_stream_header`] documents.
+fn write_header_attrs(
+    out: &mut BytesMut,
+    from: Option<&str>,
+    to: Option<&str>,
+    id: &str,
+    version: Option<&str>,
+    lang: &str,
+) {
     write_attr(out, b"xml:lang", lang);
     write_attr(out, b"id", id);
-    if let Some(from) = from {
-        write_attr(out, b"from", from);
+    for (name, value) in [(&b"from"[..], from), (b"to", to), (b"version", version)] {
+        if let Some(value) = value {
+            write_attr(out, name, value);
+        }
     }
-    if let Some(to) = to {
-        write_attr(out, b"to", to);
-    }
-    if let Some(version) = version {
-        write_attr(out, b"version", version);
-    }
-    out.put_u8(b'>');
 }
 
 /// Writes the `<open/>` element a server answers an RFC 7395 (WebSocket)
 /// client with, the whole payload of one message:
-/// `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='…' id='…'
-/// to='…' version='…' xml:lang='…'/>` (`from`, `to` and `version` only
-/// when given). Values are escaped.
+/// `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xml:lang='…' id='…'
+/// from='…' to='…' version='…'/>` (`from`, `to` and `version` only when
+/// given). Values are escaped.
 pub fn write_open(
     out: &mut BytesMut,
     from: Option<&str>,
@@ -150,17 +159,7 @@ pub fn write_open(
     out.put_slice(b"<open xmlns='");
     out.put_slice(crate::ns::NS_FRAMING.as_bytes());
     out.put_u8(b'\'');
-    if let Some(from) = from {
-        write_attr(out, b"from", from);
-    }
-    write_attr(out, b"id", id);
-    if let Some(to) = to {
-        write_attr(out, b"to", to);
-    }
-    if let Some(version) = version {
-        write_attr(out, b"version", version);
-    }
-    write_attr(out, b"xml:lang", lang);
+    write_header_attrs(out, from, to, id, version, lang);
     out.put_slice(b"/>");
 }
 
