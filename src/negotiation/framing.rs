@@ -51,14 +51,7 @@ impl Session {
         features: Option<Bytes>,
     ) -> Step {
         let mut buf = BytesMut::with_capacity(160);
-        stream::write_open(
-            &mut buf,
-            self.host.as_deref(),
-            to,
-            &self.stream_id,
-            Some("1.0"),
-            "en",
-        );
+        stream::write_open(&mut buf, self.host.as_deref(), to, &self.stream_id);
         self.notopen = false;
         ctx.out.push_back(Output::Transmit {
             session: self.id,
@@ -83,7 +76,7 @@ impl Session {
         let open = self.notopen.then(|| {
             let id = self.closing_stream_id(ctx);
             let mut buf = BytesMut::with_capacity(160);
-            stream::write_open(&mut buf, self.host.as_deref(), None, &id, Some("1.0"), "en");
+            stream::write_open(&mut buf, self.host.as_deref(), None, &id);
             buf.freeze()
         });
         let session = self.id;

@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn open_header() {
         let mut out = BytesMut::new();
-        write_open(&mut out, Some("localhost"), None, "abc", Some("1.0"), "en");
+        write_open(&mut out, Some("localhost"), None, "abc");
         assert_eq!(
             &out[..],
             &b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xml:lang='en' id='abc' from='localhost' version='1.0'/>"[..]
