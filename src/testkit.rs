@@ -128,6 +128,9 @@ impl Client {
             // Each message alone must be one element with its namespaces.
             self.frames.push(String::from_utf8_lossy(data).into_owned());
             match crate::stream::read_frame(data, LOOSE) {
+                Ok(el) if el.ns().is_empty() => self
+                    .errors
+                    .push(format!("WebSocket message without a namespace: {data:?}")),
                 Ok(el) => {
                     if el.is("open", NS_FRAMING) {
                         self.headers += 1;

@@ -8,7 +8,7 @@ mod header;
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use minidom::Element;
 
 use crate::config::Config;
@@ -65,10 +65,17 @@ impl Session {
     pub(crate) fn send_element(&self, out: &mut VecDeque<Output>, el: &Element) {
         let mut buf = BytesMut::with_capacity(128);
         stream::write_element(el, &mut buf);
-        let mut data = buf.freeze();
-        if self.framing == Framing::WebSocket {
-            data = stream::frame_bytes(&data);
-        }
+        self.transmit(out, buf.freeze());
+    }
+
+    /// Queues one top-level element, serialised for a TCP stream, for this
+    /// session; on a WebSocket connection it becomes one message declaring
+    /// its own namespace.
+    pub(crate) fn transmit(&self, out: &mut VecDeque<Output>, data: Bytes) {
+        let data = match self.framing {
+            Framing::WebSocket => stream::frame_bytes(&data),
+            _ => data,
+        };
         out.push_back(Output::Transmit {
             session: self.id,
             data,
