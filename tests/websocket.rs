@@ -510,3 +510,56 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn carbon_copies_and_held_csi_stanzas_are_one_message_each() {
+    let mut server = server();
+    let ws = websocket_login(&mut server, "romeo", "web");
+    let tcp = server.login("romeo", "desk");
+    let juliet = server.login("juliet", "balcony");
+    server.send_frame(
+        ws,
+        "<iq xmlns='jabber:client' type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>",
+    );
+    expect_frames(
+        &mut server,
+        ws,
+        &["<iq xmlns='jabber:client' id='c1' to='romeo@localhost/web' type='result'/>"],
+    );
+    // A message to the other resource: the WebSocket one gets a carbon.
+    server.send(
+        juliet,
+        "<message to='romeo@localhost/desk' type='chat'><body>Hi</body></message>",
+    );
+    expect_frames(
+        &mut server,
+        ws,
+        &[
+            "<message xmlns='jabber:client' from='romeo@localhost' to='romeo@localhost/web' type='chat'>\
+           <received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>\
+           <message xmlns='jabber:client' from='juliet@localhost/balcony' to='romeo@localhost/desk' type='chat'>\
+           <body>Hi</body></message></forwarded></received></message>",
+        ],
+    );
+    server.take(tcp);
+    // Inactive: chat states are held, then flushed one message each.
+    server.send_frame(ws, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    for id in ["s1", "s2"] {
+        server.send(
+            juliet,
+            &format!("<message to='romeo@localhost/web' id='{id}'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"),
+        );
+    }
+    expect_frames(&mut server, ws, &[]);
+    server.send_frame(ws, "<active xmlns='urn:xmpp:csi:0'/>");
+    let held: Vec<String> = ["s1", "s2"]
+        .iter()
+        .map(|id| {
+            format!(
+                "<message xmlns='jabber:client' from='juliet@localhost/balcony' id='{id}' to='romeo@localhost/web'>\
+                 <composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+            )
+        })
+        .collect();
+    expect_frames(&mut server, ws, &[&held[0], &held[1]]);
+}
