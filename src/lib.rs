@@ -20,7 +20,7 @@
 //!
 //! | What | Items |
 //! |---|---|
-//! | The core | [`SessionManager`], its [`Output`]s and [`Event`]s, [`ConnectionInfo`], [`TlsInfo`], [`SessionId`], the read-only [`Session`] |
+//! | The core | [`SessionManager`], its [`Output`]s and [`Event`]s, [`ConnectionInfo`] (with its [`Framing`]: TCP or WebSocket), [`TlsInfo`], [`SessionId`], the read-only [`Session`] |
 //! | Configuration | [`Config::builder`] → [`ConfigBuilder::build`] → [`Config`] or [`ConfigError`]; [`ConflictPolicy`] |
 //! | Storage | [`Request`] / [`Response`] with [`RequestId`]; the [`Store`] trait and [`MemoryStore`]; every account named by one [`AccountJid`] |
 //! | Randomness | [`random::RandomSource`], [`random::OsRandom`] (the default); failures are [`random::RandomError`] and fail the login |
@@ -83,7 +83,7 @@ pub use config::{Config, ConfigBuilder, ConfigError, ConflictPolicy};
 pub use error::{ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition};
 pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
-pub use output::{ConnectionInfo, Event, HibernationEnd, Output, TlsInfo};
+pub use output::{ConnectionInfo, Event, Framing, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
 pub use storage::{BlocklistChange, MemoryStore, Request, Response, Store, StoreError};
 

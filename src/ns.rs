@@ -6,6 +6,8 @@ pub const NS_CLIENT: &str = "jabber:client";
 pub const NS_SERVER: &str = "jabber:server";
 /// The stream namespace, bound to the `stream:` prefix.
 pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+/// RFC 7395 WebSocket framing: `<open/>` and `<close/>`.
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 /// Stream error conditions.
 pub const NS_STREAMS_ERR: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// Stanza error conditions.

@@ -17,7 +17,10 @@ use crate::storage::Request;
 #[non_exhaustive]
 pub enum Output {
     /// Write these bytes to the session's socket. A stanza delivered to many
-    /// sessions is serialized once: the same `Bytes` is shared.
+    /// sessions is serialized once: the same `Bytes` is shared. On a
+    /// [`Framing::WebSocket`] session the bytes are exactly one WebSocket
+    /// text message's payload: send each `Transmit` as its own message,
+    /// never merged or split.
     Transmit {
         /// The session to write to.
         session: SessionId,
@@ -152,13 +155,36 @@ pub enum HibernationEnd {
     Ended,
 }
 
+/// How a connection delimits the XML it carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Framing {
+    /// One XML document over a byte stream (RFC 6120 over TCP):
+    /// `<stream:stream>` … `</stream:stream>`, read in any chunking with
+    /// [`SessionManager::handle_input`](crate::SessionManager::handle_input).
+    #[default]
+    Tcp,
+    /// XMPP over WebSocket (RFC 7395). The client opens with
+    /// `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>` and ends with
+    /// `<close/>`; every WebSocket message holds exactly one complete
+    /// element carrying its own namespace declarations. The embedder does
+    /// the WebSocket handshake (subprotocol `xmpp`) and passes each text
+    /// message's payload to
+    /// [`SessionManager::handle_frame`](crate::SessionManager::handle_frame);
+    /// every [`Output::Transmit`] for the session is exactly one message to
+    /// send, and [`Output::Close`] follows the `<close/>` message.
+    WebSocket,
+}
+
 /// Facts about a new connection. Build it with [`ConnectionInfo::plain`],
-/// [`ConnectionInfo::starttls`] or [`ConnectionInfo::direct_tls`].
+/// [`ConnectionInfo::starttls`] or [`ConnectionInfo::direct_tls`], then
+/// [`ConnectionInfo::with_framing`] for a WebSocket connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
     pub(crate) secure: bool,
     pub(crate) starttls_available: bool,
+    pub(crate) framing: Framing,
 }
 
 impl ConnectionInfo {
@@ -170,26 +196,43 @@ impl ConnectionInfo {
     pub fn starttls_available(&self) -> bool {
         self.starttls_available
     }
+    /// How the connection delimits XML ([`Framing::Tcp`] unless set).
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
     /// Plain TCP without STARTTLS.
     pub fn plain() -> Self {
         Self {
             secure: false,
             starttls_available: false,
+            framing: Framing::Tcp,
         }
     }
     /// Plain TCP that can be upgraded with STARTTLS.
     pub fn starttls() -> Self {
         Self {
-            secure: false,
             starttls_available: true,
+            ..Self::plain()
         }
     }
     /// Direct TLS.
     pub fn direct_tls() -> Self {
         Self {
             secure: true,
-            starttls_available: false,
+            ..Self::plain()
         }
+    }
+    /// The same connection with this framing. [`Framing::WebSocket`] never
+    /// offers STARTTLS (RFC 7395: TLS belongs to the WebSocket layer,
+    /// `wss://`), so it turns [`ConnectionInfo::starttls_available`] off;
+    /// use [`ConnectionInfo::direct_tls`] for `wss://` and
+    /// [`ConnectionInfo::plain`] for `ws://`.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        if framing == Framing::WebSocket {
+            self.starttls_available = false;
+        }
+        self
     }
 }
 

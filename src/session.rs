@@ -6,6 +6,7 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use crate::ids::SessionId;
+use crate::output::Framing;
 use crate::sasl::SaslExchange;
 use crate::sm::SmState;
 use crate::stream::StreamReader;
@@ -181,6 +182,11 @@ pub struct Session {
     pub(crate) notopen: bool,
     pub(crate) secure: bool,
     pub(crate) starttls_available: bool,
+    /// TCP or WebSocket (RFC 7395).
+    pub(crate) framing: Framing,
+    /// A WebSocket message was refused: this error closes the stream once
+    /// the messages before it are processed.
+    pub(crate) frame_error: Option<Box<crate::error::StreamError>>,
     pub(crate) host: Option<String>,
     pub(crate) username: Option<String>,
     pub(crate) stream_id: String,
@@ -211,6 +217,8 @@ impl Session {
             notopen: true,
             secure,
             starttls_available,
+            framing: Framing::Tcp,
+            frame_error: None,
             host: None,
             username: None,
             stream_id: String::new(),
@@ -220,6 +228,11 @@ impl Session {
             transport: Transport::Attached,
             connected_at: now,
         }
+    }
+
+    /// How this session's connection delimits XML.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The bound state, while bound.

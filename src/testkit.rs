@@ -33,8 +33,11 @@ use crate::account::AccountJid;
 use crate::config::{Config, ConfigBuilder};
 use crate::ids::{RequestId, SessionId};
 use crate::manager::SessionManager;
+use crate::ns::NS_FRAMING;
+use crate::output::Framing;
 use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
 use crate::random::{RandomError, RandomSource, SeededRandom};
+use crate::sasl::ScramHash;
 use crate::storage::{MemoryStore, Request, Store};
 use crate::stream::{StreamEvent, StreamReader, XmlLimits};
 use crate::xml::{NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS};
@@ -87,6 +90,10 @@ impl RandomSource for FailingRandom {
 /// What one simulated client has seen.
 #[derive(Debug)]
 struct Client {
+    /// RFC 7395: every transmit is one message holding one element.
+    websocket: bool,
+    /// The messages received, as text (WebSocket clients).
+    frames: Vec<String>,
     reader: StreamReader,
     received: VecDeque<Element>,
     raw: Vec<u8>,
@@ -99,12 +106,9 @@ struct Client {
 impl Client {
     fn new() -> Self {
         Self {
-            reader: StreamReader::new(XmlLimits {
-                max_stanza_bytes: usize::MAX,
-                max_depth: 1024,
-                max_attributes: 1024,
-                max_text_bytes: usize::MAX,
-            }),
+            websocket: false,
+            frames: Vec::new(),
+            reader: StreamReader::new(LOOSE),
             received: VecDeque::new(),
             raw: Vec::new(),
             headers: 0,
@@ -114,8 +118,34 @@ impl Client {
         }
     }
 
+    fn websocket() -> Self {
+        Self {
+            websocket: true,
+            ..Self::new()
+        }
+    }
+
     fn feed(&mut self, data: &[u8]) {
         self.raw.extend_from_slice(data);
+        if self.websocket {
+            // Each message alone must be one element with its namespaces.
+            self.frames.push(String::from_utf8_lossy(data).into_owned());
+            match crate::stream::read_frame(data, LOOSE) {
+                Ok(el) if el.ns().is_empty() => self
+                    .errors
+                    .push(format!("WebSocket message without a namespace: {data:?}")),
+                Ok(el) => {
+                    if el.is("open", NS_FRAMING) {
+                        self.headers += 1;
+                    }
+                    self.received.push_back(el);
+                }
+                Err(e) => self
+                    .errors
+                    .push(format!("bad WebSocket message {data:?}: {e:?}")),
+            }
+            return;
+        }
         self.reader.push(data);
         loop {
             match self.reader.next_event() {
@@ -137,6 +167,14 @@ impl Client {
         }
     }
 }
+
+/// No limits to speak of, for what the server sends.
+const LOOSE: XmlLimits = XmlLimits {
+    max_stanza_bytes: usize::MAX,
+    max_depth: 1024,
+    max_attributes: 1024,
+    max_text_bytes: usize::MAX,
+};
 
 /// A manager, a store, a clock and simulated clients.
 pub struct TestServer {
@@ -320,8 +358,51 @@ impl TestServer {
     /// A new connection with these transport facts.
     pub fn connect_with(&mut self, info: ConnectionInfo) -> SessionId {
         let id = self.manager.connect(info, self.now);
-        self.clients.insert(id, Client::new());
+        let client = match info.framing() {
+            Framing::WebSocket => Client::websocket(),
+            _ => Client::new(),
+        };
+        self.clients.insert(id, client);
         id
+    }
+
+    /// A new plain WebSocket connection (RFC 7395): the client's
+    /// [`TestServer::send`] sends one message, and each message the server
+    /// transmits must hold exactly one element with its own namespace
+    /// declarations (see [`TestServer::take_frames`],
+    /// [`TestServer::client_errors`]). `<open/>` and `<close/>` are received
+    /// like any element.
+    pub fn connect_websocket(&mut self) -> SessionId {
+        self.connect_with(ConnectionInfo::plain().with_framing(Framing::WebSocket))
+    }
+
+    /// Sends one WebSocket message's payload as the client.
+    pub fn send_frame(&mut self, id: SessionId, payload: &str) {
+        self.manager.handle_frame(id, payload.as_bytes(), self.now);
+        self.pump();
+    }
+
+    /// The `<open/>` a WebSocket client sends to [`DOMAIN`].
+    pub fn open_frame() -> String {
+        format!("<open xmlns='{NS_FRAMING}' to='{DOMAIN}' version='1.0'/>")
+    }
+
+    /// The messages a WebSocket client received since the last call, as
+    /// text, one entry per message.
+    pub fn take_frames(&mut self, id: SessionId) -> Vec<String> {
+        self.clients
+            .get_mut(&id)
+            .map(|c| std::mem::take(&mut c.frames))
+            .unwrap_or_default()
+    }
+
+    /// What the client could not read (a message that was not one element,
+    /// XML errors), since the start.
+    pub fn client_errors(&self, id: SessionId) -> Vec<String> {
+        self.clients
+            .get(&id)
+            .map(|c| c.errors.clone())
+            .unwrap_or_default()
     }
 
     /// Sends raw bytes as the client.
@@ -349,9 +430,15 @@ impl TestServer {
         )
     }
 
-    /// Opens the stream (or reopens it after a restart).
+    /// Opens the stream (or reopens it after a restart): `<open/>` on a
+    /// WebSocket connection.
     pub fn open_stream(&mut self, id: SessionId) {
-        let header = Self::stream_header();
+        let websocket = self.clients.get(&id).is_some_and(|c| c.websocket);
+        let header = if websocket {
+            Self::open_frame()
+        } else {
+            Self::stream_header()
+        };
         self.send(id, &header);
     }
 
@@ -408,6 +495,73 @@ impl TestServer {
         self.take(id);
     }
 
+    /// Opens the stream and authenticates with SCRAM-SHA-256 as a real
+    /// client does (nonce, salted password, proof, server signature
+    /// checked), then restarts the stream; panics unless it succeeds.
+    pub fn authenticate_scram(&mut self, id: SessionId, username: &str, password: &str) {
+        let hash = ScramHash::Sha256;
+        self.open_stream(id);
+        self.take(id);
+        let client_first_bare = format!("n={username},r=rOprNGfwEbeRWgbNEkqO");
+        self.send(
+            id,
+            &format!(
+                "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
+                BASE64.encode(format!("n,,{client_first_bare}"))
+            ),
+        );
+        let server_first = self.sasl_payload(id, "challenge");
+        let (mut nonce, mut salt, mut iterations) = ("", Vec::new(), 0);
+        for part in server_first.split(',') {
+            match part.split_once('=') {
+                Some(("r", v)) => nonce = v,
+                Some(("s", v)) => salt = BASE64.decode(v).expect("base64 salt"),
+                Some(("i", v)) => iterations = v.parse().expect("an iteration count"),
+                _ => panic!("unexpected server-first {server_first:?}"),
+            }
+        }
+        let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+        let signature = hash.hmac(&hash.digest(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.send(
+            id,
+            &format!(
+                "<response xmlns='{NS_SASL}'>{}</response>",
+                BASE64.encode(format!("{without_proof},p={}", BASE64.encode(proof)))
+            ),
+        );
+        let server_key = hash.hmac(&salted, b"Server Key");
+        let expected = format!(
+            "v={}",
+            BASE64.encode(hash.hmac(&server_key, auth_message.as_bytes()))
+        );
+        assert_eq!(
+            self.sasl_payload(id, "success"),
+            expected,
+            "server signature"
+        );
+        self.open_stream(id);
+        self.take(id);
+    }
+
+    /// The decoded text of the one SASL element `name` the client got.
+    fn sasl_payload(&mut self, id: SessionId, name: &str) -> String {
+        let got = self.take(id);
+        match got.as_slice() {
+            [el] if el.is(name, NS_SASL) => {
+                String::from_utf8(BASE64.decode(el.text()).expect("base64")).expect("utf-8")
+            }
+            _ => panic!("expected one <{name}/>, got {got:?}"),
+        }
+    }
+
     /// Binds a resource (`None`: server-generated); panics unless it works.
     /// Returns the bound full JID.
     pub fn bind(&mut self, id: SessionId, resource: Option<&str>) -> String {
@@ -415,9 +569,16 @@ impl TestServer {
             Some(r) => format!("<resource>{r}</resource>"),
             None => String::new(),
         };
+        // A WebSocket message declares its own namespace.
+        let websocket = self.clients.get(&id).is_some_and(|c| c.websocket);
+        let xmlns = if websocket {
+            " xmlns='jabber:client'"
+        } else {
+            ""
+        };
         self.send(
             id,
-            &format!("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{body}</bind></iq>"),
+            &format!("<iq{xmlns} type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{body}</bind></iq>"),
         );
         let got = self.take(id);
 
@@ -509,12 +670,7 @@ fn render(elements: &[Element]) -> String {
 /// Parses one stanza written as it would appear inside a c2s stream (the
 /// default namespace is `jabber:client`). Panics on invalid XML.
 pub fn parse_stanza(xml: &str) -> Element {
-    let mut reader = StreamReader::new(XmlLimits {
-        max_stanza_bytes: usize::MAX,
-        max_depth: 1024,
-        max_attributes: 1024,
-        max_text_bytes: usize::MAX,
-    });
+    let mut reader = StreamReader::new(LOOSE);
     reader.push(
         format!("<stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAMS}'>{xml}").as_bytes(),
     );

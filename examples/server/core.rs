@@ -30,8 +30,8 @@ use tokio::task::AbortHandle;
 use tokio::time::sleep_until;
 use xmpp_session::jid::FullJid;
 use xmpp_session::{
-    ConnectionInfo, Event, Output, SessionId, SessionManager, StreamError, StreamErrorCondition,
-    TlsInfo,
+    ConnectionInfo, Event, Framing, Output, SessionId, SessionManager, StreamError,
+    StreamErrorCondition, TlsInfo,
 };
 
 use tracing::{debug, info, warn};
@@ -40,6 +40,7 @@ use crate::limits::{Admission, BATCH, Limits, MAX_QUEUED_BYTES};
 use crate::liveness::{self, Due, Liveness};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
+use crate::websocket::{self, WsListener};
 
 /// The core's handle on one connection. Dropping it lets the connection
 /// task write what is queued and close the socket.
@@ -55,6 +56,27 @@ struct Conn {
     pre_auth: Option<usize>,
     /// The bound resource, to ping.
     jid: Option<FullJid>,
+    /// RFC 7395: every output is its own WebSocket message, never merged.
+    websocket: bool,
+}
+
+impl Conn {
+    /// Hands the task what the core produced for it in this batch: one
+    /// buffer, or one message per output on a WebSocket connection.
+    /// Returns the number of bytes handed over.
+    fn hand_over(&self, chunks: Vec<Bytes>) -> usize {
+        let len = chunks.iter().map(Bytes::len).sum();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        // A send error means the task already stopped; its Gone is on the way.
+        if self.websocket {
+            for chunk in chunks {
+                let _ = self.tx.send(ToConn::Data(chunk));
+            }
+        } else {
+            let _ = self.tx.send(ToConn::Data(concat(chunks)));
+        }
+        len
+    }
 }
 
 /// Everything the core task owns.
@@ -87,6 +109,36 @@ impl Core {
             Mode::StartTls(_) => ConnectionInfo::starttls(),
             Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
         };
+        let mode = mode.clone();
+        self.register(info, peer, now, move |rx, link| {
+            transport::spawn(stream, mode, rx, link, slot)
+        });
+    }
+
+    /// A connection on the WebSocket listener (RFC 7395).
+    fn accept_websocket(&mut self, stream: TcpStream, peer: SocketAddr, listener: &WsListener) {
+        let now = Instant::now();
+        let slot = match self.admission.admit(peer, now) {
+            Ok(slot) => slot,
+            Err(why) => {
+                warn!(%peer, "refusing a WebSocket connection: {why}");
+                return; // dropping the stream closes it
+            }
+        };
+        let tls = listener.tls.clone();
+        self.register(listener.connection_info(), peer, now, move |rx, link| {
+            websocket::spawn(stream, tls, rx, link, slot)
+        });
+    }
+
+    /// Connects a session and starts its connection task with `spawn`.
+    fn register(
+        &mut self,
+        info: ConnectionInfo,
+        peer: SocketAddr,
+        now: Instant,
+        spawn: impl FnOnce(mpsc::UnboundedReceiver<ToConn>, Link) -> AbortHandle,
+    ) {
         let id = self.manager.connect(info, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -99,7 +151,7 @@ impl Core {
             read_rate: self.admission.limits().read_rate,
             read_burst: self.admission.limits().read_burst,
         };
-        let task = transport::spawn(stream, mode.clone(), rx, link, slot);
+        let task = spawn(rx, link);
         if self.verbose {
             debug!(session = ?id, %peer, "connected");
         }
@@ -113,6 +165,7 @@ impl Core {
                 liveness: Liveness::new(now),
                 pre_auth: Some(0),
                 jid: None,
+                websocket: info.framing() == Framing::WebSocket,
             },
         );
     }
@@ -195,14 +248,12 @@ impl Core {
         let mut stuck = Vec::new();
         for (session, chunks) in self.outbox.drain() {
             if let Some(conn) = self.conns.get(&session) {
-                let data = concat(chunks);
-                let waiting = conn.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
-                if waiting > MAX_QUEUED_BYTES {
+                let len: usize = chunks.iter().map(Bytes::len).sum();
+                if conn.queued.load(Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
                     stuck.push(session);
                     continue;
                 }
-                // A send error means the task already stopped; its Gone is on the way.
-                let _ = conn.tx.send(ToConn::Data(data));
+                conn.hand_over(chunks);
             }
         }
         // Clients that stopped reading: drop them (their unavailable presence
@@ -331,7 +382,7 @@ impl Core {
             return;
         };
         if let Some(chunks) = self.outbox.remove(&session) {
-            let _ = conn.tx.send(ToConn::Data(concat(chunks)));
+            conn.hand_over(chunks);
         }
         if self.verbose {
             debug!(?session, peer = %conn.peer, "closed");
@@ -393,6 +444,8 @@ pub struct Setup {
     pub main: Listener,
     /// The direct TLS listener, if any.
     pub direct_tls: Option<Listener>,
+    /// The WebSocket listener (`--ws-listen`), if any.
+    pub websocket: Option<WsListener>,
     /// The sending side of the core's input channel (for new connections).
     pub to_core: mpsc::Sender<ToCore>,
     /// The core's input channel.
@@ -411,6 +464,7 @@ pub async fn run(setup: Setup) -> StoreHandle {
         store,
         main,
         direct_tls,
+        websocket,
         to_core,
         mut from_conns,
         limits,
@@ -454,6 +508,13 @@ pub async fn run(setup: Setup) -> StoreHandle {
                 Ok((stream, peer, l)) => core.accept(stream, peer, &l.mode),
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = websocket::accept(websocket.as_ref()) => match accepted {
+                Ok((stream, peer, l)) => core.accept_websocket(stream, peer, l),
+                Err(e) => {
                     warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

@@ -38,6 +38,7 @@ mod liveness;
 mod store;
 mod tls;
 mod transport;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,6 +92,10 @@ struct Args {
     /// Also listen for direct TLS (XEP-0368) here, e.g. 127.0.0.1:5223 [default: off].
     #[arg(long, value_name = "ADDR")]
     tls_listen: Option<SocketAddr>,
+    /// Also serve XMPP over WebSocket (RFC 7395) here, path /xmpp-websocket, subprotocol
+    /// xmpp: wss:// with the TLS certificate, ws:// with --no-tls [default: off].
+    #[arg(long, value_name = "ADDR")]
+    ws_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM) [default: self-signed for the domain, generated at start].
     #[arg(long, value_name = "PATH", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -249,6 +254,16 @@ async fn main() {
             mode: Mode::DirectTls(tls.acceptor.clone()),
         });
     }
+    let mut websocket = None;
+    if let Some(addr) = args.ws_listen {
+        let (socket, local) = bind(addr).await;
+        let listener = websocket::WsListener {
+            socket,
+            tls: tls.as_ref().map(|tls| tls.acceptor.clone()),
+        };
+        println!("WebSocket (RFC 7395) on {}", listener.url(local));
+        websocket = Some(listener);
+    }
     // One line: where, for which domain, with which certificate, how to connect.
     let how = format!(
         "connect as NAME@{} to host {} port {}",
@@ -286,6 +301,7 @@ async fn main() {
         store,
         main,
         direct_tls,
+        websocket,
         to_core,
         from_conns,
         limits,

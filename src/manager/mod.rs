@@ -32,13 +32,13 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::ids::{RequestId, SessionId};
-use crate::negotiation::{Ctx, FeaturesCache, Step};
-use crate::output::{ConnectionInfo, Event, Output, TlsInfo};
+use crate::negotiation::{Ctx, FeaturesCache, Step, frame_error_to_stream_error};
+use crate::output::{ConnectionInfo, Event, Framing, Output, TlsInfo};
 use crate::random::{OsRandom, RandomSource};
 use crate::session::Blocked;
 use crate::session::{Session, SessionKind};
 use crate::storage::{Request, Response, Store};
-use crate::stream::StreamReader;
+use crate::stream::{self, StreamReader};
 use account::Account;
 use iq::Extensions;
 use routing::Work;
@@ -100,6 +100,8 @@ pub struct SessionManager {
     /// Finds `urn:xmpp:carbons:2` in a message the fast path would forward
     /// (built once).
     carbons_markup: memchr::memmem::Finder<'static>,
+    /// A WebSocket connection was accepted once: outputs may need framing.
+    websocket: bool,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -146,6 +148,7 @@ impl SessionManager {
             nonempty_blocklists: 0,
             inactive_sessions: 0,
             carbons_markup: memchr::memmem::Finder::new(crate::xml::NS_CARBONS),
+            websocket: false,
         }
     }
 
@@ -167,8 +170,14 @@ impl SessionManager {
         let id = SessionId(self.next_session);
         self.next_session = self.next_session.saturating_add(1);
         let deadline = now.checked_add(self.config.auth_timeout);
-        let reader = StreamReader::new(self.config.unauthenticated_limits);
-        let session = Session::new(
+        let websocket = info.framing == Framing::WebSocket;
+        let reader = if websocket {
+            self.websocket = true;
+            StreamReader::new_framed(self.config.unauthenticated_limits)
+        } else {
+            StreamReader::new(self.config.unauthenticated_limits)
+        };
+        let mut session = Session::new(
             id,
             info.secure,
             info.starttls_available,
@@ -176,6 +185,7 @@ impl SessionManager {
             now,
             deadline,
         );
+        session.framing = info.framing;
         self.sessions.insert(id, Box::new(session));
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, id)));
@@ -183,11 +193,17 @@ impl SessionManager {
         id
     }
 
-    /// Bytes read from the session's socket, in any chunking.
+    /// Bytes read from the session's socket, in any chunking. On a
+    /// [`Framing::WebSocket`] connection `data` is one message's payload,
+    /// as for [`SessionManager::handle_frame`].
     pub fn handle_input(&mut self, id: SessionId, data: &[u8], now: Instant) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        if session.framing == Framing::WebSocket {
+            self.handle_frame(id, data, now);
+            return;
+        }
         if session.closed() || session.awaiting_tls() || session.transport_lost() {
             // Bytes after our close, or raw TLS handshake bytes before the
             // caller finished STARTTLS: not ours to parse.
@@ -201,6 +217,35 @@ impl SessionManager {
             return;
         };
         session.reader.push(data);
+        self.drive(id, now);
+        self.run_tasks(now);
+    }
+
+    /// The payload of one WebSocket text message from a
+    /// [`Framing::WebSocket`] connection (RFC 7395). It must hold exactly
+    /// one complete element (white space around it is ignored) with its
+    /// own namespace declarations; anything else (two elements, a partial
+    /// one, a `<stream:stream>` header) closes the stream with a stream
+    /// error once the messages before it are processed. Each
+    /// [`Output::Transmit`] for the session is then one message to send.
+    /// On a TCP connection this is [`SessionManager::handle_input`].
+    pub fn handle_frame(&mut self, id: SessionId, payload: &[u8], now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.framing != Framing::WebSocket {
+            self.handle_input(id, payload, now);
+            return;
+        }
+        if session.closed() || session.frame_error.is_some() || session.transport_lost() {
+            return;
+        }
+        match stream::read_frame(payload, session.reader.limits()) {
+            Ok(_) => session.reader.push(payload),
+            Err(e) => {
+                session.frame_error = Some(Box::new(frame_error_to_stream_error(e)));
+            }
+        }
         self.drive(id, now);
         self.run_tasks(now);
     }

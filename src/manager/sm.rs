@@ -148,15 +148,15 @@ impl SessionManager {
         let max_queue = self.config.sm_max_queue;
         let ask_after = self.config.sm_request_ack_after;
         let Some(s) = self.sessions.get_mut(&session) else {
-            self.out.push_back(Output::Transmit { session, data });
+            self.push_transmit(session, data);
             return;
         };
         let Some(bound) = s.bound_mut() else {
-            self.out.push_back(Output::Transmit { session, data });
+            self.push_transmit(session, data);
             return;
         };
         let Some(sm) = bound.sm.as_deref_mut() else {
-            self.out.push_back(Output::Transmit { session, data });
+            self.push_transmit(session, data);
             return;
         };
         sm.sent(data.clone(), kind);
@@ -177,17 +177,20 @@ impl SessionManager {
             if ask {
                 sm.requested = true;
             }
-            self.out.push_back(Output::Transmit { session, data });
+            self.push_transmit(session, data);
             if ask {
-                self.out.push_back(Output::Transmit {
-                    session,
-                    data: Bytes::from_static(REQUEST),
-                });
+                self.push_transmit(session, Bytes::from_static(REQUEST));
             }
         }
         if overflow && hibernating {
             self.defer(Task::SmQueueFull(session));
         }
+    }
+
+    /// Writes to the session now (in task order), framed for its transport.
+    fn push_transmit(&mut self, session: SessionId, data: Bytes) {
+        let output = self.framed(Output::Transmit { session, data });
+        self.out.push_back(output);
     }
 
     /// One stanza from the client was taken from its stream: `h` + 1.

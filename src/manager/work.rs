@@ -25,10 +25,11 @@ use super::{Pending, SessionManager};
 use crate::error::StreamError;
 use crate::ids::SessionId;
 use crate::negotiation::BindRequest;
-use crate::output::Output;
+use crate::output::{Framing, Output};
 use crate::stanza::Stanza;
 use crate::storage::Request;
 use crate::xml::StanzaKind;
+use crate::stream;
 
 /// One item of work.
 #[derive(Debug)]
@@ -98,10 +99,31 @@ impl SessionManager {
 
     /// Queues an output, behind work the current handler deferred.
     pub(super) fn emit(&mut self, output: Output) {
+        let output = self.framed(output);
         if self.batch.is_empty() {
             self.out.push_back(output);
         } else {
             self.batch.push(Task::Emit(output));
+        }
+    }
+
+    /// On a WebSocket session, an element written for a TCP stream becomes
+    /// one message's payload carrying its own namespace (RFC 7395).
+    pub(super) fn framed(&self, output: Output) -> Output {
+        match output {
+            Output::Transmit { session, data }
+                if self.websocket
+                    && self
+                        .sessions
+                        .get(&session)
+                        .is_some_and(|s| s.framing == Framing::WebSocket) =>
+            {
+                Output::Transmit {
+                    session,
+                    data: stream::frame_bytes(&data),
+                }
+            }
+            other => other,
         }
     }
 

@@ -7,7 +7,6 @@ use minidom::Element;
 
 use super::{Ctx, Step};
 use crate::error::{ErrorType, StanzaError, StanzaErrorCondition};
-use crate::output::Output;
 use crate::session::{Blocked, Bound, Phase, Session, SessionKind};
 use crate::stream;
 use crate::xml::{self, NS_BIND};
@@ -82,10 +81,7 @@ impl Session {
             Ok(full) => {
                 let data = bind_result(iq, full.as_str());
                 self.phase = Phase::Bound(Bound::new(full));
-                ctx.out.push_back(Output::Transmit {
-                    session: self.id,
-                    data,
-                });
+                self.transmit(ctx.out, data);
             }
             Err(error) => {
                 if let Some(mut reply) = error.reply_to(iq) {

@@ -7,7 +7,7 @@ use minidom::Element;
 use super::{Ctx, Step};
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::output::Output;
+use crate::output::{Framing, Output};
 use crate::session::{Session, SessionKind};
 use crate::stream::{self, StreamHeader};
 use crate::xml::{self, NS_CLIENT, NS_STREAMS};
@@ -43,6 +43,9 @@ impl Session {
             .get(self.kind(), self.secure, self.starttls_available, || {
                 self.features(ctx.config)
             });
+        if self.framing == Framing::WebSocket {
+            return self.open_framed(ctx, to.as_deref(), features);
+        }
         let mut buf = BytesMut::with_capacity(
             HEADER_CAPACITY + features.as_ref().map_or(0, |features| features.len()),
         );
@@ -69,14 +72,7 @@ impl Session {
                     session: self.id,
                     data: buf.freeze(),
                 });
-                self.close(
-                    ctx,
-                    Some(StreamError::with_text(
-                        StreamErrorCondition::UndefinedCondition,
-                        "No stream features to proceed with",
-                    )),
-                );
-                Step::Closed
+                self.close_without_features(ctx)
             }
         }
     }

@@ -3,16 +3,17 @@
 
 mod auth;
 mod bind;
+mod framing;
 mod header;
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use minidom::Element;
 
 use crate::config::Config;
 use crate::error::{StanzaError, StreamError, StreamErrorCondition};
-use crate::output::Output;
+use crate::output::{Framing, Output};
 use crate::random::RandomSource;
 use crate::session::{Session, SessionKind};
 use crate::storage::Request;
@@ -20,6 +21,7 @@ use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
 pub(crate) use bind::BindRequest;
+pub(crate) use framing::frame_error_to_stream_error;
 pub(crate) use header::FeaturesCache;
 
 /// What the manager must do after one step of a session.
@@ -60,13 +62,25 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Session {
-    /// Serializes `el` and queues it for this session.
+    /// Serializes `el` and queues it for this session (one WebSocket
+    /// message on a WebSocket connection).
     pub(crate) fn send_element(&self, out: &mut VecDeque<Output>, el: &Element) {
         let mut buf = BytesMut::with_capacity(128);
         stream::write_element(el, &mut buf);
+        self.transmit(out, buf.freeze());
+    }
+
+    /// Queues one top-level element, serialised for a TCP stream, for this
+    /// session; on a WebSocket connection it becomes one message declaring
+    /// its own namespace.
+    pub(crate) fn transmit(&self, out: &mut VecDeque<Output>, data: Bytes) {
+        let data = match self.framing {
+            Framing::WebSocket => stream::frame_bytes(&data),
+            _ => data,
+        };
         out.push_back(Output::Transmit {
             session: self.id,
-            data: buf.freeze(),
+            data,
         });
     }
 
@@ -76,7 +90,14 @@ impl Session {
             return Step::Idle;
         }
         match self.reader.next_event() {
-            Ok(None) => Step::Idle,
+            Ok(None) => match self.frame_error.take() {
+                // A bad WebSocket message, reached in order.
+                Some(error) => {
+                    self.close(ctx, Some(*error));
+                    Step::Closed
+                }
+                None => Step::Idle,
+            },
             Err(e) => {
                 self.close(ctx, Some(read_error_to_stream_error(&e)));
                 Step::Closed
@@ -86,6 +107,9 @@ impl Session {
                 // The client closed its stream: close ours, no error.
                 self.close(ctx, None);
                 Step::Closed
+            }
+            Ok(Some(StreamEvent::Stanza(el))) if self.framing == Framing::WebSocket => {
+                self.handle_framed(ctx, el)
             }
             Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(ctx, el),
         }
@@ -172,15 +196,13 @@ impl Session {
             self.mark_closed();
             return;
         }
+        if self.framing == Framing::WebSocket {
+            self.close_framed(ctx, reason);
+            return;
+        }
         let mut buf = BytesMut::with_capacity(256);
         if self.notopen {
-            let id = if self.stream_id.is_empty() {
-                // This stream closes at once, so its id protects nothing;
-                // without randomness it stays empty rather than predictable.
-                crate::random::random_id(ctx.rng, 16).unwrap_or_default()
-            } else {
-                self.stream_id.clone()
-            };
+            let id = self.closing_stream_id(ctx);
             stream::write_stream_header(
                 &mut buf,
                 self.host.as_deref(),
@@ -203,8 +225,33 @@ impl Session {
     }
 }
 
+impl Session {
+    /// No stream feature lets the client go on: close the stream.
+    fn close_without_features(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.close(
+            ctx,
+            Some(StreamError::with_text(
+                StreamErrorCondition::UndefinedCondition,
+                "No stream features to proceed with",
+            )),
+        );
+        Step::Closed
+    }
+
+    /// The id for a stream opened only to be closed at once.
+    fn closing_stream_id(&self, ctx: &mut Ctx<'_>) -> String {
+        if self.stream_id.is_empty() {
+            // This stream closes at once, so its id protects nothing;
+            // without randomness it stays empty rather than predictable.
+            crate::random::random_id(ctx.rng, 16).unwrap_or_default()
+        } else {
+            self.stream_id.clone()
+        }
+    }
+}
+
 /// The stream error for a reader failure (RFC 6120 §4.9.3).
-fn read_error_to_stream_error(e: &ReadError) -> StreamError {
+pub(crate) fn read_error_to_stream_error(e: &ReadError) -> StreamError {
     match e {
         ReadError::NotWellFormed => StreamError::new(StreamErrorCondition::NotWellFormed),
         ReadError::RestrictedXml => StreamError::new(StreamErrorCondition::RestrictedXml),

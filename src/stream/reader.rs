@@ -562,7 +562,15 @@ pub struct StreamReader {
     head_attrs: Vec<HeadAttr>,
     frames: Vec<Frame>,
     error: Option<ReadError>,
+    /// RFC 7395 framing: the reader starts inside a synthetic root (see
+    /// [`FRAMED_ROOT`]) whose `Open` event is not reported, so that every
+    /// frame's element is read with only its own namespace declarations.
+    framed: bool,
 }
+
+/// The synthetic root a framed reader starts in: no namespace bound, so a
+/// frame's element without `xmlns` is in no namespace.
+pub(crate) const FRAMED_ROOT: &[u8] = b"<frames>";
 
 impl Default for StreamReader {
     fn default() -> Self {
@@ -732,7 +740,19 @@ impl StreamReader {
             head_attrs: Vec::new(),
             frames: Vec::new(),
             error: None,
+            framed: false,
         }
+    }
+
+    /// A reader for RFC 7395 frames already checked to hold one complete
+    /// element each (see `stream::framing`): it reports no header, only a
+    /// [`StreamEvent::Stanza`] per element, and stays framed across
+    /// restarts.
+    pub(crate) fn new_framed(limits: XmlLimits) -> Self {
+        let mut reader = Self::new(limits);
+        reader.framed = true;
+        reader.buf.extend_from_slice(FRAMED_ROOT);
+        reader
     }
 
     /// Change the limits. They apply from the next top-level element (or
@@ -776,8 +796,13 @@ impl StreamReader {
     pub fn restart(&mut self) {
         let buf = std::mem::take(&mut self.buf);
         let limits = self.limits;
-        *self = Self::new(limits);
-        self.buf = buf;
+        if self.framed {
+            *self = Self::new_framed(limits);
+            self.buf.extend_from_slice(&buf);
+        } else {
+            *self = Self::new(limits);
+            self.buf = buf;
+        }
     }
 
     /// Start over with a fresh parser and drop every buffered byte (after
@@ -785,7 +810,11 @@ impl StreamReader {
     /// must never be read as part of the encrypted stream).
     pub fn restart_discarding(&mut self) {
         let limits = self.limits;
-        *self = Self::new(limits);
+        *self = if self.framed {
+            Self::new_framed(limits)
+        } else {
+            Self::new(limits)
+        };
     }
 
     /// Parse buffered bytes until one event is complete.
@@ -797,7 +826,11 @@ impl StreamReader {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let result = self.step();
+        let mut result = self.step();
+        if self.framed && matches!(result, Ok(Some(StreamEvent::Open(_)))) {
+            // The synthetic root: not the peer's.
+            result = self.step();
+        }
         match &result {
             Err(e) => {
                 let limits = self.limits;

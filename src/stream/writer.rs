@@ -120,18 +120,45 @@ pub fn write_stream_header(
     out.put_slice(b"' xmlns:stream='");
     out.put_slice(NS_STREAMS.as_bytes());
     out.put_u8(b'\'');
-    write_attr(out, b"xml:lang", lang);
-    write_attr(out, b"id", id);
-    if let Some(from) = from {
-        write_attr(out, b"from", from);
-    }
-    if let Some(to) = to {
-        write_attr(out, b"to", to);
-    }
-    if let Some(version) = version {
-        write_attr(out, b"version", version);
-    }
+    write_header_attrs(
+        out,
+        [("xml:lang", Some(lang)), ("id", Some(id))],
+        [from, to, version],
+    );
     out.put_u8(b'>');
+}
+
+/// The attributes of a stream header or `<open/>`, in the order
+/// [`write_stream_header`] documents: `first`, then `from`, `to` and
+/// `version` when given.
+fn write_header_attrs(
+    out: &mut BytesMut,
+    first: [(&str, Option<&str>); 2],
+    [from, to, version]: [Option<&str>; 3],
+) {
+    let rest = [("from", from), ("to", to), ("version", version)];
+    for (name, value) in first.into_iter().chain(rest) {
+        if let Some(value) = value {
+            write_attr(out, name.as_bytes(), value);
+        }
+    }
+}
+
+/// Writes the `<open/>` element a server answers an RFC 7395 (WebSocket)
+/// client with, the whole payload of one message:
+/// `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xml:lang='en' id='…'
+/// from='…' to='…' version='1.0'/>` (`from` and `to` only when given).
+/// Values are escaped.
+pub fn write_open(out: &mut BytesMut, from: Option<&str>, to: Option<&str>, id: &str) {
+    out.put_slice(b"<open xmlns='");
+    out.put_slice(crate::ns::NS_FRAMING.as_bytes());
+    out.put_u8(b'\'');
+    write_header_attrs(
+        out,
+        [("xml:lang", Some("en")), ("id", Some(id))],
+        [from, to, Some("1.0")],
+    );
+    out.put_slice(b"/>");
 }
 
 /// Writes a message forwarded as received (see
