@@ -28,8 +28,8 @@ use crate::negotiation::BindRequest;
 use crate::output::{Framing, Output};
 use crate::stanza::Stanza;
 use crate::storage::Request;
-use crate::xml::StanzaKind;
 use crate::stream;
+use crate::xml::StanzaKind;
 
 /// One item of work.
 #[derive(Debug)]
