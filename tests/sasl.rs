@@ -308,10 +308,14 @@ fn abort_is_aborted() {
         server.take_raw(c),
         failure("not-authorized", Some("Out of order SASL element"))
     );
-    // Abort without an exchange is answered the same way.
+    // Abort without an exchange is answered the same way, and counts: this
+    // is the third failed attempt (abort, out of order, abort).
     server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
-    assert_eq!(server.take_raw(c), failure("aborted", None));
-    assert!(!server.is_closed(c));
+    assert_eq!(
+        server.take_raw(c),
+        format!("{}{}", failure("aborted", None), too_many_failures())
+    );
+    assert!(server.is_closed(c));
 }
 
 #[test]
@@ -630,21 +634,42 @@ fn every_kind_of_failure_counts() {
 }
 
 #[test]
-fn aborts_do_not_count() {
-    let mut server = TestServer::with_config(
-        Config::builder("localhost")
-            .require_tls(false)
-            .allow_plain_without_tls(true)
-            .max_auth_failures(1)
-            .build()
-            .expect("valid config"),
-    );
-    server.add_user("romeo", "pass");
+fn aborts_count_as_failed_attempts() {
+    let mut server = server_with_romeo();
     let c = opened(&mut server);
-    for _ in 0..5 {
+    for _ in 0..2 {
+        server.send(
+            c,
+            &auth("SCRAM-SHA-256", &BASE64.encode("n,,n=romeo,r=abcdef")),
+        );
+        drain(&mut server, c);
         server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
         assert_eq!(server.take_raw(c), failure("aborted", None));
+        assert!(!server.is_closed(c));
     }
+    // The third abort (default limit 3) closes the stream like a third
+    // wrong password: no endless start-and-abort loop.
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        format!("{}{}", failure("aborted", None), too_many_failures())
+    );
+    assert!(server.is_closed(c));
+    assert!(server.manager.session(c).is_none());
+}
+
+#[test]
+fn aborts_and_failures_share_the_limit() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
+    assert_eq!(
+        server.take_raw(c),
+        failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
+    );
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    // Two attempts used: the third, right, password still succeeds.
     server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
     assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
 }
