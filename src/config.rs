@@ -49,6 +49,8 @@ pub struct Config {
     pub(crate) max_resources_per_user: usize,
     pub(crate) offline_storage: bool,
     pub(crate) max_parked_per_user: usize,
+    pub(crate) max_offline_messages: usize,
+    pub(crate) max_offline_bytes: usize,
     pub(crate) software_name: Option<String>,
     pub(crate) software_version: Option<String>,
     pub(crate) software_os: Option<String>,
@@ -144,6 +146,8 @@ impl Config {
                 max_resources_per_user: 64,
                 offline_storage: true,
                 max_parked_per_user: 1024,
+                max_offline_messages: 100,
+                max_offline_bytes: 1 << 20,
                 software_name: Some("xmpp-session".to_owned()),
                 software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
                 software_os: None,
@@ -281,6 +285,26 @@ impl Config {
         self.max_parked_per_user
     }
 
+    /// Offline messages stored per user (ejabberd's
+    /// `max_user_offline_messages`). Default 100, at least 1. A message
+    /// beyond it is refused: the sender gets `resource-constraint` (type
+    /// `wait`). Passed to the store in every [`Request::StoreOffline`](crate::Request::StoreOffline).
+    pub fn max_offline_messages(&self) -> usize {
+        self.max_offline_messages
+    }
+
+    /// Bytes of offline messages stored per user, counted as serialized
+    /// stanzas (with their `<delay/>`). Default 1 MiB (1,048,576), at least
+    /// 1. Enforced like [`Config::max_offline_messages`].
+    pub fn max_offline_bytes(&self) -> usize {
+        self.max_offline_bytes
+    }
+
+    /// The offline quota as the store receives it.
+    pub(crate) fn offline_quota(&self) -> crate::storage::OfflineQuota {
+        crate::storage::OfflineQuota::new(self.max_offline_messages, self.max_offline_bytes)
+    }
+
     /// Software name reported by XEP-0092 (`None` answers
     /// `service-unavailable`). Default `Some("xmpp-session")`.
     pub fn software_name(&self) -> Option<&str> {
@@ -404,6 +428,16 @@ impl ConfigBuilder {
         self.config.max_parked_per_user = n;
         self
     }
+    /// See [`Config::max_offline_messages`].
+    pub fn max_offline_messages(mut self, n: usize) -> Self {
+        self.config.max_offline_messages = n;
+        self
+    }
+    /// See [`Config::max_offline_bytes`].
+    pub fn max_offline_bytes(mut self, n: usize) -> Self {
+        self.config.max_offline_bytes = n;
+        self
+    }
     /// See [`Config::software_name`], [`Config::software_version`] and
     /// [`Config::software_os`].
     pub fn software(
@@ -476,7 +510,8 @@ impl ConfigBuilder {
     ///   nameprep, one trailing dot stripped) and must then be distinct;
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
-    ///   `max_parked_per_user`, `max_roster_items`, `max_blocklist_items`,
+    ///   `max_parked_per_user`, `max_offline_messages`, `max_offline_bytes`,
+    ///   `max_roster_items`, `max_blocklist_items`,
     ///   `csi_queue_max`, `auth_timeout`, `resume_timeout`, `sm_max_queue`
     ///   and `sm_request_ack_after` must not be zero, and
     ///   `sm_request_ack_after` not above `sm_max_queue`;
@@ -501,6 +536,8 @@ impl ConfigBuilder {
             ("max_auth_failures", config.max_auth_failures == 0),
             ("max_resources_per_user", config.max_resources_per_user == 0),
             ("max_parked_per_user", config.max_parked_per_user == 0),
+            ("max_offline_messages", config.max_offline_messages == 0),
+            ("max_offline_bytes", config.max_offline_bytes == 0),
             ("max_roster_items", config.max_roster_items == 0),
             ("max_blocklist_items", config.max_blocklist_items == 0),
             ("csi_queue_max", config.csi_queue_max == 0),

@@ -85,7 +85,9 @@ pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, Framing, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
-pub use storage::{BlocklistChange, MemoryStore, Request, Response, Store, StoreError};
+pub use storage::{
+    BlocklistChange, MemoryStore, OfflineQuota, OfflineStored, Request, Response, Store, StoreError,
+};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

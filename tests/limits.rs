@@ -141,3 +141,112 @@ fn elements_can_be_sent_and_the_cached_roster_is_visible() {
         .expect("cached while bound");
     assert!(roster.items.is_empty());
 }
+
+fn chat(server: &mut TestServer, from: SessionId, to: &str, id: &str, body: &str) {
+    server.send(
+        from,
+        &format!("<message to='{to}' type='chat' id='{id}'><body>{body}</body></message>"),
+    );
+}
+
+/// The sender's error for a message refused by a full offline store.
+fn offline_full(id: &str) -> String {
+    format!(
+        "<message from='bob@localhost' to='alice@localhost/r' type='error' id='{id}'>\
+         <error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The recipient's offline storage is full</text>\
+         </error></message>"
+    )
+}
+
+fn stored_bodies(server: &TestServer, user: &str) -> Vec<String> {
+    server
+        .store
+        .offline_messages(&account(user))
+        .iter()
+        .map(|m| {
+            m.get_child("body", "jabber:client")
+                .map(|b| b.text())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn offline_messages_beyond_the_count_quota_are_refused_with_resource_constraint() {
+    let config = TestServer::config()
+        .max_offline_messages(2)
+        .build()
+        .expect("valid config");
+    let mut server = server_with(config, &["alice", "bob"]);
+    let alice = server.login("alice", "r");
+    server.take(alice);
+    chat(&mut server, alice, "bob@localhost", "m1", "one");
+    chat(&mut server, alice, "bob@localhost", "m2", "two");
+    server.expect_nothing(alice);
+    chat(&mut server, alice, "bob@localhost", "m3", "three");
+    server.expect(alice, &[&offline_full("m3")]);
+    assert_eq!(stored_bodies(&server, "bob"), ["one", "two"]);
+
+    // Once bob has taken his messages the quota is free again.
+    let bob = server.login("bob", "b");
+    server.send(bob, "<presence/>");
+    let got = server.take(bob);
+    let bodies: Vec<String> = got
+        .iter()
+        .filter_map(|e| e.get_child("body", "jabber:client").map(|b| b.text()))
+        .collect();
+    assert_eq!(bodies, ["one", "two"]);
+    server.disconnect(bob);
+    server.take(alice);
+    chat(&mut server, alice, "bob@localhost", "m4", "four");
+    server.expect_nothing(alice);
+    assert_eq!(stored_bodies(&server, "bob"), ["four"]);
+}
+
+#[test]
+fn offline_messages_beyond_the_byte_quota_are_refused() {
+    // A stored chat here is about 200 bytes (with its <delay/>): 500 bytes
+    // take two small ones, not a third, but a big one never.
+    let config = TestServer::config()
+        .max_offline_bytes(500)
+        .build()
+        .expect("valid config");
+    let mut server = server_with(config, &["alice", "bob"]);
+    let alice = server.login("alice", "r");
+    server.take(alice);
+    chat(&mut server, alice, "bob@localhost", "big", &"x".repeat(400));
+    server.expect(alice, &[&offline_full("big")]);
+    assert!(stored_bodies(&server, "bob").is_empty());
+    chat(&mut server, alice, "bob@localhost", "m1", "one");
+    chat(&mut server, alice, "bob@localhost", "m2", "two");
+    server.expect_nothing(alice);
+    let held = server.store.offline_bytes(&account("bob"));
+    let serialized: usize = server
+        .store
+        .offline_messages(&account("bob"))
+        .iter()
+        .map(|m| xmpp_session::stream::element_bytes(m).len())
+        .sum();
+    assert_eq!(held, serialized, "the store counts serialized bytes");
+    assert!(held > 250 && held <= 500, "{held}");
+    chat(&mut server, alice, "bob@localhost", "m3", "three");
+    server.expect(alice, &[&offline_full("m3")]);
+    assert_eq!(stored_bodies(&server, "bob"), ["one", "two"]);
+}
+
+#[test]
+fn offline_quota_defaults_and_zero_is_refused() {
+    let config = TestServer::config().build().expect("valid config");
+    assert_eq!(config.max_offline_messages(), 100);
+    assert_eq!(config.max_offline_bytes(), 1 << 20);
+    for config in [
+        TestServer::config().max_offline_messages(0).build(),
+        TestServer::config().max_offline_bytes(0).build(),
+    ] {
+        assert!(matches!(
+            config,
+            Err(xmpp_session::ConfigError::Zero { .. })
+        ));
+    }
+}

@@ -774,7 +774,13 @@ impl Store for BrokenStore {
     fn user_exists(&mut self, _: &AccountJid) -> Result<bool, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn store_offline(&mut self, _: &AccountJid, _: &Element) -> Result<bool, StoreError> {
+    fn store_offline(
+        &mut self,
+        _: &AccountJid,
+        _: &Element,
+        _: usize,
+        _: &xmpp_session::OfflineQuota,
+    ) -> Result<xmpp_session::OfflineStored, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
     fn take_offline(&mut self, _: &AccountJid) -> Result<Vec<Element>, StoreError> {

@@ -812,6 +812,17 @@ impl SessionManager {
                 match response {
                     Response::Done => {}
                     Response::UserExists(false) => self.no_such_user(stanza, now),
+                    // RFC 6120 §8.3.3.18: the recipient lacks the resources
+                    // to take it now; a later retry may succeed (`wait`).
+                    Response::OverQuota => self.bounce(
+                        &stanza.element,
+                        StanzaError::with_text(
+                            ErrorType::Wait,
+                            StanzaErrorCondition::ResourceConstraint,
+                            "The recipient's offline storage is full",
+                        ),
+                        now,
+                    ),
                     _ => self.storage_failed(&stanza, now),
                 }
                 Flow::Done
@@ -1043,10 +1054,13 @@ impl SessionManager {
                 xml::set_attr(&mut delay, "from", user.domain().as_str());
                 xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
                 stored.append_child(delay);
+                let size = crate::stream::element_bytes(&stored).len();
                 Flow::Wait(
                     Request::StoreOffline {
                         account: crate::storage::account_of(user),
                         stanza: stored.clone(),
+                        size,
+                        quota: self.config.offline_quota(),
                     },
                     Work::AfterStore {
                         stanza: Stanza {
