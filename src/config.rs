@@ -55,6 +55,9 @@ pub struct Config {
     pub(crate) software_version: Option<String>,
     pub(crate) software_os: Option<String>,
     pub(crate) max_roster_items: usize,
+    pub(crate) max_roster_name_bytes: usize,
+    pub(crate) max_roster_group_bytes: usize,
+    pub(crate) max_roster_groups_per_item: usize,
     pub(crate) max_directed_presence: usize,
     pub(crate) stream_management: bool,
     pub(crate) resume_timeout: Duration,
@@ -152,6 +155,9 @@ impl Config {
                 software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
                 software_os: None,
                 max_roster_items: 10_000,
+                max_roster_name_bytes: 256,
+                max_roster_group_bytes: 256,
+                max_roster_groups_per_item: 16,
                 max_directed_presence: 1000,
                 stream_management: true,
                 resume_timeout: Duration::from_secs(300),
@@ -322,11 +328,34 @@ impl Config {
         self.software_os.as_deref()
     }
 
-    /// Roster items plus pending inbound requests per account; a roster set
-    /// beyond it gets `resource-constraint`, further inbound requests are
-    /// dropped. Default 10000, at least 1.
+    /// Roster items plus pending inbound requests per account, whatever
+    /// adds them: a roster set, an outbound `subscribe` or pre-approval
+    /// (`subscribed`) beyond it gets `resource-constraint` (type `wait`),
+    /// further inbound requests are dropped (after the usual unavailable
+    /// acknowledgement, so the requester learns nothing). Default 10000,
+    /// at least 1.
     pub fn max_roster_items(&self) -> usize {
         self.max_roster_items
+    }
+
+    /// Bytes (UTF-8) of a roster item's `name`. Default 256, at least 1. A
+    /// roster set with a longer name gets `not-acceptable` (RFC 6121
+    /// §2.3.3).
+    pub fn max_roster_name_bytes(&self) -> usize {
+        self.max_roster_name_bytes
+    }
+
+    /// Bytes (UTF-8) of one `<group/>` name in a roster item. Default 256,
+    /// at least 1. Longer: `not-acceptable` (RFC 6121 §2.3.3).
+    pub fn max_roster_group_bytes(&self) -> usize {
+        self.max_roster_group_bytes
+    }
+
+    /// Groups one roster item may be in. Default 16, at least 1. More:
+    /// `not-acceptable` (the request itself is at fault; retrying the same
+    /// item cannot succeed).
+    pub fn max_roster_groups_per_item(&self) -> usize {
+        self.max_roster_groups_per_item
     }
 
     /// Directed-presence recipients remembered per session; beyond it,
@@ -456,6 +485,21 @@ impl ConfigBuilder {
         self.config.max_roster_items = n;
         self
     }
+    /// See [`Config::max_roster_name_bytes`].
+    pub fn max_roster_name_bytes(mut self, n: usize) -> Self {
+        self.config.max_roster_name_bytes = n;
+        self
+    }
+    /// See [`Config::max_roster_group_bytes`].
+    pub fn max_roster_group_bytes(mut self, n: usize) -> Self {
+        self.config.max_roster_group_bytes = n;
+        self
+    }
+    /// See [`Config::max_roster_groups_per_item`].
+    pub fn max_roster_groups_per_item(mut self, n: usize) -> Self {
+        self.config.max_roster_groups_per_item = n;
+        self
+    }
     /// See [`Config::max_directed_presence`].
     pub fn max_directed_presence(mut self, n: usize) -> Self {
         self.config.max_directed_presence = n;
@@ -511,7 +555,9 @@ impl ConfigBuilder {
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
     ///   `max_parked_per_user`, `max_offline_messages`, `max_offline_bytes`,
-    ///   `max_roster_items`, `max_blocklist_items`,
+    ///   `max_roster_items`, `max_roster_name_bytes`,
+    ///   `max_roster_group_bytes`, `max_roster_groups_per_item`,
+    ///   `max_blocklist_items`,
     ///   `csi_queue_max`, `auth_timeout`, `resume_timeout`, `sm_max_queue`
     ///   and `sm_request_ack_after` must not be zero, and
     ///   `sm_request_ack_after` not above `sm_max_queue`;
@@ -539,6 +585,12 @@ impl ConfigBuilder {
             ("max_offline_messages", config.max_offline_messages == 0),
             ("max_offline_bytes", config.max_offline_bytes == 0),
             ("max_roster_items", config.max_roster_items == 0),
+            ("max_roster_name_bytes", config.max_roster_name_bytes == 0),
+            ("max_roster_group_bytes", config.max_roster_group_bytes == 0),
+            (
+                "max_roster_groups_per_item",
+                config.max_roster_groups_per_item == 0,
+            ),
             ("max_blocklist_items", config.max_blocklist_items == 0),
             ("csi_queue_max", config.csi_queue_max == 0),
             ("auth_timeout", config.auth_timeout.is_zero()),

@@ -250,3 +250,156 @@ fn offline_quota_defaults_and_zero_is_refused() {
         ));
     }
 }
+
+fn small_roster_server(users: &[&str]) -> TestServer {
+    let config = TestServer::config()
+        .max_roster_items(2)
+        .build()
+        .expect("valid config");
+    server_with(config, users)
+}
+
+const ROSTER_FULL: &str = "<error type='wait'><resource-constraint \
+    xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text \
+    xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The roster is full</text></error>";
+
+#[test]
+fn outbound_subscribe_and_pre_approval_beyond_the_roster_bound_are_refused() {
+    let mut server = small_roster_server(&["alice"]);
+    let alice = server.login("alice", "r");
+    roster_set(&mut server, alice, 1, "a@example.org");
+    roster_set(&mut server, alice, 2, "b@example.org");
+    server.take(alice);
+    server.take_routed();
+    for (ty, id) in [("subscribe", "p1"), ("subscribed", "p2")] {
+        server.send(
+            alice,
+            &format!("<presence to='c@example.org' type='{ty}' id='{id}'/>"),
+        );
+        server.expect(
+            alice,
+            &[&format!(
+                "<presence from='c@example.org' to='alice@localhost/r' type='error' \
+                 id='{id}'>{ROSTER_FULL}</presence>"
+            )],
+        );
+        assert!(server.take_routed().is_empty(), "{ty} routed");
+    }
+    let stored = server
+        .store
+        .stored_roster(&account("alice"))
+        .expect("stored");
+    assert_eq!(stored.items.len(), 2);
+    // A subscription to a contact already on the roster adds nothing: sent.
+    server.send(alice, "<presence to='a@example.org' type='subscribe'/>");
+    let routed = server.take_routed();
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert_eq!(routed[0].attr("type"), Some("subscribe"));
+}
+
+#[test]
+fn inbound_requests_count_against_the_roster_bound_and_are_dropped_beyond_it() {
+    let mut server = small_roster_server(&["alice", "bob", "carol", "dave"]);
+    let alice = server.login("alice", "r");
+    server.send(alice, "<presence/>");
+    roster_set(&mut server, alice, 1, "a@example.org");
+    server.take(alice);
+    let bob = server.login("bob", "r");
+    server.send(bob, "<presence to='alice@localhost' type='subscribe'/>");
+    server.expect(
+        alice,
+        &["<presence from='bob@localhost' to='alice@localhost' type='subscribe'/>"],
+    );
+    // One item and one pending request: full. Carol's request is dropped.
+    let carol = server.login("carol", "r");
+    server.send(carol, "<presence to='alice@localhost' type='subscribe'/>");
+    server.expect_nothing(alice);
+    let stored = server
+        .store
+        .stored_roster(&account("alice"))
+        .expect("stored");
+    assert_eq!(stored.items.len(), 1);
+    assert_eq!(stored.pending_in.len(), 1);
+    // And the pending request counts against roster sets too.
+    roster_set(&mut server, alice, 2, "dave@localhost");
+    server.expect(
+        alice,
+        &[&format!(
+            "<iq type='error' id='s2' to='alice@localhost/r'>{ROSTER_FULL}</iq>"
+        )],
+    );
+}
+
+fn roster_set_raw(server: &mut TestServer, id: SessionId, item: &str) {
+    server.send(
+        id,
+        &format!("<iq type='set' id='b'><query xmlns='jabber:iq:roster'>{item}</query></iq>"),
+    );
+}
+
+fn not_acceptable(text: &str) -> String {
+    format!(
+        "<iq type='error' id='b' to='alice@localhost/r'><error type='modify'><not-acceptable \
+         xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text \
+         xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>{text}</text></error></iq>"
+    )
+}
+
+#[test]
+fn roster_item_names_and_groups_are_bounded_in_bytes_and_count() {
+    let config = TestServer::config()
+        .max_roster_name_bytes(8)
+        .max_roster_group_bytes(6)
+        .max_roster_groups_per_item(2)
+        .build()
+        .expect("valid config");
+    let mut server = server_with(config, &["alice"]);
+    let alice = server.login("alice", "r");
+    server.take(alice);
+    let refused: [(&str, &str); 4] = [
+        (
+            "<item jid='a@example.org' name='123456789'/>",
+            "Name too long",
+        ),
+        // Bytes, not characters: four two-byte characters are 8 bytes, five
+        // are 10.
+        ("<item jid='a@example.org' name='ééééé'/>", "Name too long"),
+        (
+            "<item jid='a@example.org'><group>1234567</group></item>",
+            "Group name too long",
+        ),
+        (
+            "<item jid='a@example.org'><group>a</group><group>b</group><group>c</group></item>",
+            "Too many groups",
+        ),
+    ];
+    for (item, text) in refused {
+        roster_set_raw(&mut server, alice, item);
+        server.expect(alice, &[&not_acceptable(text)]);
+    }
+    assert!(
+        server.store.stored_roster(&account("alice")).is_none(),
+        "a refused item was stored"
+    );
+    // At the bounds: accepted.
+    roster_set_raw(
+        &mut server,
+        alice,
+        "<item jid='a@example.org' name='éééé'><group>123456</group><group>b</group></item>",
+    );
+    let got = server.take(alice);
+    assert_eq!(got.first().and_then(|e| e.attr("type")), Some("result"));
+    let stored = server
+        .store
+        .stored_roster(&account("alice"))
+        .expect("stored");
+    assert_eq!(stored.items.len(), 1);
+}
+
+#[test]
+fn roster_byte_bounds_have_documented_defaults() {
+    let config = TestServer::config().build().expect("valid config");
+    assert_eq!(config.max_roster_name_bytes(), 256);
+    assert_eq!(config.max_roster_group_bytes(), 256);
+    assert_eq!(config.max_roster_groups_per_item(), 16);
+}
