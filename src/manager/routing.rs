@@ -95,6 +95,14 @@ pub(super) enum Work {
     BlocklistLoaded(Box<Work>),
 }
 
+/// Whether a client's stanza is a roster set (`jabber:iq:roster`)
+/// addressed to another account or domain than the user's own.
+fn is_foreign_roster_set(stanza: &Stanza, user: &BareJid) -> bool {
+    stanza.header.ty == StanzaType::Iq(IqType::Set)
+        && matches!(&stanza.header.to, Some(Ok(to)) if to.to_bare() != *user)
+        && xml::first_child(&stanza.element).is_some_and(|c| c.is("query", xml::NS_ROSTER))
+}
+
 /// What running a piece of work led to. A short-lived return value, so
 /// its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -171,6 +179,17 @@ impl SessionManager {
         let full = Jid::from(bound.jid.clone());
         let user = bound.bare.clone();
         stanza.set_from(full);
+        if is_foreign_roster_set(&stanza, &user) {
+            // RFC 6121 §2.3.3: a roster set addressed to any JID but the
+            // user's own is refused with `forbidden`, whether or not that
+            // account exists (nothing is routed or looked up).
+            self.send_error_to_session(
+                id,
+                &stanza.element,
+                StanzaError::new(ErrorType::Auth, StanzaErrorCondition::Forbidden),
+            );
+            return;
+        }
         if stanza.header.kind() == StanzaKind::Presence {
             self.outbound_presence(id, stanza, now);
             return;
