@@ -143,6 +143,46 @@ fn plain_username_is_prepared() {
 }
 
 #[test]
+fn accounts_created_with_unprepared_names_can_log_in() {
+    // Issue 14: accounts given as `Romeo`, `Straße` or in full-width letters
+    // are stored nodeprepped (by `AccountJid`, in `MemoryStore` and the
+    // testkit helpers), so every form of the name logs in to one account.
+    let mut server = TestServer::new();
+    server.add_user("Romeo", "pass");
+    server.add_user("Straße", "pass");
+    server.add_user("\u{ff2a}\u{ff55}\u{ff4c}\u{ff49}\u{ff45}\u{ff54}", "pass");
+    for account in ["romeo", "strasse", "juliet"] {
+        assert!(
+            server
+                .store
+                .has_user(&xmpp_session::testkit::account(account))
+        );
+    }
+    for (login, user) in [
+        ("Romeo", "romeo"),
+        ("romeo", "romeo"),
+        ("STRASSE", "strasse"),
+        ("Straße", "strasse"),
+        ("Juliet", "juliet"),
+    ] {
+        let c = opened(&mut server);
+        server.send(c, &auth("PLAIN", &plain_payload(login, "pass")));
+        assert_eq!(
+            server.take_raw(c),
+            format!("<success xmlns='{NS_SASL}'/>"),
+            "{login}"
+        );
+        assert_eq!(server.manager.session(c).unwrap().username(), Some(user));
+    }
+    let c = server.connect();
+    server.authenticate_scram(c, "strasse", "pass");
+    assert_eq!(
+        server.manager.session(c).unwrap().username(),
+        Some("strasse")
+    );
+}
+
+#[test]
 fn wrong_password_is_not_authorized() {
     let mut server = server_with_romeo();
     let c = opened(&mut server);
