@@ -60,6 +60,7 @@ pub struct Config {
     pub(crate) sm_request_ack_after: usize,
     pub(crate) sm_expired_tokens: usize,
     pub(crate) sm_expired_token_retention: Duration,
+    pub(crate) sasl2: bool,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -152,6 +153,7 @@ impl Config {
                 sm_request_ack_after: 5,
                 sm_expired_tokens: 1000,
                 sm_expired_token_retention: Duration::from_secs(3600),
+                sasl2: false,
             },
         }
     }
@@ -218,6 +220,14 @@ impl Config {
     /// client asks for it. Default `true`.
     pub fn stream_management(&self) -> bool {
         self.stream_management
+    }
+
+    /// Offer SASL2 (XEP-0388) beside legacy SASL, with Bind2 (XEP-0386)
+    /// and inline stream management: `<authentication xmlns='urn:xmpp:sasl:2'>`
+    /// in the pre-authentication features. Default `false` (opt in: the
+    /// features every client sees change).
+    pub fn sasl2(&self) -> bool {
+        self.sasl2
     }
 
     /// How long a resumable session hibernates after its transport is gone
@@ -406,6 +416,11 @@ impl ConfigBuilder {
     /// See [`Config::stream_management`].
     pub fn stream_management(mut self, on: bool) -> Self {
         self.config.stream_management = on;
+        self
+    }
+    /// See [`Config::sasl2`].
+    pub fn sasl2(mut self, on: bool) -> Self {
+        self.config.sasl2 = on;
         self
     }
     /// See [`Config::resume_timeout`].

@@ -40,3 +40,7 @@ pub const NS_VERSION: &str = "jabber:iq:version";
 pub const NS_DELAY: &str = "urn:xmpp:delay";
 /// XEP-0198 stream management.
 pub const NS_SM: &str = "urn:xmpp:sm:3";
+/// SASL2 (XEP-0388).
+pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
+/// Bind2 (XEP-0386).
+pub const NS_BIND2: &str = "urn:xmpp:bind:0";

@@ -12,7 +12,8 @@ use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 use crate::ids::SessionId;
-use crate::negotiation::{BindRequest, Ctx};
+use crate::negotiation::{BindReply, BindRequest, Ctx};
+use crate::session::{Bound, Phase};
 use crate::output::{Event, Output};
 use crate::random::random_id;
 
@@ -47,13 +48,27 @@ impl SessionManager {
             out: &mut self.out,
             features: &mut self.features,
         };
-        session.finish_bind(&mut ctx, &request.iq, result.clone());
-        if let Ok(full) = result {
+        let pending = match request.reply {
+            BindReply::Iq(iq) => {
+                session.finish_bind(&mut ctx, &iq, result.clone());
+                None
+            }
+            BindReply::Sasl2(pending) => {
+                if let Ok(full) = &result {
+                    session.phase = Phase::Bound(Bound::new(full.clone()));
+                }
+                Some(pending)
+            }
+        };
+        if let Ok(full) = &result {
             self.account_mut(&full.to_bare()).sessions.push(id);
             self.emit(Output::Event(Event::Bound {
                 session: id,
-                jid: full,
+                jid: full.clone(),
             }));
+        }
+        if let Some(pending) = pending {
+            self.sasl2_bound(id, *pending, result, now);
         }
     }
 

@@ -13,6 +13,7 @@ mod iq;
 mod presence;
 mod roster;
 mod routing;
+mod sasl2;
 mod sm;
 mod work;
 
@@ -541,6 +542,7 @@ impl SessionManager {
                     }));
                 }
             }
+            Step::Sasl2(success) => self.sasl2_success(id, *success, now),
             Step::Sm(el) => self.handle_sm(id, el, now),
             Step::Closed => self.remove_session(id, None, now),
         }
