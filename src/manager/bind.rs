@@ -13,9 +13,9 @@ use crate::error::{
 };
 use crate::ids::SessionId;
 use crate::negotiation::{BindReply, BindRequest, Ctx};
-use crate::session::{Bound, Phase};
 use crate::output::{Event, Output};
 use crate::random::random_id;
+use crate::session::{Bound, Phase};
 
 impl SessionManager {
     /// Resource binding, the manager's half: resourceprep, limits and the

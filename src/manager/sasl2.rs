@@ -28,8 +28,7 @@ use super::SessionManager;
 use crate::error::StanzaError;
 use crate::ids::SessionId;
 use crate::negotiation::{
-    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource,
-    success_element,
+    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource, success_element,
 };
 use crate::output::{Event, Output};
 use crate::session::Blocked;
@@ -70,11 +69,8 @@ impl SessionManager {
             }
         }
         if let Some(bind) = inline.bind {
-            let resource = bind2_resource(
-                bind.tag.as_deref(),
-                inline.user_agent.as_deref(),
-                &account,
-            );
+            let resource =
+                bind2_resource(bind.tag.as_deref(), inline.user_agent.as_deref(), &account);
             let reply = BindReply::Sasl2(Box::new(Sasl2Bind {
                 additional_data,
                 features: bind.features,

@@ -100,6 +100,7 @@ impl Session {
                 // A response continues only an exchange of its own protocol.
                 let same_protocol = sasl2 == self.sasl2_active();
                 let Some(exchange) = self.sasl_mut().filter(|_| same_protocol) else {
+                    self.answer_in(sasl2);
                     return self.sasl_failure(
                         ctx,
                         SaslFailure::NotAuthorized,
@@ -118,6 +119,7 @@ impl Session {
                 }
             }
             "abort" => {
+                self.answer_in(sasl2);
                 self.send_failure(ctx, SaslFailure::Aborted, None);
                 self.set_sasl(None);
                 self.set_sasl2(None);
@@ -132,6 +134,15 @@ impl Session {
                 );
                 Step::Closed
             }
+        }
+    }
+
+    /// Failures are answered in the protocol of the element being answered
+    /// (forgetting any exchange of the other one).
+    fn answer_in(&mut self, sasl2: bool) {
+        if sasl2 != self.sasl2_active() {
+            self.set_sasl(None);
+            self.set_sasl2(sasl2.then(Box::default));
         }
     }
 
@@ -222,7 +233,11 @@ impl Session {
     fn apply_sasl_step(&mut self, ctx: &mut Ctx<'_>, step: SaslStep) -> Step {
         match step {
             SaslStep::Challenge(data) => {
-                let ns = if self.sasl2_active() { NS_SASL2 } else { NS_SASL };
+                let ns = if self.sasl2_active() {
+                    NS_SASL2
+                } else {
+                    NS_SASL
+                };
                 send_payload(ctx.out, self.id, ns, "challenge", Some(&data));
                 Step::Continue
             }
