@@ -61,6 +61,8 @@ pub struct Config {
     pub(crate) sm_expired_tokens: usize,
     pub(crate) sm_expired_token_retention: Duration,
     pub(crate) sasl2: bool,
+    pub(crate) fast_token_lifetime: Duration,
+    pub(crate) fast_tokens_per_account: usize,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -154,8 +156,15 @@ impl Config {
                 sm_expired_tokens: 1000,
                 sm_expired_token_retention: Duration::from_secs(3600),
                 sasl2: false,
+                fast_token_lifetime: Duration::from_secs(14 * 24 * 3600),
+                fast_tokens_per_account: 0,
             },
         }
+    }
+
+    /// FAST is offered: SASL2 is on and clients may hold tokens.
+    pub(crate) fn fast_on(&self) -> bool {
+        self.sasl2 && self.fast_token_lifetime > Duration::ZERO && self.fast_tokens_per_account > 0
     }
 
     /// Whether `host` (already normalised) is served here.
@@ -228,6 +237,20 @@ impl Config {
     /// features every client sees change).
     pub fn sasl2(&self) -> bool {
         self.sasl2
+    }
+
+    /// How long a FAST token (XEP-0484) stays valid after it is issued.
+    /// Default 14 days.
+    pub fn fast_token_lifetime(&self) -> Duration {
+        self.fast_token_lifetime
+    }
+
+    /// How many clients (user-agent ids) of one account may hold FAST
+    /// tokens; the store forgets the least recently issued beyond that.
+    /// `0` (the default) turns FAST off; it is offered only with
+    /// [`Config::sasl2`].
+    pub fn fast_tokens_per_account(&self) -> usize {
+        self.fast_tokens_per_account
     }
 
     /// How long a resumable session hibernates after its transport is gone
@@ -421,6 +444,13 @@ impl ConfigBuilder {
     /// See [`Config::sasl2`].
     pub fn sasl2(mut self, on: bool) -> Self {
         self.config.sasl2 = on;
+        self
+    }
+    /// See [`Config::fast_token_lifetime`] and
+    /// [`Config::fast_tokens_per_account`].
+    pub fn fast(mut self, lifetime: Duration, per_account: usize) -> Self {
+        self.config.fast_token_lifetime = lifetime;
+        self.config.fast_tokens_per_account = per_account;
         self
     }
     /// See [`Config::resume_timeout`].

@@ -67,6 +67,7 @@ mod output;
 pub mod random;
 pub mod roster;
 pub mod sasl;
+mod sasl2;
 mod session;
 mod sm;
 mod stanza;
@@ -84,7 +85,7 @@ pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
-pub use storage::{MemoryStore, Request, Response, Store, StoreError};
+pub use storage::{FastToken, FastTokens, MemoryStore, Request, Response, Store, StoreError};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -123,7 +123,7 @@ pub(crate) struct Negotiating {
     pub(crate) deadline: Option<Instant>,
     /// While a SASL2 `<authenticate/>` is in progress: what it asked for
     /// inline, applied after success.
-    pub(crate) sasl2: Option<Box<crate::negotiation::Sasl2Inline>>,
+    pub(crate) sasl2: Option<Box<crate::sasl2::Sasl2Inline>>,
 }
 
 /// How far a session has got. Each phase holds exactly the state that
@@ -249,7 +249,7 @@ impl Session {
     }
 
     /// Starts or forgets the SASL2 request (only while negotiating).
-    pub(crate) fn set_sasl2(&mut self, inline: Option<Box<crate::negotiation::Sasl2Inline>>) {
+    pub(crate) fn set_sasl2(&mut self, inline: Option<Box<crate::sasl2::Sasl2Inline>>) {
         if let Some(n) = self.negotiating_mut() {
             n.sasl2 = inline;
         }

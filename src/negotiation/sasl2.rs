@@ -20,49 +20,14 @@
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
+pub(crate) use crate::sasl2::{Bind2Feature, Bind2Request, Sasl2Inline};
+
 use super::auth::element_payload;
 use super::{Ctx, Step};
 use crate::config::Config;
 use crate::sasl::SaslFailure;
 use crate::session::Session;
 use crate::xml::{self, NS_BIND2, NS_SASL, NS_SASL2, NS_SM};
-
-/// What a client asked for inline in `<authenticate/>`, applied once it
-/// has authenticated.
-#[derive(Debug, Default)]
-pub(crate) struct Sasl2Inline {
-    /// `<user-agent id>`: a UUID, lowercased.
-    pub user_agent: Option<String>,
-    /// `<bind xmlns='urn:xmpp:bind:0'>`.
-    pub bind: Option<Bind2Request>,
-    /// `<resume xmlns='urn:xmpp:sm:3'>`.
-    pub resume: Option<Element>,
-}
-
-/// A Bind2 request.
-#[derive(Debug, Default)]
-pub(crate) struct Bind2Request {
-    /// `<tag/>`, reduced to the characters kept in a resource.
-    pub tag: Option<String>,
-    /// The inline features, in the client's order.
-    pub features: Vec<Bind2Feature>,
-}
-
-/// One inline feature of a Bind2 request. A feature is one variant, one
-/// arm in [`Bind2Feature::parse`], one entry in [`BIND2_INLINE`] and one
-/// arm in the manager's `apply_bind2_feature`.
-#[derive(Debug)]
-pub(crate) enum Bind2Feature {
-    /// `<enable xmlns='urn:xmpp:sm:3'/>`: stream management, answered with
-    /// `<enabled/>` (or `<failed/>`) inside `<bound/>`.
-    SmEnable(Element),
-    // MERGE HOOK (carbons, XEP-0280; CSI, XEP-0352): add
-    //   Carbons  for <enable xmlns='urn:xmpp:carbons:2'/>
-    //   Inactive for <inactive xmlns='urn:xmpp:csi:0'/>
-    // with a parse arm below, their namespace in `BIND2_INLINE`, and an arm
-    // in `manager::sasl2::apply_bind2_feature` calling the carbons / CSI
-    // modules. Until then they are not advertised and are ignored.
-}
 
 /// The namespaces of the inline features Bind2 offers (`<feature var/>`),
 /// given the configuration.
