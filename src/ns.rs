@@ -44,3 +44,5 @@ pub const NS_SM: &str = "urn:xmpp:sm:3";
 pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
 /// Bind2 (XEP-0386).
 pub const NS_BIND2: &str = "urn:xmpp:bind:0";
+/// FAST (XEP-0484).
+pub const NS_FAST: &str = "urn:xmpp:fast:0";

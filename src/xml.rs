@@ -5,7 +5,7 @@ use minidom::Element;
 use minidom::rxml::{Namespace, NcName, NcNameStr, xml_ncname};
 
 pub(crate) use crate::ns::{
-    NS_BIND, NS_BIND2, NS_CLIENT, NS_DELAY, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING,
+    NS_BIND, NS_BIND2, NS_CLIENT, NS_FAST, NS_DELAY, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING,
     NS_PRE_APPROVAL, NS_ROSTER, NS_ROSTER_VER, NS_SASL, NS_SASL2, NS_SERVER, NS_SESSION, NS_SM,
     NS_STREAM_LIMITS, NS_STREAMS, NS_TLS, NS_VERSION,
 };

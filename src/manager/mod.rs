@@ -49,6 +49,8 @@ enum Pending {
     User(BareJid),
     /// A roster write, acknowledged with [`Response::Done`].
     RosterWrite(BareJid),
+    /// A write whose answer changes nothing (FAST tokens).
+    Write,
 }
 
 /// All client sessions of one server process. See the crate docs.
@@ -277,11 +279,13 @@ impl SessionManager {
                     out: &mut self.out,
                     features: &mut self.features,
                 };
-                let step = session.sasl_answer(&mut ctx, response);
+                let unix_now = self.clock.unix_seconds(now);
+                let step = session.sasl_answer(&mut ctx, response, unix_now);
                 self.after_step(session_id, step, now);
                 self.drive_later(session_id, now);
             }
             Pending::User(user) => self.resume_user(user, id, response, now),
+            Pending::Write => {}
             Pending::RosterWrite(user) => {
                 // The next queued write for this user goes out only now.
                 let next = self.cached_mut(&user).and_then(|cached| {

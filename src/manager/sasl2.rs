@@ -27,12 +27,22 @@ use minidom::Element;
 use super::SessionManager;
 use crate::error::StanzaError;
 use crate::ids::SessionId;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::account::AccountJid;
 use crate::negotiation::{
-    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource, success_element,
+    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource,
+    fast_client_key, success_element,
 };
+use crate::sasl2::Sasl2Inline;
+use crate::storage::{FastToken, FastTokens, Request};
 use crate::output::{Event, Output};
 use crate::session::Blocked;
-use crate::xml::NS_BIND2;
+use crate::xml::{self, NS_BIND2, NS_FAST};
+
+/// Random bytes in a FAST token.
+const TOKEN_BYTES: usize = 32;
 
 impl SessionManager {
     /// [`crate::negotiation::Step::Sasl2`]: the client authenticated with
@@ -51,13 +61,19 @@ impl SessionManager {
         }));
         let Sasl2Success {
             additional_data,
-            inline,
+            mut inline,
         } = success;
         let mut results = Vec::new();
+        if let Some(token) = self.fast_tokens_after_login(&account, &mut inline, now) {
+            results.push(token);
+        }
         if let Some(resume) = &inline.resume {
             match self.sm_try_resume(id, resume, now) {
                 Ok(Some(resumed)) => {
                     let mut el = success_element(additional_data.as_deref(), resumed.jid.as_str());
+                    for result in results {
+                        el.append_child(result);
+                    }
                     el.append_child(resumed.element.clone());
                     self.sasl2_send(id, &el);
                     self.sm_finish_resume(id, resumed);
@@ -137,6 +153,65 @@ impl SessionManager {
             // carbons for `id` (no answer element); `Bind2Feature::Inactive`
             // → mark `id` inactive (no answer element).
         }
+    }
+
+    /// FAST after a login: stores the client's tokens as the login left
+    /// them and returns the `<token/>` to put into `<success/>` when one is
+    /// issued. A token login rotates (a new token; the used one stays valid
+    /// until the new one is used) unless it asked to invalidate its token;
+    /// a password login issues one on `<request-token/>`.
+    fn fast_tokens_after_login(
+        &mut self,
+        account: &str,
+        inline: &mut Sasl2Inline,
+        now: Instant,
+    ) -> Option<Element> {
+        if !self.config.fast_on() {
+            return None;
+        }
+        let client = fast_client_key(inline.user_agent.as_deref()?);
+        let account = AccountJid::from_user_jid(&jid::BareJid::new(account).ok()?);
+        let verified = inline.fast_verified.take();
+        let invalidate = inline.fast.is_some_and(|f| f.invalidate);
+        let issue = !invalidate && (verified.is_some() || inline.request_token);
+        if verified.is_none() && !issue {
+            return None;
+        }
+        let unix_now = self.clock.unix_seconds(now);
+        let mut secret = vec![0u8; TOKEN_BYTES];
+        let token = if issue && self.rng.fill(&mut secret).is_ok() {
+            Some(FastToken {
+                secret,
+                expires: unix_now.saturating_add(self.config.fast_token_lifetime.as_secs()),
+            })
+        } else {
+            None
+        };
+        let tokens = match (&token, verified) {
+            (Some(new), verified) => FastTokens {
+                current: Some(new.clone()),
+                previous: verified.map(|v| v.used),
+            },
+            (None, Some(_)) if invalidate => FastTokens::default(),
+            (None, Some(v)) => v.after,
+            (None, None) => return None,
+        };
+        let request = Request::StoreFastTokens {
+            account,
+            client,
+            tokens,
+            max_clients: self.config.fast_tokens_per_account,
+        };
+        self.new_request(super::Pending::Write, request);
+        let token = token?;
+        let mut el = Element::bare("token", NS_FAST);
+        xml::set_attr(
+            &mut el,
+            "expiry",
+            crate::clock::format_unix(token.expires),
+        );
+        xml::set_attr(&mut el, "token", BASE64.encode(&token.secret));
+        Some(el)
     }
 
     /// Sends a SASL2 answer and lets the session read on.

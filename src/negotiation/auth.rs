@@ -199,11 +199,19 @@ impl Session {
     /// The embedder's answer to this session's [`Step::SaslRequest`]: stored
     /// credentials for SCRAM, a password verdict for PLAIN. Any other answer
     /// (including [`Response::Failed`]) is `temporary-auth-failure`.
-    pub(crate) fn sasl_answer(&mut self, ctx: &mut Ctx<'_>, response: Response) -> Step {
+    pub(crate) fn sasl_answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        response: Response,
+        unix_now: u64,
+    ) -> Step {
         if self.blocked != Some(Blocked::Credentials) {
             return Step::Continue;
         }
         self.blocked = None;
+        if let Some(step) = self.fast_answer(ctx, &response, unix_now) {
+            return step;
+        }
         let id = self.id;
         let sasl2 = self.sasl2_active();
         let Some(exchange) = self.sasl_mut() else {
@@ -271,7 +279,7 @@ impl Session {
     /// the stream as the authenticated `username`. After `<authenticate/>`
     /// (SASL2) nothing is sent yet and the stream is not restarted: the
     /// manager applies the inline requests and sends `<success/>`.
-    fn sasl_success(
+    pub(super) fn sasl_success(
         &mut self,
         ctx: &mut Ctx<'_>,
         username: &str,

@@ -27,7 +27,9 @@ use super::{Ctx, Step};
 use crate::config::Config;
 use crate::sasl::SaslFailure;
 use crate::session::Session;
-use crate::xml::{self, NS_BIND2, NS_SASL, NS_SASL2, NS_SM};
+use super::fast::HT_SHA_256_NONE;
+use crate::sasl2::FastUse;
+use crate::xml::{self, NS_BIND2, NS_FAST, NS_SASL, NS_SASL2, NS_SM};
 
 /// The namespaces of the inline features Bind2 offers (`<feature var/>`),
 /// given the configuration.
@@ -130,6 +132,11 @@ pub(crate) fn authentication_feature<'a>(
     if config.stream_management {
         inline.append_child(Element::bare("sm", NS_SM));
     }
+    if config.fast_on() {
+        let mut fast = Element::bare("fast", NS_FAST);
+        fast.append_child(xml::text_element("mechanism", NS_FAST, HT_SHA_256_NONE));
+        inline.append_child(fast);
+    }
     auth.append_child(inline);
     auth
 }
@@ -212,6 +219,13 @@ impl Session {
                 inline.bind = Some(bind);
             } else if child.is("resume", NS_SM) && ctx.config.stream_management {
                 inline.resume = Some(child.clone());
+            } else if child.is("fast", NS_FAST) {
+                let invalidate = matches!(xml::attr(child, "invalidate"), Some("true" | "1"));
+                inline.fast = Some(FastUse { invalidate });
+            } else if child.is("request-token", NS_FAST)
+                && xml::attr(child, "mechanism") == Some(HT_SHA_256_NONE)
+            {
+                inline.request_token = true;
             }
         }
         let initial = match el.get_child("initial-response", NS_SASL2) {
@@ -223,6 +237,9 @@ impl Session {
                 }
             },
         };
+        if xml::attr(el, "mechanism") == Some(HT_SHA_256_NONE) {
+            return self.start_fast(ctx, inline, initial);
+        }
         self.set_sasl2(Some(Box::new(inline)));
         self.start_exchange(ctx, xml::attr(el, "mechanism"), initial)
     }
