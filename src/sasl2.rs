@@ -77,4 +77,3 @@ pub(crate) enum Bind2Feature {
     // in `manager::sasl2::apply_bind2_feature` calling the carbons / CSI
     // modules. Until then they are not advertised and are ignored.
 }
-

@@ -254,7 +254,11 @@ pub trait Store {
 
     /// The FAST tokens of one client of the account. The default has none
     /// (a store without FAST support).
-    fn fast_tokens(&mut self, account: &AccountJid, client: &str) -> Result<FastTokens, StoreError> {
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
         let _ = (account, client);
         Ok(FastTokens::default())
     }
@@ -269,7 +273,9 @@ pub trait Store {
         max_clients: usize,
     ) -> Result<(), StoreError> {
         let _ = (account, client, tokens, max_clients);
-        Err(StoreError("FAST tokens are not supported by this store".into()))
+        Err(StoreError(
+            "FAST tokens are not supported by this store".into(),
+        ))
     }
 
     /// Answers one request. The default calls the methods above.
@@ -472,7 +478,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn fast_tokens(&mut self, account: &AccountJid, client: &str) -> Result<FastTokens, StoreError> {
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
         Ok(self
             .fast
             .get(account)

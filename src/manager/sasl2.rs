@@ -32,13 +32,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::account::AccountJid;
 use crate::negotiation::{
-    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource,
-    fast_client_key, success_element,
+    Bind2Feature, BindReply, BindRequest, Sasl2Bind, Sasl2Success, bind2_resource, fast_client_key,
+    success_element,
 };
-use crate::sasl2::Sasl2Inline;
-use crate::storage::{FastToken, FastTokens, Request};
 use crate::output::{Event, Output};
+use crate::sasl2::Sasl2Inline;
 use crate::session::Blocked;
+use crate::storage::{FastToken, FastTokens, Request};
 use crate::xml::{self, NS_BIND2, NS_FAST};
 
 /// Random bytes in a FAST token.
@@ -205,11 +205,7 @@ impl SessionManager {
         self.new_request(super::Pending::Write, request);
         let token = token?;
         let mut el = Element::bare("token", NS_FAST);
-        xml::set_attr(
-            &mut el,
-            "expiry",
-            crate::clock::format_unix(token.expires),
-        );
+        xml::set_attr(&mut el, "expiry", crate::clock::format_unix(token.expires));
         xml::set_attr(&mut el, "token", BASE64.encode(&token.secret));
         Some(el)
     }

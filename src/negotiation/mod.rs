@@ -22,8 +22,8 @@ use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
 pub(crate) use bind::{BindReply, BindRequest};
-pub(crate) use header::FeaturesCache;
 pub(crate) use fast::client_key as fast_client_key;
+pub(crate) use header::FeaturesCache;
 pub(crate) use sasl2::{
     Bind2Feature, Sasl2Bind, Sasl2Success, bind2_resource, failure as sasl2_failure,
     success_element,

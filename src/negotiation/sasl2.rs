@@ -23,12 +23,12 @@ use sha2::{Digest, Sha256};
 pub(crate) use crate::sasl2::{Bind2Feature, Bind2Request, Sasl2Inline};
 
 use super::auth::element_payload;
+use super::fast::HT_SHA_256_NONE;
 use super::{Ctx, Step};
 use crate::config::Config;
 use crate::sasl::SaslFailure;
-use crate::session::Session;
-use super::fast::HT_SHA_256_NONE;
 use crate::sasl2::FastUse;
+use crate::session::Session;
 use crate::xml::{self, NS_BIND2, NS_FAST, NS_SASL, NS_SASL2, NS_SM};
 
 /// The namespaces of the inline features Bind2 offers (`<feature var/>`),
