@@ -514,7 +514,11 @@ impl Store for Db {
         Ok(())
     }
 
-    fn fast_tokens(&mut self, account: &AccountJid, client: &str) -> Result<FastTokens, StoreError> {
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
         let token = |secret: Option<Vec<u8>>, expires: Option<u64>| {
             Some(FastToken {
                 secret: secret?,
