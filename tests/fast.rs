@@ -6,8 +6,11 @@
 
 use std::time::Duration;
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{opened, server_with_users};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use xmpp_session::testkit::{TestServer, account, parse_stanza};
@@ -29,21 +32,11 @@ fn config() -> xmpp_session::ConfigBuilder {
 }
 
 fn server_with(config: Config) -> TestServer {
-    let mut server = TestServer::with_config(config);
-    server.add_user("alice", "pass");
-    server
+    server_with_users(config, &["alice"])
 }
 
 fn server() -> TestServer {
     server_with(config().build().expect("valid config"))
-}
-
-fn opened(server: &mut TestServer) -> SessionId {
-    let c = server.connect();
-    server.open_stream(c);
-    server.take(c);
-    server.take_raw(c);
-    c
 }
 
 fn user_agent(id: &str) -> String {
@@ -130,6 +123,17 @@ fn fast_login(server: &mut TestServer, token: &[u8], expiry: &str) -> (SessionId
     (c, next)
 }
 
+/// A FAST login of `ua` with `token` is refused with `not-authorized`.
+#[track_caller]
+fn refused(server: &mut TestServer, token: &[u8], ua: &str) {
+    let c = opened(server);
+    server.send(
+        c,
+        &fast_authenticate(token, Some(ua), &format!("<fast xmlns='{FAST}'/>")),
+    );
+    expect_failure(server, c, "not-authorized");
+}
+
 /// The client receives exactly this SASL2 failure.
 #[track_caller]
 fn expect_failure(server: &mut TestServer, c: SessionId, condition: &str) {
@@ -179,12 +183,7 @@ fn issue_use_and_rotate() {
     // Using the newest token retires the one before it for good.
     let (_, _fourth) = fast_login(&mut server, &third, EXPIRY);
     for stale in [&first, &second] {
-        let c = opened(&mut server);
-        server.send(
-            c,
-            &fast_authenticate(stale, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
-        );
-        expect_failure(&mut server, c, "not-authorized");
+        refused(&mut server, stale, UA);
     }
 }
 
@@ -195,24 +194,14 @@ fn tokens_expire() {
     server.advance(Duration::from_secs(14 * DAY - 1));
     let (_, next) = fast_login(&mut server, &token, "2026-12-24T07:59:59Z");
     server.advance(Duration::from_secs(14 * DAY));
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &fast_authenticate(&next, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
-    );
-    expect_failure(&mut server, c, "not-authorized");
+    refused(&mut server, &next, UA);
 }
 
 #[test]
 fn tokens_are_bound_to_the_user_agent() {
     let mut server = server();
     let token = password_login_with_token(&mut server, UA);
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &fast_authenticate(&token, Some(UA2), &format!("<fast xmlns='{FAST}'/>")),
-    );
-    expect_failure(&mut server, c, "not-authorized");
+    refused(&mut server, &token, UA2);
 }
 
 #[test]
@@ -237,12 +226,7 @@ fn invalidate_logs_out_the_token() {
         )],
     );
     assert_eq!(server.store.fast_clients(&account("alice")), 0);
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &fast_authenticate(&token, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
-    );
-    expect_failure(&mut server, c, "not-authorized");
+    refused(&mut server, &token, UA);
 }
 
 #[test]
@@ -250,12 +234,7 @@ fn a_password_change_invalidates_every_token() {
     let mut server = server();
     let token = password_login_with_token(&mut server, UA);
     server.add_user("alice", "new password");
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &fast_authenticate(&token, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
-    );
-    expect_failure(&mut server, c, "not-authorized");
+    refused(&mut server, &token, UA);
 }
 
 #[test]
@@ -273,12 +252,7 @@ fn clients_per_account_are_bounded() {
         .collect();
     assert_eq!(server.store.fast_clients(&account("alice")), 3);
     // The first client's token was forgotten.
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &fast_authenticate(&tokens[0], Some(UA), &format!("<fast xmlns='{FAST}'/>")),
-    );
-    expect_failure(&mut server, c, "not-authorized");
+    refused(&mut server, &tokens[0], UA);
 }
 
 #[test]

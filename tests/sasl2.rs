@@ -4,8 +4,11 @@
 //! enable and resume, and bad inputs. Every test states exactly what each
 //! client receives.
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{opened, server_with_users};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use xmpp_session::testkit::TestServer;
@@ -24,23 +27,46 @@ fn config() -> xmpp_session::ConfigBuilder {
 }
 
 fn server_with(config: Config) -> TestServer {
-    let mut server = TestServer::with_config(config);
-    server.add_user("alice", "pass");
-    server.add_user("bob", "pass");
-    server
+    server_with_users(config, &["alice", "bob"])
 }
 
 fn server() -> TestServer {
     server_with(config().build().expect("valid config"))
 }
 
-/// A connection with its stream open and the features drained.
-fn opened(server: &mut TestServer) -> SessionId {
-    let c = server.connect();
-    server.open_stream(c);
-    server.take(c);
+/// A new connection of alice sending `<authenticate mechanism='PLAIN'>`
+/// with these inline children.
+fn alice_with(server: &mut TestServer, inline: &str) -> SessionId {
+    let c = opened(server);
+    server.send(c, &plain("alice", "pass", inline));
+    c
+}
+
+/// A connection that has started a SASL2 SCRAM-SHA-256 exchange (its one
+/// challenge drained).
+fn scram_started(server: &mut TestServer) -> SessionId {
+    let c = opened(server);
+    server.send(
+        c,
+        &format!(
+            "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{}\
+             </initial-response></authenticate>",
+            BASE64.encode("n,,n=alice,r=abc")
+        ),
+    );
+    let got = server.take(c);
+    assert!(got.len() == 1 && got[0].is("challenge", SASL2), "{got:?}");
     server.take_raw(c);
     c
+}
+
+/// Sends `xml` and asserts that the stream closes with
+/// `unsupported-stanza-type`.
+#[track_caller]
+fn expect_unsupported(server: &mut TestServer, c: SessionId, xml: &str) {
+    server.send(c, xml);
+    assert_eq!(server.take_raw(c), UNSUPPORTED);
+    assert!(server.is_closed(c));
 }
 
 /// `<authenticate mechanism='PLAIN'>` for `user` with these inline children.
@@ -166,9 +192,7 @@ fn off_by_default_and_then_not_accepted() {
     let c = server.connect();
     server.open_stream(c);
     assert!(!server.take_raw(c).contains(SASL2));
-    server.send(c, &plain("alice", "pass", ""));
-    assert_eq!(server.take_raw(c), UNSUPPORTED);
-    assert!(server.is_closed(c));
+    expect_unsupported(&mut server, c, &plain("alice", "pass", ""));
 }
 
 // ------------------------------------------------------------ logins
@@ -201,16 +225,11 @@ fn plain_login_with_bind2_and_sm_enable_in_one_round_trip() {
 #[test]
 fn events_of_a_sasl2_login() {
     let mut server = server();
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &plain(
-            "alice",
-            "pass",
-            &format!(
-                "{}<bind xmlns='{BIND2}'><tag>web</tag></bind>",
-                user_agent(UA)
-            ),
+    let c = alice_with(
+        &mut server,
+        &format!(
+            "{}<bind xmlns='{BIND2}'><tag>web</tag></bind>",
+            user_agent(UA)
         ),
     );
     let full = format!("alice@localhost/{}", resource("web", UA, "alice@localhost"));
@@ -262,14 +281,9 @@ fn the_bind2_resource_is_stable_per_client_and_replaces_the_old_session() {
 #[test]
 fn bind2_without_user_agent_id_gets_a_random_resource() {
     let mut server = server();
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &plain(
-            "alice",
-            "pass",
-            &format!("<bind xmlns='{BIND2}'><tag>x</tag></bind>"),
-        ),
+    let c = alice_with(
+        &mut server,
+        &format!("<bind xmlns='{BIND2}'><tag>x</tag></bind>"),
     );
     let got = server.take(c);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -543,24 +557,13 @@ fn unknown_inline_features_are_ignored() {
 fn authenticate_after_success_is_a_stream_error() {
     let mut server = server();
     let (c, _, _) = phone(&mut server);
-    server.send(c, &plain("alice", "pass", ""));
-    assert_eq!(server.take_raw(c), UNSUPPORTED);
-    assert!(server.is_closed(c));
+    expect_unsupported(&mut server, c, &plain("alice", "pass", ""));
 }
 
 #[test]
 fn a_second_authenticate_restarts_the_exchange() {
     let mut server = server();
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &format!(
-            "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{}\
-             </initial-response></authenticate>",
-            BASE64.encode("n,,n=alice,r=abc")
-        ),
-    );
-    assert_eq!(server.take(c).len(), 1);
+    let c = scram_started(&mut server);
     server.send(c, &plain("alice", "pass", ""));
     server.expect(
         c,
@@ -574,17 +577,7 @@ fn a_second_authenticate_restarts_the_exchange() {
 #[test]
 fn responses_of_the_other_protocol_are_out_of_order() {
     let mut server = server();
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &format!(
-            "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{}\
-             </initial-response></authenticate>",
-            BASE64.encode("n,,n=alice,r=abc")
-        ),
-    );
-    server.take(c);
-    server.take_raw(c);
+    let c = scram_started(&mut server);
     // Answered in the protocol of the element, and the exchange is gone.
     server.send(c, &format!("<response xmlns='{SASL}'>eA==</response>"));
     assert_eq!(
@@ -626,14 +619,9 @@ fn a_refused_bind2_is_a_failure_and_close() {
             .expect("valid config"),
     );
     let _desk = server.login("alice", "desk");
-    let c = opened(&mut server);
-    server.send(
-        c,
-        &plain(
-            "alice",
-            "pass",
-            &format!("<bind xmlns='{BIND2}'><tag>t</tag></bind>"),
-        ),
+    let c = alice_with(
+        &mut server,
+        &format!("<bind xmlns='{BIND2}'><tag>t</tag></bind>"),
     );
     assert_eq!(
         server.take_raw(c),
