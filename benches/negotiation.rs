@@ -287,9 +287,8 @@ impl Client {
             "FAST login failed: {}",
             String::from_utf8_lossy(&self.out)
         );
-        let next = B64
-            .decode(between(&self.out, b" token='", b"'"))
-            .expect("a rotated token");
+        // The token's text is the HMAC key.
+        let next = between(&self.out, b" token='", b"'").to_vec();
         manager.handle_disconnect(id, now);
         drain(manager, store, id, now, &mut self.out);
         next
@@ -327,10 +326,7 @@ impl Client {
             "PLAIN login failed: {}",
             String::from_utf8_lossy(&self.out)
         );
-        let token = request_token.then(|| {
-            B64.decode(between(&self.out, b" token='", b"'"))
-                .expect("a token")
-        });
+        let token = request_token.then(|| between(&self.out, b" token='", b"'").to_vec());
         manager.handle_disconnect(id, now);
         drain(manager, store, id, now, &mut self.out);
         token

@@ -137,7 +137,8 @@ impl std::fmt::Debug for FastTokens {
 /// One FAST token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FastToken {
-    /// The secret the client received (base64-decoded).
+    /// The token as the client received it (the `token` attribute's text,
+    /// as bytes): the HMAC key of `HT-SHA-256-NONE`.
     pub secret: Vec<u8>,
     /// When it expires, in seconds since the Unix epoch.
     pub expires: u64,

@@ -29,6 +29,7 @@ use crate::error::StanzaError;
 use crate::ids::SessionId;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use zeroize::Zeroizing;
 
 use crate::account::AccountJid;
 use crate::negotiation::{
@@ -41,7 +42,7 @@ use crate::session::Blocked;
 use crate::storage::{FastToken, FastTokens, Request};
 use crate::xml::{self, NS_BIND2, NS_FAST};
 
-/// Random bytes in a FAST token.
+/// Random bytes in a FAST token (sent as 44 characters of base64).
 const TOKEN_BYTES: usize = 32;
 
 impl SessionManager {
@@ -178,10 +179,12 @@ impl SessionManager {
             return None;
         }
         let unix_now = self.clock.unix_seconds(now);
-        let mut secret = vec![0u8; TOKEN_BYTES];
-        let token = if issue && self.rng.fill(&mut secret).is_ok() {
+        let mut random = Zeroizing::new([0u8; TOKEN_BYTES]);
+        let token = if issue && self.rng.fill(random.as_mut_slice()).is_ok() {
+            // The token is the base64 text; its bytes are the HMAC key
+            // (what clients use: XEP-0484 treats the token as opaque).
             Some(FastToken {
-                secret,
+                secret: BASE64.encode(random.as_slice()).into_bytes(),
                 expires: unix_now.saturating_add(self.config.fast_token_lifetime.as_secs()),
             })
         } else {
@@ -206,7 +209,11 @@ impl SessionManager {
         let token = token?;
         let mut el = Element::bare("token", NS_FAST);
         xml::set_attr(&mut el, "expiry", crate::clock::format_unix(token.expires));
-        xml::set_attr(&mut el, "token", BASE64.encode(&token.secret));
+        xml::set_attr(
+            &mut el,
+            "token",
+            String::from_utf8_lossy(&token.secret).into_owned(),
+        );
         Some(el)
     }
 
