@@ -632,3 +632,40 @@ fn a_refused_bind2_is_a_failure_and_close() {
     );
     assert!(server.is_closed(c));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;").replace('<', "&lt;")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any tag binds (the resource keeps only what resourceprep
+        /// accepts), and the same client gets the same resource again.
+        #[test]
+        fn any_tag_binds_to_a_stable_resource(tag in "\\PC{0,48}", ua in "[0-9a-f]{8}") {
+            let ua = format!("{ua}-4d72-4749-b3d3-740edbf87770");
+            let inline = format!(
+                "{}<bind xmlns='{BIND2}'><tag>{}</tag></bind>",
+                user_agent(&ua),
+                escape(&tag)
+            );
+            let mut server = server();
+            let mut resources = Vec::new();
+            for _ in 0..2 {
+                let c = alice_with(&mut server, &inline);
+                let got = server.take(c);
+                prop_assert_eq!(got.len(), 1, "{:?}", got);
+                prop_assert!(got[0].is("success", SASL2), "{:?}", got);
+                let s = server.manager.session(c).expect("session");
+                prop_assert_eq!(s.kind(), SessionKind::Bound);
+                resources.push(s.resource().map(str::to_owned));
+            }
+            prop_assert_eq!(&resources[0], &resources[1]);
+        }
+    }
+}

@@ -145,7 +145,8 @@ pub(crate) fn authentication_feature<'a>(
 const MAX_TAG_CHARS: usize = 32;
 
 /// The resource for a Bind2 request: the tag (only letters, digits and
-/// `-_.`, at most 32 characters; `client` when none is left) and, when the
+/// `-_.`, at most 32 characters; only ASCII ones if resourceprep refuses
+/// the others; `client` when none is left) and, when the
 /// client sent a user-agent id, `.` and 8 hex digits of SHA-256 over the id
 /// and the account (stable per client and account; reveals nothing linking
 /// one client's accounts). Without an id the manager picks a random one.
@@ -155,12 +156,20 @@ pub(crate) fn bind2_resource(
     account: &str,
 ) -> Option<String> {
     let id = user_agent?;
-    let mut resource: String = tag
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(MAX_TAG_CHARS)
-        .collect();
+    let keep = |ascii: bool| -> String {
+        tag.unwrap_or_default()
+            .chars()
+            .filter(|c| {
+                (c.is_alphanumeric() && (c.is_ascii() || !ascii)) || matches!(c, '-' | '_' | '.')
+            })
+            .take(MAX_TAG_CHARS)
+            .collect()
+    };
+    let mut resource = keep(false);
+    if jid::ResourcePart::new(&resource).is_err() {
+        // A letter resourceprep refuses (e.g. one newer than its tables).
+        resource = keep(true);
+    }
     if resource.is_empty() {
         resource.push_str("client");
     }
