@@ -73,7 +73,8 @@ pub(crate) enum Bind2Feature {
     // MERGE HOOK (carbons, XEP-0280; CSI, XEP-0352): add
     //   Carbons  for <enable xmlns='urn:xmpp:carbons:2'/>
     //   Inactive for <inactive xmlns='urn:xmpp:csi:0'/>
-    // with a parse arm below, their namespace in `BIND2_INLINE`, and an arm
-    // in `manager::sasl2::apply_bind2_feature` calling the carbons / CSI
+    // with an arm in `Bind2Feature::parse` and their namespace in
+    // `BIND2_INLINE` (both in `negotiation/sasl2.rs`), and an arm in
+    // `manager::sasl2::apply_bind2_feature` calling the carbons / CSI
     // modules. Until then they are not advertised and are ignored.
 }

@@ -42,6 +42,8 @@ pub(crate) fn bind2_inline(config: &Config) -> impl Iterator<Item = &'static str
 
 /// Every inline feature Bind2 can offer, and whether it needs stream
 /// management to be on.
+/// MERGE HOOK: add `(NS_CARBONS, false)` and `(NS_CSI, false)` here once
+/// `Bind2Feature` has their variants (see `crate::sasl2`).
 const BIND2_INLINE: &[(&str, bool)] = &[(NS_SM, true)];
 
 impl Bind2Feature {
@@ -50,6 +52,8 @@ impl Bind2Feature {
         if el.is("enable", NS_SM) && config.stream_management {
             return Some(Self::SmEnable(el.clone()));
         }
+        // MERGE HOOK: `<enable xmlns='urn:xmpp:carbons:2'/>` → Carbons,
+        // `<inactive xmlns='urn:xmpp:csi:0'/>` → Inactive.
         None
     }
 }
