@@ -669,3 +669,53 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_inline_resume_acknowledging_too_much_closes_the_stream() {
+    let mut server = server();
+    let (phone, _, token) = phone(&mut server);
+    server.disconnect(phone);
+    let c = alice_with(
+        &mut server,
+        &format!("<resume xmlns='{SM}' previd='{token}' h='5'/>"),
+    );
+    assert_eq!(
+        server.take_raw(c),
+        "<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>You acknowledged more stanzas than \
+         were sent</text><handled-count-too-high xmlns='urn:xmpp:sm:3' h='5' send-count='0'/>\
+         </stream:error></stream:stream>"
+    );
+    assert!(server.is_closed(c));
+    // The hibernating session is untouched.
+    assert!(
+        server
+            .manager
+            .session(phone)
+            .is_some_and(|s| s.hibernating_until().is_some())
+    );
+}
+
+#[test]
+fn an_inline_resume_takes_over_a_session_still_connected() {
+    let mut server = server();
+    let (phone, full, token) = phone(&mut server);
+    let c = alice_with(
+        &mut server,
+        &format!("<resume xmlns='{SM}' previd='{token}' h='0'/>"),
+    );
+    server.expect(
+        c,
+        &[&format!(
+            "<success xmlns='{SASL2}'><authorization-identifier>{full}</authorization-identifier>\
+             <resumed xmlns='{SM}' previd='{token}' h='0'/></success>"
+        )],
+    );
+    assert_eq!(
+        server.take_raw(phone),
+        "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by a resumed session</text>\
+         </stream:error></stream:stream>"
+    );
+    assert!(server.is_closed(phone));
+}
