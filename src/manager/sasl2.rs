@@ -217,14 +217,15 @@ impl SessionManager {
         Some(el)
     }
 
-    /// Sends a SASL2 answer and lets the session read on.
+    /// Sends a SASL2 answer (through the session, like the bind result)
+    /// and lets the session read on.
     fn sasl2_send(&mut self, id: SessionId, el: &Element) {
-        if let Some(session) = self.sessions.get_mut(&id)
-            && session.blocked == Some(Blocked::Manager)
-        {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.blocked == Some(Blocked::Manager) {
             session.blocked = None;
         }
-        let data = crate::stream::element_bytes(el);
-        self.emit(Output::Transmit { session: id, data });
+        session.send_element(&mut self.out, el);
     }
 }
