@@ -68,6 +68,7 @@ mod output;
 pub mod random;
 pub mod roster;
 pub mod sasl;
+mod sasl2;
 mod session;
 mod sm;
 mod stanza;
@@ -85,7 +86,9 @@ pub use ids::{RequestId, SessionId};
 pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, Framing, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
-pub use storage::{BlocklistChange, MemoryStore, Request, Response, Store, StoreError};
+pub use storage::{
+    BlocklistChange, FastToken, FastTokens, MemoryStore, Request, Response, Store, StoreError,
+};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
