@@ -1,5 +1,7 @@
 //! Full in-process logins per second: stream open → SCRAM-SHA-256 → stream
-//! restart → bind, through the public API, with the store answering at once.
+//! restart → bind, through the public API, with the store answering at once;
+//! the same login with SASL2 + Bind2 (one round trip less, no restart); and a
+//! FAST token login (SASL2 `HT-SHA-256-NONE` + Bind2, rotating its token).
 //!
 //! The figure is meant to be the server's cost of a login, so the client does
 //! only what a load client must do per login: its `ClientKey`/`StoredKey`
@@ -105,6 +107,17 @@ struct Client {
 }
 
 const CHALLENGE_OPEN: &[u8] = b"<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+const CHALLENGE2_OPEN: &[u8] = b"<challenge xmlns='urn:xmpp:sasl:2'>";
+/// SASL2's inline part: the client's id and a Bind2 request.
+const INLINE: &str = "<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'/>\
+<bind xmlns='urn:xmpp:bind:0'><tag>bench</tag></bind>";
+
+/// Legacy SASL + RFC 6120 bind, or SASL2 + Bind2.
+#[derive(Clone, Copy, PartialEq)]
+enum Proto {
+    Legacy,
+    Sasl2,
+}
 
 impl Client {
     fn login(
@@ -113,6 +126,7 @@ impl Client {
         store: &mut MemoryStore,
         n: u64,
         now: Instant,
+        proto: Proto,
     ) {
         use std::fmt::Write;
         let id = manager.connect(ConnectionInfo::direct_tls(), now);
@@ -128,15 +142,31 @@ impl Client {
         self.text.clear();
         write!(self.text, "n,,n=juliet,r=clientnonce{n}").expect("to a String");
         self.wire.clear();
-        self.wire
-            .push_str("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>");
-        B64.encode_string(&self.text, &mut self.wire);
-        self.wire.push_str("</auth>");
+        if proto == Proto::Legacy {
+            self.wire.push_str(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>",
+            );
+            B64.encode_string(&self.text, &mut self.wire);
+            self.wire.push_str("</auth>");
+        } else {
+            self.wire.push_str(
+                "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256'>\
+                 <initial-response>",
+            );
+            B64.encode_string(&self.text, &mut self.wire);
+            self.wire.push_str("</initial-response>");
+            self.wire.push_str(INLINE);
+            self.wire.push_str("</authenticate>");
+        }
         manager.handle_input(id, self.wire.as_bytes(), now);
         drain(manager, store, id, now, &mut self.out);
 
+        let open = match proto {
+            Proto::Legacy => CHALLENGE_OPEN,
+            Proto::Sasl2 => CHALLENGE2_OPEN,
+        };
         let server_first = B64
-            .decode(between(&self.out, CHALLENGE_OPEN, b"</challenge>"))
+            .decode(between(&self.out, open, b"</challenge>"))
             .expect("b64");
         let mut nonce: &[u8] = b"";
         let mut salt: &[u8] = b"";
@@ -180,8 +210,10 @@ impl Client {
         self.text.push_str(",p=");
         B64.encode_string(proof, &mut self.text);
         self.wire.clear();
-        self.wire
-            .push_str("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
+        self.wire.push_str(match proto {
+            Proto::Legacy => "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>",
+            Proto::Sasl2 => "<response xmlns='urn:xmpp:sasl:2'>",
+        });
         B64.encode_string(&self.text[final_start..], &mut self.wire);
         self.wire.push_str("</response>");
         manager.handle_input(id, self.wire.as_bytes(), now);
@@ -191,6 +223,20 @@ impl Client {
             "login failed: {}",
             String::from_utf8_lossy(&self.out)
         );
+        if proto == Proto::Sasl2 {
+            assert!(
+                find(
+                    &self.out,
+                    b"<authorization-identifier>juliet@localhost/bench."
+                )
+                .is_some(),
+                "bind2 failed: {}",
+                String::from_utf8_lossy(&self.out)
+            );
+            manager.handle_disconnect(id, now);
+            drain(manager, store, id, now, &mut self.out);
+            return;
+        }
 
         manager.handle_input(id, HEADER, now);
         drain(manager, store, id, now, &mut self.out);
@@ -208,6 +254,83 @@ impl Client {
         manager.handle_disconnect(id, now);
         drain(manager, store, id, now, &mut self.out);
     }
+
+    /// A FAST login with `token` (SASL2 `HT-SHA-256-NONE` + Bind2): returns
+    /// the rotated token from `<success/>`, as a real client keeps it.
+    fn fast_login(
+        &mut self,
+        manager: &mut SessionManager,
+        store: &mut MemoryStore,
+        token: &[u8],
+        now: Instant,
+    ) -> Vec<u8> {
+        let id = manager.connect(ConnectionInfo::direct_tls(), now);
+        manager.handle_input(id, HEADER, now);
+        drain(manager, store, id, now, &mut self.out);
+        let mut response = b"juliet\0".to_vec();
+        response.extend_from_slice(&hmac(token, b"Initiator"));
+        self.wire.clear();
+        self.wire.push_str(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>",
+        );
+        B64.encode_string(&response, &mut self.wire);
+        self.wire
+            .push_str("</initial-response><fast xmlns='urn:xmpp:fast:0'/>");
+        self.wire.push_str(INLINE);
+        self.wire.push_str("</authenticate>");
+        manager.handle_input(id, self.wire.as_bytes(), now);
+        drain(manager, store, id, now, &mut self.out);
+        let expected = B64.encode(hmac(token, b"Responder"));
+        assert_eq!(
+            between(&self.out, b"<additional-data>", b"</additional-data>"),
+            expected.as_bytes(),
+            "FAST login failed: {}",
+            String::from_utf8_lossy(&self.out)
+        );
+        // The token's text is the HMAC key.
+        let next = between(&self.out, b" token='", b"'").to_vec();
+        manager.handle_disconnect(id, now);
+        drain(manager, store, id, now, &mut self.out);
+        next
+    }
+
+    /// A SASL2 PLAIN login with Bind2 (the server checks the password with
+    /// PBKDF2), asking for a FAST token if `request_token`: the token.
+    fn plain_login(
+        &mut self,
+        manager: &mut SessionManager,
+        store: &mut MemoryStore,
+        now: Instant,
+        request_token: bool,
+    ) -> Option<Vec<u8>> {
+        let id = manager.connect(ConnectionInfo::direct_tls(), now);
+        manager.handle_input(id, HEADER, now);
+        let request = format!(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>{}\
+             </initial-response>{INLINE}{}</authenticate>",
+            B64.encode("\0juliet\0password"),
+            if request_token {
+                "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"
+            } else {
+                ""
+            }
+        );
+        manager.handle_input(id, request.as_bytes(), now);
+        drain(manager, store, id, now, &mut self.out);
+        assert!(
+            find(
+                &self.out,
+                b"<authorization-identifier>juliet@localhost/bench."
+            )
+            .is_some(),
+            "PLAIN login failed: {}",
+            String::from_utf8_lossy(&self.out)
+        );
+        let token = request_token.then(|| between(&self.out, b" token='", b"'").to_vec());
+        manager.handle_disconnect(id, now);
+        drain(manager, store, id, now, &mut self.out);
+        token
+    }
 }
 
 fn logins(c: &mut Criterion) {
@@ -215,7 +338,11 @@ fn logins(c: &mut Criterion) {
     store
         .add_user(&xmpp_session::testkit::account("juliet"), "password")
         .expect("the OS generator works");
-    let config = Config::builder("localhost").build().expect("valid config");
+    let config = Config::builder("localhost")
+        .sasl2(true)
+        .fast(std::time::Duration::from_secs(3600), 4)
+        .build()
+        .expect("valid config");
     let mut manager = SessionManager::new(config);
     let now = Instant::now();
     let account = xmpp_session::testkit::account("juliet");
@@ -236,7 +363,24 @@ fn logins(c: &mut Criterion) {
     group.bench_function("login_scram_sha256_bind", |b| {
         b.iter(|| {
             n += 1;
-            client.login(&mut manager, &mut store, n, now);
+            client.login(&mut manager, &mut store, n, now, Proto::Legacy);
+        })
+    });
+    group.bench_function("login_sasl2_scram_sha256_bind2", |b| {
+        b.iter(|| {
+            n += 1;
+            client.login(&mut manager, &mut store, n, now, Proto::Sasl2);
+        })
+    });
+    group.bench_function("login_sasl2_plain_bind2", |b| {
+        b.iter(|| client.plain_login(&mut manager, &mut store, now, false))
+    });
+    let mut token = client
+        .plain_login(&mut manager, &mut store, now, true)
+        .expect("a token");
+    group.bench_function("login_fast_bind2", |b| {
+        b.iter(|| {
+            token = client.fast_login(&mut manager, &mut store, &token, now);
         })
     });
     group.finish();

@@ -68,6 +68,9 @@ pub struct Config {
     pub(crate) max_blocklist_items: usize,
     pub(crate) csi_queue_max: usize,
     pub(crate) csi_classifier: crate::csi::CsiClassifier,
+    pub(crate) sasl2: bool,
+    pub(crate) fast_token_lifetime: Duration,
+    pub(crate) fast_tokens_per_account: usize,
 }
 
 /// Smallest accepted `max_stanza_bytes`: a stream header with its namespace
@@ -168,8 +171,16 @@ impl Config {
                 max_blocklist_items: 1000,
                 csi_queue_max: 256,
                 csi_classifier: crate::csi::default_classify,
+                sasl2: false,
+                fast_token_lifetime: Duration::from_secs(14 * 24 * 3600),
+                fast_tokens_per_account: 0,
             },
         }
+    }
+
+    /// FAST is offered: SASL2 is on and clients may hold tokens.
+    pub(crate) fn fast_on(&self) -> bool {
+        self.sasl2 && self.fast_token_lifetime > Duration::ZERO && self.fast_tokens_per_account > 0
     }
 
     /// Whether `host` (already normalised) is served here.
@@ -234,6 +245,28 @@ impl Config {
     /// client asks for it. Default `true`.
     pub fn stream_management(&self) -> bool {
         self.stream_management
+    }
+
+    /// Offer SASL2 (XEP-0388) beside legacy SASL, with Bind2 (XEP-0386)
+    /// and inline stream management: `<authentication xmlns='urn:xmpp:sasl:2'>`
+    /// in the pre-authentication features. Default `false` (opt in: the
+    /// features every client sees change).
+    pub fn sasl2(&self) -> bool {
+        self.sasl2
+    }
+
+    /// How long a FAST token (XEP-0484) stays valid after it is issued.
+    /// Default 14 days.
+    pub fn fast_token_lifetime(&self) -> Duration {
+        self.fast_token_lifetime
+    }
+
+    /// How many clients (user-agent ids) of one account may hold FAST
+    /// tokens; the store forgets the least recently issued beyond that.
+    /// `0` (the default) turns FAST off; it is offered only with
+    /// [`Config::sasl2`].
+    pub fn fast_tokens_per_account(&self) -> usize {
+        self.fast_tokens_per_account
     }
 
     /// How long a resumable session hibernates after its transport is gone
@@ -508,6 +541,18 @@ impl ConfigBuilder {
     /// See [`Config::stream_management`].
     pub fn stream_management(mut self, on: bool) -> Self {
         self.config.stream_management = on;
+        self
+    }
+    /// See [`Config::sasl2`].
+    pub fn sasl2(mut self, on: bool) -> Self {
+        self.config.sasl2 = on;
+        self
+    }
+    /// See [`Config::fast_token_lifetime`] and
+    /// [`Config::fast_tokens_per_account`].
+    pub fn fast(mut self, lifetime: Duration, per_account: usize) -> Self {
+        self.config.fast_token_lifetime = lifetime;
+        self.config.fast_tokens_per_account = per_account;
         self
     }
     /// See [`Config::resume_timeout`].

@@ -68,6 +68,7 @@ mod output;
 pub mod random;
 pub mod roster;
 pub mod sasl;
+mod sasl2;
 mod session;
 mod sm;
 mod stanza;
@@ -86,7 +87,8 @@ pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, Framing, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
 pub use storage::{
-    BlocklistChange, MemoryStore, OfflineQuota, OfflineStored, Request, Response, Store, StoreError,
+    BlocklistChange, FastToken, FastTokens, MemoryStore, OfflineQuota, OfflineStored, Request,
+    Response, Store, StoreError,
 };
 
 /// The README's examples, compiled as doc tests.

@@ -54,3 +54,9 @@ pub const NS_BLOCKING: &str = "urn:xmpp:blocking";
 pub const NS_BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 /// XEP-0352 client state indication.
 pub const NS_CSI: &str = "urn:xmpp:csi:0";
+/// SASL2 (XEP-0388).
+pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
+/// Bind2 (XEP-0386).
+pub const NS_BIND2: &str = "urn:xmpp:bind:0";
+/// FAST (XEP-0484).
+pub const NS_FAST: &str = "urn:xmpp:fast:0";

@@ -132,6 +132,9 @@ pub(crate) struct Negotiating {
     pub(crate) failures: u32,
     /// Authentication must finish by then.
     pub(crate) deadline: Option<Instant>,
+    /// While a SASL2 `<authenticate/>` is in progress: what it asked for
+    /// inline, applied after success.
+    pub(crate) sasl2: Option<Box<crate::sasl2::Sasl2Inline>>,
 }
 
 /// How far a session has got. Each phase holds exactly the state that
@@ -213,6 +216,7 @@ impl Session {
                 sasl: None,
                 failures: 0,
                 deadline: auth_deadline,
+                sasl2: None,
             })),
             notopen: true,
             secure,
@@ -265,6 +269,18 @@ impl Session {
         if let Some(n) = self.negotiating_mut() {
             n.sasl = sasl;
         }
+    }
+
+    /// Starts or forgets the SASL2 request (only while negotiating).
+    pub(crate) fn set_sasl2(&mut self, inline: Option<Box<crate::sasl2::Sasl2Inline>>) {
+        if let Some(n) = self.negotiating_mut() {
+            n.sasl2 = inline;
+        }
+    }
+
+    /// A SASL2 `<authenticate/>` is in progress.
+    pub(crate) fn sasl2_active(&self) -> bool {
+        matches!(&self.phase, Phase::Negotiating(n) | Phase::AwaitingTls(n) if n.sasl2.is_some())
     }
 
     /// The SASL exchange in progress.

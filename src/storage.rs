@@ -112,6 +112,74 @@ pub enum Request {
         /// The change.
         change: BlocklistChange,
     },
+    /// The FAST tokens (XEP-0484) of one client of the account. Answer with
+    /// [`Response::FastTokens`] (empty when there are none).
+    FastTokens {
+        /// The account.
+        account: AccountJid,
+        /// The client: SHA-256 of its user-agent id, in hex.
+        client: String,
+    },
+    /// Replace the FAST tokens of one client of the account, then keep at
+    /// most `max_clients` clients for the account (forgetting those whose
+    /// current token was issued first). Answer with [`Response::Done`].
+    StoreFastTokens {
+        /// The account.
+        account: AccountJid,
+        /// The client: SHA-256 of its user-agent id, in hex.
+        client: String,
+        /// The new state (both empty: forget the client).
+        tokens: FastTokens,
+        /// Clients with tokens kept per account.
+        max_clients: usize,
+    },
+}
+
+/// The FAST tokens of one client (XEP-0484 §4: after rotation the previous
+/// token stays valid until the new one has been used).
+///
+/// The secrets are kept as they are: the `HT-*` mechanisms use the token
+/// itself as the HMAC key, so a hash of it could not verify a login (like
+/// SCRAM's stored keys, they are secrets of the store). `Debug` hides them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FastTokens {
+    /// The newest token.
+    pub current: Option<FastToken>,
+    /// The token before it, until `current` is used.
+    pub previous: Option<FastToken>,
+}
+
+impl std::fmt::Debug for FastTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastTokens")
+            .field("current", &self.current)
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+/// One FAST token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FastToken {
+    /// The token as the client received it (the `token` attribute's text,
+    /// as bytes): the HMAC key of `HT-SHA-256-NONE`.
+    pub secret: Vec<u8>,
+    /// When it expires, in seconds since the Unix epoch.
+    pub expires: u64,
+}
+
+impl std::fmt::Debug for FastToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastToken")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FastToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
 }
 
 /// The bound on one account's offline messages, by count and by bytes
@@ -201,7 +269,9 @@ impl Request {
             | Request::RosterChanged { account, .. }
             | Request::TakeOffline { account }
             | Request::LoadBlocklist { account }
-            | Request::BlocklistChanged { account, .. } => account,
+            | Request::BlocklistChanged { account, .. }
+            | Request::FastTokens { account, .. }
+            | Request::StoreFastTokens { account, .. } => account,
         }
     }
 }
@@ -229,6 +299,8 @@ pub enum Response {
     /// Answer to [`Request::LoadBlocklist`]: the blocked JIDs, in the
     /// order they were blocked.
     Blocklist(Vec<Jid>),
+    /// Answer to [`Request::FastTokens`].
+    FastTokens(FastTokens),
     /// The request failed; the core answers the affected client with a
     /// temporary error (e.g. SASL `temporary-auth-failure`).
     Failed(StoreError),
@@ -314,6 +386,32 @@ pub trait Store {
         Err(StoreError("this store keeps no blocklist".to_owned()))
     }
 
+    /// The FAST tokens of one client of the account. The default has none
+    /// (a store without FAST support).
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
+        let _ = (account, client);
+        Ok(FastTokens::default())
+    }
+
+    /// Replaces the FAST tokens of one client, keeping at most
+    /// `max_clients` clients per account. The default refuses.
+    fn store_fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+        tokens: &FastTokens,
+        max_clients: usize,
+    ) -> Result<(), StoreError> {
+        let _ = (account, client, tokens, max_clients);
+        Err(StoreError(
+            "FAST tokens are not supported by this store".into(),
+        ))
+    }
+
     /// Answers one request. The default calls the methods above.
     fn answer(&mut self, request: &Request) -> Response {
         let result = match request {
@@ -351,6 +449,17 @@ pub trait Store {
             Request::BlocklistChanged { account, change } => self
                 .change_blocklist(account, change)
                 .map(|()| Response::Done),
+            Request::FastTokens { account, client } => {
+                self.fast_tokens(account, client).map(Response::FastTokens)
+            }
+            Request::StoreFastTokens {
+                account,
+                client,
+                tokens,
+                max_clients,
+            } => self
+                .store_fast_tokens(account, client, tokens, *max_clients)
+                .map(|()| Response::Done),
         };
         result.unwrap_or_else(Response::Failed)
     }
@@ -368,6 +477,8 @@ pub struct MemoryStore {
     offline: HashMap<AccountJid, OfflineBox>,
     rosters: HashMap<AccountJid, Roster>,
     blocklists: HashMap<AccountJid, Vec<Jid>>,
+    /// FAST tokens per account, per client, in issue order.
+    fast: HashMap<AccountJid, Vec<(String, FastTokens)>>,
     iterations: u32,
     rng: Box<dyn RandomSource>,
 }
@@ -411,6 +522,7 @@ impl MemoryStore {
             offline: HashMap::new(),
             rosters: HashMap::new(),
             blocklists: HashMap::new(),
+            fast: HashMap::new(),
             iterations: iterations.max(1),
             rng,
         }
@@ -424,17 +536,27 @@ impl MemoryStore {
         self.rng.fill(&mut salt)?;
         let creds = Credentials::from_password(password, &salt, self.iterations);
         self.users.insert(account.clone(), creds);
+        // A new password invalidates every FAST token (XEP-0484).
+        self.fast.remove(account);
         Ok(())
     }
 
-    /// Adds an account with credentials derived elsewhere.
+    /// Adds an account with credentials derived elsewhere (a password
+    /// change: the account's FAST tokens are forgotten).
     pub fn add_credentials(&mut self, account: &AccountJid, credentials: Credentials) {
         self.users.insert(account.clone(), credentials);
+        self.fast.remove(account);
     }
 
     /// Removes an account.
     pub fn remove_user(&mut self, account: &AccountJid) -> bool {
+        self.fast.remove(account);
         self.users.remove(account).is_some()
+    }
+
+    /// How many clients of the account hold FAST tokens (for inspection).
+    pub fn fast_clients(&self, account: &AccountJid) -> usize {
+        self.fast.get(account).map_or(0, Vec::len)
     }
 
     /// Whether the account exists.
@@ -543,6 +665,39 @@ impl Store for MemoryStore {
         change.apply(list);
         if list.is_empty() {
             self.blocklists.remove(account);
+        }
+        Ok(())
+    }
+
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
+        Ok(self
+            .fast
+            .get(account)
+            .and_then(|clients| clients.iter().find(|(c, _)| c == client))
+            .map(|(_, tokens)| tokens.clone())
+            .unwrap_or_default())
+    }
+
+    fn store_fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+        tokens: &FastTokens,
+        max_clients: usize,
+    ) -> Result<(), StoreError> {
+        let clients = self.fast.entry(account.clone()).or_default();
+        clients.retain(|(c, _)| c != client);
+        if tokens.current.is_some() || tokens.previous.is_some() {
+            clients.push((client.to_owned(), tokens.clone()));
+        }
+        let excess = clients.len().saturating_sub(max_clients);
+        clients.drain(..excess);
+        if clients.is_empty() {
+            self.fast.remove(account);
         }
         Ok(())
     }

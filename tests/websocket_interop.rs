@@ -16,6 +16,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod server_support;
+use server_support::server_binary;
+
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -66,51 +69,6 @@ fn xmppjs() -> Option<&'static [&'static str]> {
             return None;
         }
         Some(flags)
-    })
-}
-
-/// The example server binary, built once for this test run.
-fn server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/debug/deps/websocket_interop-HASH → target/debug
-        let exe = std::env::current_exe().expect("the test's path");
-        let profile = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps")
-            .to_path_buf();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .current_dir(manifest_dir())
-            .args(["build", "--quiet", "--example", "server"]);
-        if let Some(target) = profile.parent() {
-            build.env("CARGO_TARGET_DIR", target);
-        }
-        // Variables cargo sets for this test would look like a change to
-        // build scripts that watch them and force a rebuild.
-        let set_for_test = |key: &str| {
-            key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || matches!(
-                    key,
-                    "CARGO_CRATE_NAME"
-                        | "CARGO_PRIMARY_PACKAGE"
-                        | "CARGO_TARGET_TMPDIR"
-                        | "CARGO_RUSTC_CURRENT_DIR"
-                        | "OUT_DIR"
-                )
-        };
-        for (key, _) in std::env::vars() {
-            if set_for_test(&key) {
-                build.env_remove(key);
-            }
-        }
-        let built = build.status().is_ok_and(|s| s.success());
-        assert!(built, "`cargo build --example server` failed");
-        profile
-            .join("examples")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX))
     })
 }
 

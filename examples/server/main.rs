@@ -150,6 +150,10 @@ struct Args {
     /// client to resume after the connection drops.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     resume_timeout: u64,
+    /// Offer SASL2 (XEP-0388) with Bind2 (XEP-0386) and FAST tokens
+    /// (XEP-0484, 14 days, 16 clients per account) beside legacy SASL.
+    #[arg(long)]
+    sasl2: bool,
 }
 
 /// Prints `error: ...` and exits with `code`.
@@ -219,6 +223,8 @@ async fn main() {
         .stream_management(true)
         .resume_timeout(std::time::Duration::from_secs(args.resume_timeout))
         .auth_timeout(Duration::from_secs(args.auth_timeout))
+        .sasl2(args.sasl2)
+        .fast(std::time::Duration::from_secs(14 * 24 * 3600), 16)
         .build()
         .unwrap_or_else(|e| fail(2, format!("invalid configuration: {e}")));
     let mut manager = SessionManager::new(config);

@@ -30,8 +30,8 @@ use xmpp_session::random::{OsRandom, RandomSource};
 use xmpp_session::roster::{Roster, RosterChange, RosterItem, Subscription};
 use xmpp_session::sasl::{Credentials, PasswordCheck, ScramKeys};
 use xmpp_session::{
-    AccountJid, BlocklistChange, Element, OfflineQuota, OfflineStored, Request, RequestId,
-    Response, Store, StoreError,
+    AccountJid, BlocklistChange, Element, FastToken, FastTokens, OfflineQuota, OfflineStored,
+    Request, RequestId, Response, Store, StoreError,
 };
 
 use crate::transport::ToCore;
@@ -92,6 +92,14 @@ CREATE TABLE IF NOT EXISTS blocklist (
     blocked TEXT NOT NULL,                -- any JID (XEP-0191)
     UNIQUE (account, blocked)
 );
+CREATE TABLE IF NOT EXISTS fast_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- issue order (oldest forgotten first)
+    account TEXT NOT NULL,
+    client TEXT NOT NULL,                 -- SHA-256 of the user-agent id, hex
+    current_secret BLOB, current_expires INTEGER,
+    previous_secret BLOB, previous_expires INTEGER,
+    UNIQUE (account, client)
+);
 ";
 
 /// A database error as the core's [`StoreError`].
@@ -144,6 +152,13 @@ impl Db {
         credentials: &Credentials,
     ) -> Result<bool, StoreError> {
         let existed = self.user_exists(account)?;
+        // New credentials invalidate every FAST token (XEP-0484).
+        self.conn
+            .execute(
+                "DELETE FROM fast_tokens WHERE account = ?1",
+                [account.as_str()],
+            )
+            .map_err(db_err)?;
         let keys = |k: &Option<ScramKeys>| {
             k.as_ref().map(|k| {
                 (
@@ -198,6 +213,7 @@ impl Db {
             "pending_in WHERE account",
             "offline WHERE account",
             "blocklist WHERE account",
+            "fast_tokens WHERE account",
         ] {
             let n = tx
                 .execute(&format!("DELETE FROM {table} = ?1"), [account.as_str()])
@@ -520,6 +536,74 @@ impl Store for Db {
                 .map_err(db_err)?;
             }
         }
+        Ok(())
+    }
+
+    fn fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+    ) -> Result<FastTokens, StoreError> {
+        let token = |secret: Option<Vec<u8>>, expires: Option<u64>| {
+            Some(FastToken {
+                secret: secret?,
+                expires: expires?,
+            })
+        };
+        self.conn
+            .query_row(
+                "SELECT current_secret, current_expires, previous_secret, previous_expires \
+                 FROM fast_tokens WHERE account = ?1 AND client = ?2",
+                [account.as_str(), client],
+                |row| {
+                    Ok(FastTokens {
+                        current: token(row.get(0)?, row.get(1)?),
+                        previous: token(row.get(2)?, row.get(3)?),
+                    })
+                },
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(db_err)
+    }
+
+    fn store_fast_tokens(
+        &mut self,
+        account: &AccountJid,
+        client: &str,
+        tokens: &FastTokens,
+        max_clients: usize,
+    ) -> Result<(), StoreError> {
+        // Runs inside the batch's transaction (see `run_batch`).
+        let tx = &self.conn;
+        tx.execute(
+            "DELETE FROM fast_tokens WHERE account = ?1 AND client = ?2",
+            [account.as_str(), client],
+        )
+        .map_err(db_err)?;
+        if tokens.current.is_some() || tokens.previous.is_some() {
+            let (current, previous) = (tokens.current.as_ref(), tokens.previous.as_ref());
+            tx.execute(
+                "INSERT INTO fast_tokens (account, client, current_secret, current_expires, \
+                 previous_secret, previous_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    account.as_str(),
+                    client,
+                    current.map(|t| &t.secret),
+                    current.map(|t| t.expires),
+                    previous.map(|t| &t.secret),
+                    previous.map(|t| t.expires),
+                ],
+            )
+            .map_err(db_err)?;
+        }
+        let keep = i64::try_from(max_clients).unwrap_or(i64::MAX);
+        tx.execute(
+            "DELETE FROM fast_tokens WHERE account = ?1 AND id NOT IN \
+             (SELECT id FROM fast_tokens WHERE account = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![account.as_str(), keep],
+        )
+        .map_err(db_err)?;
         Ok(())
     }
 

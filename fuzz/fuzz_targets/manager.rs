@@ -47,9 +47,8 @@ use xmpp_session::sasl::{Credentials, PasswordCheck};
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::{SmOp, SmWorld, parse_stanza};
 use xmpp_session::{
-    AccountJid,
-    Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request, RequestId,
-    Response, SessionId, SessionKind, SessionManager, StoreError, StreamError,
+    AccountJid, Config, ConflictPolicy, ConnectionInfo, Event, MemoryStore, Output, Request,
+    RequestId, Response, SessionId, SessionKind, SessionManager, StoreError, StreamError,
     StreamErrorCondition, TlsInfo,
 };
 

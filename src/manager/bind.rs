@@ -12,9 +12,10 @@ use crate::error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 use crate::ids::SessionId;
-use crate::negotiation::{BindRequest, Ctx};
+use crate::negotiation::{BindReply, BindRequest, Ctx};
 use crate::output::{Event, Output};
 use crate::random::random_id;
+use crate::session::{Bound, Phase};
 
 impl SessionManager {
     /// Resource binding, the manager's half: resourceprep, limits and the
@@ -47,13 +48,24 @@ impl SessionManager {
             out: &mut self.out,
             features: &mut self.features,
         };
-        session.finish_bind(&mut ctx, &request.iq, result.clone());
-        if let Ok(full) = result {
+        let pending = match request.reply {
+            BindReply::Iq(iq) => {
+                session.finish_bind(&mut ctx, &iq, result.clone());
+                None
+            }
+            BindReply::Sasl2(pending) => {
+                if let Ok(full) = &result {
+                    session.phase = Phase::Bound(Bound::new(full.clone()));
+                }
+                Some(pending)
+            }
+        };
+        if let Ok(full) = &result {
             let bare = full.to_bare();
             self.account_mut(&bare).sessions.push(id);
             self.emit(Output::Event(Event::Bound {
                 session: id,
-                jid: full,
+                jid: full.clone(),
             }));
             // XEP-0191: the account's blocklist is needed for what the
             // session sends; what it sends before the list is there waits
@@ -61,6 +73,9 @@ impl SessionManager {
             if self.blocklist(&bare).is_none() {
                 self.submit(bare, super::routing::Work::LoadBlocklist, now);
             }
+        }
+        if let Some(pending) = pending {
+            self.sasl2_bound(id, *pending, result, now);
         }
     }
 

@@ -95,13 +95,21 @@ impl SessionManager {
     /// `<enable/>` or `<disable/>` from one of the account's sessions
     /// (§4–§5): answered straight to that session.
     pub(super) fn carbons_iq(&mut self, id: SessionId, enable: bool, iq: &Element) {
+        if self.set_carbons(id, enable) {
+            self.transmit_element(id, &xml::iq_result(iq, None));
+        }
+    }
+
+    /// Turns carbons on or off for a bound session (an iq, or Bind2
+    /// inline). Returns `false` if `id` is not a bound session.
+    pub(super) fn set_carbons(&mut self, id: SessionId, enable: bool) -> bool {
         let changed = match self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             Some(bound) if bound.carbons != enable => {
                 bound.carbons = enable;
                 true
             }
             Some(_) => false,
-            None => return,
+            None => return false,
         };
         if changed {
             self.carbons_enabled = if enable {
@@ -110,7 +118,7 @@ impl SessionManager {
                 self.carbons_enabled.saturating_sub(1)
             };
         }
-        self.transmit_element(id, &xml::iq_result(iq, None));
+        true
     }
 
     /// A session with carbons on went away.

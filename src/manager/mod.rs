@@ -18,6 +18,7 @@ mod iq;
 mod presence;
 mod roster;
 mod routing;
+mod sasl2;
 mod sm;
 mod work;
 
@@ -55,6 +56,8 @@ enum Pending {
     RosterWrite(BareJid),
     /// A blocklist write, acknowledged with [`Response::Done`].
     BlocklistWrite(BareJid),
+    /// A write whose answer changes nothing (FAST tokens).
+    Write,
 }
 
 /// All client sessions of one server process. See the crate docs.
@@ -348,11 +351,13 @@ impl SessionManager {
                     out: &mut self.out,
                     features: &mut self.features,
                 };
-                let step = session.sasl_answer(&mut ctx, response);
+                let unix_now = self.clock.unix_seconds(now);
+                let step = session.sasl_answer(&mut ctx, response, unix_now);
                 self.after_step(session_id, step, now);
                 self.drive_later(session_id, now);
             }
             Pending::User(user) => self.resume_user(user, id, response, now),
+            Pending::Write => {}
             Pending::RosterWrite(user) => {
                 // The next queued write for this user goes out only now.
                 let next = self.cached_mut(&user).and_then(|cached| {
@@ -616,6 +621,7 @@ impl SessionManager {
                     }));
                 }
             }
+            Step::Sasl2(success) => self.sasl2_success(id, *success, now),
             Step::Sm(el) => self.handle_sm(id, el, now),
             Step::Closed => self.remove_session(id, None, now),
         }

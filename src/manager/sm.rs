@@ -206,14 +206,9 @@ impl SessionManager {
         self.emit(Output::Transmit { session: id, data });
     }
 
-    /// `<failed/>` with a stanza error condition and, if known, `h`.
+    /// Sends `<failed/>` with a stanza error condition and, if known, `h`.
     fn sm_failed(&mut self, id: SessionId, condition: &str, h: Option<u32>) {
-        let mut failed = Element::bare("failed", NS_SM);
-        if let Some(h) = h {
-            xml::set_attr(&mut failed, "h", h.to_string());
-        }
-        failed.append_child(Element::bare(condition, NS_STANZAS));
-        self.send_nonza(id, &failed);
+        self.send_nonza(id, &failed(condition, h));
     }
 
     /// A stream management nonza from an authenticated client.
@@ -241,9 +236,15 @@ impl SessionManager {
     }
 
     fn sm_enable(&mut self, id: SessionId, el: &Element) {
+        let answer = self.sm_enable_answer(id, el);
+        self.send_nonza(id, &answer);
+    }
+
+    /// Enables stream management on a bound session: `<enabled/>`, or
+    /// `<failed/>` (as a nonza, or inside Bind2's `<bound/>`).
+    pub(super) fn sm_enable_answer(&mut self, id: SessionId, el: &Element) -> Element {
         if !self.config.stream_management {
-            self.sm_failed(id, "feature-not-implemented", None);
-            return;
+            return failed("feature-not-implemented", None);
         }
         let ok = self
             .sessions
@@ -251,8 +252,7 @@ impl SessionManager {
             .is_some_and(|s| s.bound().is_some() && s.sm().is_none());
         if !ok {
             // Before bind, or a second time.
-            self.sm_failed(id, "unexpected-request", None);
-            return;
+            return failed("unexpected-request", None);
         }
         let resume = matches!(el.attr("resume"), Some("true" | "1"));
         let mut timeout = self.config.resume_timeout;
@@ -264,10 +264,7 @@ impl SessionManager {
         let token = if resume {
             match crate::random::random_id(self.rng.as_mut(), TOKEN_LEN) {
                 Ok(t) => Some(t.into_boxed_str()),
-                Err(_) => {
-                    self.sm_failed(id, "internal-server-error", None);
-                    return;
-                }
+                Err(_) => return failed("internal-server-error", None),
             }
         } else {
             None
@@ -281,7 +278,7 @@ impl SessionManager {
         if let Some(bound) = self.sessions.get_mut(&id).and_then(|s| s.bound_mut()) {
             bound.sm = Some(Box::new(SmState::new(token, timeout)));
         }
-        self.send_nonza(id, &enabled);
+        enabled
     }
 
     fn sm_ack(&mut self, id: SessionId, el: &Element, now: Instant) {
@@ -321,27 +318,45 @@ impl SessionManager {
         }
     }
 
-    /// `<resume/>`: find the account's session with this token and move its
-    /// resource onto this connection.
+    /// `<resume/>` as a nonza: `<resumed/>` and the retransmissions, or
+    /// `<failed/>`.
     fn sm_resume(&mut self, id: SessionId, el: &Element, now: Instant) {
+        match self.sm_try_resume(id, el, now) {
+            Ok(Some(resumed)) => {
+                self.send_nonza(id, &resumed.element);
+                self.sm_finish_resume(id, resumed);
+            }
+            Ok(None) => {}
+            Err(failed) => self.send_nonza(id, &failed),
+        }
+    }
+
+    /// `<resume/>` (a nonza, or inline in SASL2): finds the account's
+    /// session with this token and moves its resource onto this
+    /// connection. `Ok(None)` when the stream was closed (bad `h`), `Err`
+    /// with the `<failed/>` to send.
+    pub(super) fn sm_try_resume(
+        &mut self,
+        id: SessionId,
+        el: &Element,
+        now: Instant,
+    ) -> Result<Option<SmResumed>, Element> {
         let Some(new) = self.sessions.get(&id) else {
-            return;
+            return Ok(None);
         };
         if new.kind() != SessionKind::Authenticated || !self.config.stream_management {
-            self.sm_failed(id, "unexpected-request", None);
-            return;
+            return Err(failed("unexpected-request", None));
         }
         let account = match (new.username(), new.host()) {
             (Some(u), Some(h)) => BareJid::new(&format!("{u}@{h}")).ok(),
             _ => None,
         };
         let Some(account) = account else {
-            self.sm_failed(id, "internal-server-error", None);
-            return;
+            return Err(failed("internal-server-error", None));
         };
         let previd = el.attr("previd").unwrap_or_default();
         let Some(h) = self.h_attr(id, el, now) else {
-            return;
+            return Ok(None);
         };
         let old = self.bound_sessions(&account).iter().copied().find(|sid| {
             self.sessions
@@ -355,27 +370,24 @@ impl SessionManager {
             Some((sid, sm)) if !sm.overflowed => sid,
             Some((_, sm)) => {
                 // It stopped keeping stanzas: it cannot be resumed.
-                let h = sm.inbound;
-                self.sm_failed(id, "item-not-found", Some(h));
-                return;
+                return Err(failed("item-not-found", Some(sm.inbound)));
             }
             None => {
                 let last = self.expired_h(&account, previd, now);
-                self.sm_failed(id, "item-not-found", last);
-                return;
+                return Err(failed("item-not-found", last));
             }
         };
         // Acknowledge first: a wrong `h` leaves the old session as it was.
         let Some(sm) = self.sessions.get_mut(&old).and_then(|s| s.sm_mut()) else {
-            return;
+            return Ok(None);
         };
         if sm.ack(h).is_err() {
             let sent = sm.outbound;
             self.close_session(id, Some(too_high(h, sent)), now);
-            return;
+            return Ok(None);
         }
         let Some(mut previous) = self.sessions.remove(&old) else {
-            return;
+            return Ok(None);
         };
         let was_hibernating = previous.hibernating();
         if previous.transport == Transport::Attached && !previous.closed() {
@@ -395,7 +407,7 @@ impl SessionManager {
         }
         let mut phase = std::mem::replace(&mut previous.phase, Phase::Authenticated);
         let Phase::Bound(bound) = &mut phase else {
-            return;
+            return Ok(None);
         };
         let jid = bound.jid.clone();
         let mut resumed = Element::bare("resumed", NS_SM);
@@ -422,7 +434,26 @@ impl SessionManager {
         }
         self.pending
             .retain(|_, p| !matches!(p, super::Pending::Credentials(s) if *s == old));
-        self.send_nonza(id, &resumed);
+        Ok(Some(SmResumed {
+            element: resumed,
+            jid,
+            old,
+            retransmit,
+            ask,
+            was_hibernating,
+        }))
+    }
+
+    /// After `<resumed/>` went out: the retransmissions and the events.
+    pub(super) fn sm_finish_resume(&mut self, id: SessionId, resumed: SmResumed) {
+        let SmResumed {
+            jid,
+            old,
+            retransmit,
+            ask,
+            was_hibernating,
+            ..
+        } = resumed;
         for data in retransmit {
             self.emit(Output::Transmit { session: id, data });
         }
@@ -646,6 +677,30 @@ impl SessionManager {
             }
         }
     }
+}
+
+/// `<failed/>` with a stanza error condition and, if known, `h`.
+fn failed(condition: &str, h: Option<u32>) -> Element {
+    let mut failed = Element::bare("failed", NS_SM);
+    if let Some(h) = h {
+        xml::set_attr(&mut failed, "h", h.to_string());
+    }
+    failed.append_child(Element::bare(condition, NS_STANZAS));
+    failed
+}
+
+/// A resume that succeeded: `<resumed/>` to send (as a nonza or inside
+/// SASL2 `<success/>`), then [`SessionManager::sm_finish_resume`].
+#[derive(Debug)]
+pub(super) struct SmResumed {
+    /// `<resumed previd h/>`.
+    pub(super) element: Element,
+    /// The resumed resource.
+    pub(super) jid: jid::FullJid,
+    old: SessionId,
+    retransmit: Vec<Bytes>,
+    ask: bool,
+    was_hibernating: bool,
 }
 
 /// `undefined-condition` with `<handled-count-too-high/>` (§4).

@@ -31,7 +31,7 @@ use crate::output::Output;
 use crate::sasl::{Mechanism, SaslExchange, SaslFailure, SaslStep};
 use crate::session::{Blocked, Phase, Session, SessionKind};
 use crate::storage::{Request, Response};
-use crate::xml::{self, NS_SASL, NS_TLS};
+use crate::xml::{self, NS_SASL, NS_SASL2, NS_TLS};
 
 /// Bytes of randomness in a SCRAM server nonce.
 const NONCE_BYTES: usize = 18;
@@ -82,14 +82,25 @@ impl Session {
         for text in el.texts_mut() {
             text.zeroize();
         }
+        // SASL2 carries the payload in `<initial-response/>`.
+        for child in el.children_mut() {
+            for text in child.texts_mut() {
+                text.zeroize();
+            }
+        }
         step
     }
 
     fn handle_sasl_element(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
+        let sasl2 = el.has_ns(NS_SASL2);
         match el.name() {
-            "auth" => self.handle_auth(ctx, el),
+            "auth" if !sasl2 => self.handle_auth(ctx, el),
+            "authenticate" if sasl2 => self.handle_authenticate(ctx, el),
             "response" => {
-                let Some(exchange) = self.sasl_mut() else {
+                // A response continues only an exchange of its own protocol.
+                let same_protocol = sasl2 == self.sasl2_active();
+                let Some(exchange) = self.sasl_mut().filter(|_| same_protocol) else {
+                    self.answer_in(sasl2);
                     return self.sasl_failure(
                         ctx,
                         SaslFailure::NotAuthorized,
@@ -108,8 +119,10 @@ impl Session {
                 }
             }
             "abort" => {
-                self.set_sasl(None);
+                self.answer_in(sasl2);
                 self.send_failure(ctx, SaslFailure::Aborted, None);
+                self.set_sasl(None);
+                self.set_sasl2(None);
                 Step::Continue
             }
             _ => {
@@ -124,13 +137,37 @@ impl Session {
         }
     }
 
+    /// Failures are answered in the protocol of the element being answered
+    /// (forgetting any exchange of the other one).
+    fn answer_in(&mut self, sasl2: bool) {
+        if sasl2 != self.sasl2_active() {
+            self.set_sasl(None);
+            self.set_sasl2(sasl2.then(Box::default));
+        }
+    }
+
     fn handle_auth(&mut self, ctx: &mut Ctx<'_>, el: &Element) -> Step {
         // A new <auth/> discards any exchange in progress.
         self.set_sasl(None);
+        self.set_sasl2(None);
+        let Some(initial) = element_payload(el) else {
+            return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
+        };
+        self.start_exchange(ctx, xml::attr(el, "mechanism"), initial)
+    }
+
+    /// Starts the exchange for `<auth/>` or `<authenticate/>` (whose
+    /// protocol is already recorded): mechanism checks, then the first step.
+    pub(super) fn start_exchange(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mechanism: Option<&str>,
+        initial: Option<Zeroizing<Vec<u8>>>,
+    ) -> Step {
         if !self.secure && ctx.config.require_tls {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(mechanism) = xml::attr(el, "mechanism").and_then(Mechanism::from_name) else {
+        let Some(mechanism) = mechanism.and_then(Mechanism::from_name) else {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         };
         if !ctx.config.mechanisms.contains(&mechanism) {
@@ -139,9 +176,6 @@ impl Session {
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
             return self.sasl_failure(ctx, SaslFailure::EncryptionRequired, None);
         }
-        let Some(initial) = element_payload(el) else {
-            return self.sasl_failure(ctx, SaslFailure::IncorrectEncoding, None);
-        };
         let mut nonce = [0u8; NONCE_BYTES];
         if ctx.rng.fill(&mut nonce).is_err() {
             // Never a predictable nonce: no randomness, no login.
@@ -165,21 +199,31 @@ impl Session {
     /// The embedder's answer to this session's [`Step::SaslRequest`]: stored
     /// credentials for SCRAM, a password verdict for PLAIN. Any other answer
     /// (including [`Response::Failed`]) is `temporary-auth-failure`.
-    pub(crate) fn sasl_answer(&mut self, ctx: &mut Ctx<'_>, response: Response) -> Step {
+    pub(crate) fn sasl_answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        response: Response,
+        unix_now: u64,
+    ) -> Step {
         if self.blocked != Some(Blocked::Credentials) {
             return Step::Continue;
         }
         self.blocked = None;
+        if let Some(step) = self.fast_answer(ctx, &response, unix_now) {
+            return step;
+        }
         let id = self.id;
+        let sasl2 = self.sasl2_active();
         let Some(exchange) = self.sasl_mut() else {
             return Step::Continue;
         };
         let plain = exchange.mechanism().is_plaintext();
+        let ns = if sasl2 { NS_SASL2 } else { NS_SASL };
         let step = match response {
             Response::Credentials(creds) if !plain => {
                 match exchange.offer_credentials(creds.as_ref()) {
                     Ok(challenge) => {
-                        send_payload(ctx.out, id, "challenge", Some(challenge));
+                        send_payload(ctx.out, id, ns, "challenge", Some(challenge));
                         return Step::Continue;
                     }
                     Err(step) => step,
@@ -197,7 +241,12 @@ impl Session {
     fn apply_sasl_step(&mut self, ctx: &mut Ctx<'_>, step: SaslStep) -> Step {
         match step {
             SaslStep::Challenge(data) => {
-                send_payload(ctx.out, self.id, "challenge", Some(&data));
+                let ns = if self.sasl2_active() {
+                    NS_SASL2
+                } else {
+                    NS_SASL
+                };
+                send_payload(ctx.out, self.id, ns, "challenge", Some(&data));
                 Step::Continue
             }
             SaslStep::NeedCredentials { username } => {
@@ -227,8 +276,10 @@ impl Session {
     }
 
     /// Sends `<success/>` (with the additional data, if any) and restarts
-    /// the stream as the authenticated `username`.
-    fn sasl_success(
+    /// the stream as the authenticated `username`. After `<authenticate/>`
+    /// (SASL2) nothing is sent yet and the stream is not restarted: the
+    /// manager applies the inline requests and sends `<success/>`.
+    pub(super) fn sasl_success(
         &mut self,
         ctx: &mut Ctx<'_>,
         username: &str,
@@ -241,28 +292,42 @@ impl Session {
                 Some("User authenticated successfully, but username was invalid"),
             );
         };
-        send_payload(ctx.out, self.id, "success", additional_data);
+        let inline = self.negotiating_mut().and_then(|n| n.sasl2.take());
         self.set_sasl(None);
         self.username = Some(node.as_str().to_owned());
         self.phase = Phase::Authenticated;
+        self.reader.set_limits(ctx.config.limits);
+        if let Some(inline) = inline {
+            // Nothing more is read until the manager has sent <success/>.
+            self.blocked = Some(Blocked::Manager);
+            return Step::Sasl2(Box::new(super::sasl2::Sasl2Success {
+                additional_data: additional_data.map(<[u8]>::to_vec),
+                inline: *inline,
+            }));
+        }
+        send_payload(ctx.out, self.id, NS_SASL, "success", additional_data);
         self.notopen = true;
         self.reader.restart();
-        self.reader.set_limits(ctx.config.limits);
         Step::Authenticated
     }
 
     fn send_failure(&self, ctx: &mut Ctx<'_>, failure: SaslFailure, text: Option<&str>) {
-        let mut el = Element::bare("failure", NS_SASL);
-        el.append_child(Element::bare(failure.condition(), NS_SASL));
-        if let Some(text) = text {
-            el.append_child(xml::text_element("text", NS_SASL, text));
-        }
+        let el = if self.sasl2_active() {
+            super::sasl2::failure(failure.condition(), text)
+        } else {
+            let mut el = Element::bare("failure", NS_SASL);
+            el.append_child(Element::bare(failure.condition(), NS_SASL));
+            if let Some(text) = text {
+                el.append_child(xml::text_element("text", NS_SASL, text));
+            }
+            el
+        };
         self.send_element(ctx.out, &el);
     }
 
     /// Sends `<failure/>`, forgets the exchange and counts the attempt;
     /// too many attempts close the stream.
-    fn sasl_failure(
+    pub(super) fn sasl_failure(
         &mut self,
         ctx: &mut Ctx<'_>,
         failure: SaslFailure,
@@ -270,6 +335,7 @@ impl Session {
     ) -> Step {
         self.set_sasl(None);
         self.send_failure(ctx, failure, text);
+        self.set_sasl2(None);
         let failures = match self.negotiating_mut() {
             Some(n) => {
                 n.failures = n.failures.saturating_add(1);
@@ -291,19 +357,25 @@ impl Session {
     }
 }
 
-/// Queues `<name xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` with `data` in
+/// Queues `<name xmlns=ns>` (SASL or SASL2) with `data` in
 /// base64 (`=` when empty), or the empty element when there is no data,
 /// written directly: the same bytes the writer gives for such an element
 /// (base64 needs no escaping).
-fn send_payload(out: &mut VecDeque<Output>, session: SessionId, name: &str, data: Option<&[u8]>) {
+pub(super) fn send_payload(
+    out: &mut VecDeque<Output>,
+    session: SessionId,
+    ns: &str,
+    name: &str,
+    data: Option<&[u8]>,
+) {
     let encoded = data.map_or(0, |data| {
         base64::encoded_len(data.len(), true).unwrap_or(0).max(1)
     });
-    let mut buf = BytesMut::with_capacity(2 * name.len() + NS_SASL.len() + encoded + 16);
+    let mut buf = BytesMut::with_capacity(2 * name.len() + ns.len() + encoded + 16);
     buf.put_u8(b'<');
     buf.put_slice(name.as_bytes());
     buf.put_slice(b" xmlns='");
-    buf.put_slice(NS_SASL.as_bytes());
+    buf.put_slice(ns.as_bytes());
     match data {
         None => buf.put_slice(b"'/>"),
         Some(data) => {
@@ -333,7 +405,7 @@ fn send_payload(out: &mut VecDeque<Output>, session: SessionId, name: &str, data
 /// Decodes the payload of a SASL element (see [`decode_payload`]). Its one
 /// text node is decoded where it is; only text split over several nodes is
 /// first joined into a copy, wiped after use.
-fn element_payload(el: &Element) -> Option<Option<Zeroizing<Vec<u8>>>> {
+pub(super) fn element_payload(el: &Element) -> Option<Option<Zeroizing<Vec<u8>>>> {
     let mut texts = el.texts();
     match (texts.next(), texts.next()) {
         (None, _) => decode_payload(""),
@@ -374,7 +446,7 @@ mod tests {
             ("success", None),
         ] {
             let mut out = VecDeque::new();
-            send_payload(&mut out, session, name, data);
+            send_payload(&mut out, session, NS_SASL, name, data);
             let mut el = Element::bare(name, NS_SASL);
             if let Some(data) = data {
                 el.append_text_node(if data.is_empty() {

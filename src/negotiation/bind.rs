@@ -14,10 +14,19 @@ use crate::xml::{self, NS_BIND};
 /// A client's bind request, handed to the manager.
 #[derive(Debug)]
 pub(crate) struct BindRequest {
-    /// The iq, to answer.
-    pub iq: Element,
+    /// Where the answer goes.
+    pub reply: BindReply,
     /// The requested resource (not yet prepared), `None` to generate one.
     pub resource: Option<String>,
+}
+
+/// Where a bind request is answered.
+#[derive(Debug)]
+pub(crate) enum BindReply {
+    /// RFC 6120 resource binding: the iq, to answer.
+    Iq(Element),
+    /// Bind2 inside SASL2: the answer is part of `<success/>`.
+    Sasl2(Box<super::Sasl2Bind>),
 }
 
 impl Session {
@@ -64,7 +73,7 @@ impl Session {
         };
         self.blocked = Some(Blocked::Manager);
         Step::Bind(BindRequest {
-            iq: request,
+            reply: BindReply::Iq(request),
             resource,
         })
     }

@@ -168,6 +168,12 @@ impl Session {
                     }
                     if xml::child_count(&mechanisms) > 0 {
                         features.append_child(mechanisms);
+                        if config.sasl2 {
+                            features.append_child(super::sasl2::authentication_feature(
+                                config,
+                                self.offered_mechanisms(config).map(|m| m.name()),
+                            ));
+                        }
                     }
                 }
             }

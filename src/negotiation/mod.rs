@@ -3,8 +3,10 @@
 
 mod auth;
 mod bind;
+mod fast;
 mod framing;
 mod header;
+mod sasl2;
 
 use std::collections::VecDeque;
 
@@ -20,9 +22,14 @@ use crate::storage::Request;
 use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
-pub(crate) use bind::BindRequest;
+pub(crate) use bind::{BindReply, BindRequest};
+pub(crate) use fast::client_key as fast_client_key;
 pub(crate) use framing::frame_error_to_stream_error;
 pub(crate) use header::FeaturesCache;
+pub(crate) use sasl2::{
+    Bind2Feature, Sasl2Bind, Sasl2Success, bind2_resource, failure as sasl2_failure,
+    success_element,
+};
 
 /// What the manager must do after one step of a session.
 #[derive(Debug)]
@@ -41,6 +48,9 @@ pub(crate) enum Step {
     Bind(BindRequest),
     /// SASL succeeded.
     Authenticated,
+    /// SASL2 succeeded: the manager applies the inline requests and sends
+    /// `<success/>`.
+    Sasl2(Box<Sasl2Success>),
     /// A stream management nonza (XEP-0198) after authentication.
     Sm(Element),
     /// XEP-0352 `<active/>` or `<inactive/>` from a bound client.
@@ -149,7 +159,9 @@ impl Session {
         if el.is("starttls", NS_TLS) {
             return self.handle_starttls(ctx);
         }
-        if el.has_ns(NS_SASL) && self.kind() == SessionKind::Unauthenticated {
+        if (el.has_ns(NS_SASL) || (el.has_ns(xml::NS_SASL2) && ctx.config.sasl2))
+            && self.kind() == SessionKind::Unauthenticated
+        {
             let abort = el.name() == "abort";
             let step = self.handle_sasl(ctx, el);
             if abort && matches!(step, Step::Continue) {

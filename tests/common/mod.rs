@@ -238,3 +238,23 @@ pub fn service_unavailable(name: &str, from: Option<&str>, to: &str, id: &str) -
         None,
     )
 }
+
+/// A test server with this configuration and these accounts (password
+/// "pass").
+pub fn server_with_users(config: Config, users: &[&str]) -> TestServer {
+    let mut server = TestServer::with_config(config);
+    for user in users {
+        server.add_user(user, "pass");
+    }
+    server
+}
+
+/// A new connection of `server` with its stream open and everything it
+/// received so far (header, features) drained.
+pub fn opened(server: &mut TestServer) -> SessionId {
+    let c = server.connect();
+    server.open_stream(c);
+    server.take(c);
+    server.take_raw(c);
+    c
+}
