@@ -403,3 +403,58 @@ fn roster_byte_bounds_have_documented_defaults() {
     assert_eq!(config.max_roster_group_bytes(), 256);
     assert_eq!(config.max_roster_groups_per_item(), 16);
 }
+
+/// The bytes a stored chat from alice to bob with id `mNN` and a body of
+/// `len` (at least 1) plain letters takes: measured with a one-letter body.
+fn stored_chat_size(len: usize) -> usize {
+    let mut server = server_with(
+        TestServer::config().build().expect("valid config"),
+        &["alice", "bob"],
+    );
+    let alice = server.login("alice", "r");
+    chat(&mut server, alice, "bob@localhost", "m00", "b");
+    server.store.offline_bytes(&account("bob")) - 1 + len
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the quota and the message sizes, the store never holds more
+    /// than the quota, and a message is refused exactly when it would not
+    /// fit; the sender then gets resource-constraint.
+    #[test]
+    fn the_offline_quota_is_never_exceeded_and_refuses_only_what_does_not_fit(
+        max_messages in 1usize..6,
+        max_bytes in 200usize..1500,
+        bodies in proptest::collection::vec(1usize..600, 1..12),
+    ) {
+        let config = TestServer::config()
+            .max_offline_messages(max_messages)
+            .max_offline_bytes(max_bytes)
+            .build()
+            .expect("valid config");
+        let mut server = server_with(config, &["alice", "bob"]);
+        let alice = server.login("alice", "r");
+        server.take(alice);
+        for (i, len) in bodies.iter().enumerate() {
+            let count = server.store.offline_messages(&account("bob")).len();
+            let bytes = server.store.offline_bytes(&account("bob"));
+            let size = stored_chat_size(*len);
+            let fits = count < max_messages && bytes + size <= max_bytes;
+            let id = format!("m{i:02}");
+            chat(&mut server, alice, "bob@localhost", &id, &"b".repeat(*len));
+            let after = server.store.offline_messages(&account("bob")).len();
+            let after_bytes = server.store.offline_bytes(&account("bob"));
+            proptest::prop_assert!(after <= max_messages && after_bytes <= max_bytes);
+            let got: Vec<String> = server.take(alice).iter().map(String::from).collect();
+            if fits {
+                proptest::prop_assert!(got.is_empty(), "{:?}", got);
+                proptest::prop_assert_eq!((after, after_bytes), (count + 1, bytes + size));
+            } else {
+                let want = String::from(&xmpp_session::testkit::parse_stanza(&offline_full(&id)));
+                proptest::prop_assert_eq!(got, vec![want]);
+                proptest::prop_assert_eq!((after, after_bytes), (count, bytes));
+            }
+        }
+    }
+}
