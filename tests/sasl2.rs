@@ -737,6 +737,29 @@ mod properties {
     }
 }
 
+/// Found by the property above: a right-to-left tag followed by the ASCII
+/// suffix breaks resourceprep's bidi rule, so the tag falls back to ASCII
+/// (here nothing is left, so `client`).
+#[test]
+fn a_right_to_left_tag_still_binds() {
+    let ua = "0aa0aa00-4d72-4749-b3d3-740edbf87770";
+    let mut server = server();
+    let c = alice_with(
+        &mut server,
+        &format!(
+            "{}<bind xmlns='{BIND2}'><tag>\u{5d0}</tag></bind>",
+            user_agent(ua)
+        ),
+    );
+    let got = server.take(c);
+    assert!(got.len() == 1 && got[0].is("success", SASL2), "{got:?}");
+    let s = server.manager.session(c).expect("session");
+    assert_eq!(
+        s.resource(),
+        Some(resource("client", ua, "alice@localhost").as_str())
+    );
+}
+
 #[test]
 fn an_inline_resume_acknowledging_too_much_closes_the_stream() {
     let mut server = server();

@@ -175,21 +175,28 @@ pub(crate) fn bind2_resource(
             .take(MAX_TAG_CHARS)
             .collect()
     };
-    let mut resource = keep(false);
-    if jid::ResourcePart::new(&resource).is_err() {
-        // A letter resourceprep refuses (e.g. one newer than its tables).
-        resource = keep(true);
-    }
-    if resource.is_empty() {
-        resource.push_str("client");
-    }
     let mut hash = Sha256::new();
     hash.update(id.as_bytes());
     hash.update([0u8]);
     hash.update(account.as_bytes());
-    resource.push('.');
+    let mut suffix = String::with_capacity(9);
+    suffix.push('.');
     for byte in hash.finalize().iter().take(4) {
-        resource.push_str(&format!("{byte:02x}"));
+        suffix.push_str(&format!("{byte:02x}"));
+    }
+    let with_suffix = |mut tag: String| {
+        if tag.is_empty() {
+            tag.push_str("client");
+        }
+        tag.push_str(&suffix);
+        tag
+    };
+    // Resourceprep judges the whole resource: a letter newer than its
+    // tables, or a right-to-left tag followed by the ASCII suffix (the bidi
+    // rule), is refused; an ASCII-only tag always passes.
+    let mut resource = with_suffix(keep(false));
+    if jid::ResourcePart::new(&resource).is_err() {
+        resource = with_suffix(keep(true));
     }
     Some(resource)
 }
