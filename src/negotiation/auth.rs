@@ -190,7 +190,10 @@ impl Session {
         let Some(mechanism) = mechanism.and_then(Mechanism::from_name) else {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         };
-        if !ctx.config.mechanisms.contains(&mechanism) {
+        // A -PLUS mechanism needs this connection's binding data.
+        if !ctx.config.mechanisms.contains(&mechanism)
+            || (mechanism.is_plus() && self.channel_bindings().is_none())
+        {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         }
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
