@@ -6,12 +6,12 @@
 //! Client proofs are computed here, independently of the library.
 
 mod common;
+mod scram_client;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::server_with_users;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use scram_client::client_final;
 use xmpp_session::testkit::{TestServer, parse_stanza};
 use xmpp_session::{ConnectionInfo, Element, SessionId, SessionKind, TlsInfo};
 
@@ -163,77 +163,6 @@ fn authenticate(mechanism: &str, client_first: &str) -> String {
     )
 }
 
-fn hmac256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn hmac1(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// Client side of SCRAM for password `pass`: the client-final message with
-/// `c=` the base64 of `cbind_input`, and the server-final the server must
-/// answer with.
-fn client_final(
-    sha1: bool,
-    first_bare: &str,
-    server_first: &str,
-    cbind: &[u8],
-) -> (String, String) {
-    let mut parts = server_first.split(',');
-    let nonce = parts.next().and_then(|p| p.strip_prefix("r=")).expect("r=");
-    let salt = parts
-        .next()
-        .and_then(|p| p.strip_prefix("s="))
-        .map(|s| BASE64.decode(s).expect("salt"))
-        .expect("s=");
-    let iterations: u32 = parts
-        .next()
-        .and_then(|p| p.strip_prefix("i="))
-        .and_then(|i| i.parse().ok())
-        .expect("i=");
-    let without_proof = format!("c={},r={nonce}", BASE64.encode(cbind));
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let (client_key, signature, server_signature) = if sha1 {
-        let mut salted = [0u8; 20];
-        pbkdf2::pbkdf2_hmac::<sha1::Sha1>(b"pass", &salt, iterations, &mut salted);
-        let client_key = hmac1(&salted, b"Client Key");
-        let stored_key = sha1::Sha1::digest(&client_key);
-        let signature = hmac1(&stored_key, auth_message.as_bytes());
-        let server_key = hmac1(&salted, b"Server Key");
-        (
-            client_key,
-            signature,
-            hmac1(&server_key, auth_message.as_bytes()),
-        )
-    } else {
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(b"pass", &salt, iterations, &mut salted);
-        let client_key = hmac256(&salted, b"Client Key");
-        let stored_key = Sha256::digest(&client_key);
-        let signature = hmac256(&stored_key, auth_message.as_bytes());
-        let server_key = hmac256(&salted, b"Server Key");
-        (
-            client_key,
-            signature,
-            hmac256(&server_key, auth_message.as_bytes()),
-        )
-    };
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&signature)
-        .map(|(k, s)| k ^ s)
-        .collect();
-    (
-        format!("{without_proof},p={}", BASE64.encode(proof)),
-        format!("v={}", BASE64.encode(server_signature)),
-    )
-}
-
 /// How a transcript ends.
 enum Outcome {
     Success,
@@ -270,7 +199,8 @@ fn exchange(
     let mut cbind = header.as_bytes().to_vec();
     cbind.extend_from_slice(cbind_data);
     let sha1 = mechanism.starts_with("SCRAM-SHA-1");
-    let (final_message, server_final) = client_final(sha1, first_bare, &server_first, &cbind);
+    let (final_message, server_final) =
+        client_final(sha1, "pass", first_bare, &server_first, &cbind);
     server.send(
         c,
         &format!(

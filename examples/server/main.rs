@@ -246,7 +246,7 @@ async fn main() {
     let main = Listener {
         socket,
         mode: match &tls {
-            Some(tls) => Mode::StartTls(tls.acceptor.clone()),
+            Some(tls) => Mode::StartTls(tls.side.clone()),
             None => Mode::Plain,
         },
     };
@@ -257,7 +257,7 @@ async fn main() {
         direct_at = format!(", direct TLS (XEP-0368) on {local}");
         direct_tls = Some(Listener {
             socket,
-            mode: Mode::DirectTls(tls.acceptor.clone()),
+            mode: Mode::DirectTls(tls.side.clone()),
         });
     }
     let mut websocket = None;
