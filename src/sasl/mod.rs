@@ -309,12 +309,13 @@ impl SaslExchange {
         server_nonce: &[u8],
         domain: &str,
     ) -> (Self, SaslStep) {
-        Self::start_inner(
+        let bindings = ChannelBindings::default();
+        Self::start_with_channel_binding(
             mechanism,
             initial_response,
-            BASE64_STANDARD.encode(server_nonce),
-            Some(domain.to_owned()),
-            ChannelBindings::default(),
+            server_nonce,
+            domain,
+            bindings,
         )
     }
 
@@ -350,15 +351,10 @@ impl SaslExchange {
         initial_response: Option<&[u8]>,
         nonce_text: &str,
     ) -> (Self, SaslStep) {
-        let nonce = nonce_text
-            .chars()
-            .filter(|&c| scram::is_nonce_char(c))
-            .collect();
-        Self::start_inner(
+        Self::start_with_nonce_text_and_bindings(
             mechanism,
             initial_response,
-            nonce,
-            None,
+            nonce_text,
             ChannelBindings::default(),
         )
     }
@@ -373,13 +369,11 @@ impl SaslExchange {
         nonce_text: &str,
         bindings: ChannelBindings,
     ) -> (Self, SaslStep) {
-        let (mut exchange, _) = Self::start_with_nonce_text(mechanism, None, nonce_text);
-        exchange.bindings = bindings;
-        let step = match initial_response {
-            None => fail(SaslFailure::MalformedRequest, TEXT_NO_INITIAL_RESPONSE),
-            Some(message) => exchange.first_message(message),
-        };
-        (exchange, step)
+        let nonce = nonce_text
+            .chars()
+            .filter(|&c| scram::is_nonce_char(c))
+            .collect();
+        Self::start_inner(mechanism, initial_response, nonce, None, bindings)
     }
 
     fn start_inner(
