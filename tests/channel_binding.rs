@@ -139,6 +139,16 @@ fn plus_is_not_offered_or_accepted_without_tls_data() {
         )],
     );
 
+    // Binding data given after the stream header is ignored: the features
+    // went out without -PLUS, so `y` stays acceptable.
+    let c = server.connect_with(ConnectionInfo::direct_tls());
+    server.open_stream(c);
+    server.take(c);
+    server.tls_established_with(c, both());
+    server.send(c, &auth("SCRAM-SHA-256", "y,,n=alice,r=abc"));
+    let got = server.take(c);
+    assert!(got.len() == 1 && got[0].is("challenge", SASL), "{got:?}");
+
     // Binding data on a connection that is not encrypted is ignored.
     let c = server.connect_with(ConnectionInfo::plain());
     server.tls_established_with(c, both());

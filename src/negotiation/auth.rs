@@ -56,13 +56,16 @@ impl Session {
 
     /// The transport finished the TLS handshake (or, on direct TLS, tells
     /// its facts). The channel-binding data is kept while negotiating on a
-    /// secure stream.
+    /// secure stream whose header has not been read yet.
     pub(crate) fn tls_established(&mut self, info: TlsInfo) {
         if self.awaiting_tls() {
             self.set_awaiting_tls(false);
             self.secure = true;
         }
+        // Only before the stream header: features already sent without
+        // -PLUS must not be followed by a check that assumes it was offered.
         if self.secure
+            && self.notopen
             && let Some(negotiating) = self.negotiating_mut()
         {
             negotiating.channel_bindings = info.into_channel_bindings();
