@@ -1101,3 +1101,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A -PLUS login succeeds exactly when the echoed binding data is the
+    /// connection's, whatever else the client sends in its place.
+    #[test]
+    fn plus_succeeds_only_with_the_exact_binding_data(
+        data in prop_oneof![
+            Just(EXPORTER.to_vec()),
+            Just(END_POINT.to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..48),
+            // The right data with one byte changed.
+            (0usize..32, 1u8..).prop_map(|(i, x)| {
+                let mut v = EXPORTER.to_vec();
+                if let Some(b) = v.get_mut(i) {
+                    *b ^= x;
+                }
+                v
+            }),
+        ],
+        end_point in any::<bool>(),
+    ) {
+        let (header, right) = if end_point {
+            ("p=tls-server-end-point,,", &END_POINT)
+        } else {
+            ("p=tls-exporter,,", &EXPORTER)
+        };
+        let step = bound_login(Mechanism::ScramSha256Plus, header, &with_data(header, &data));
+        let succeeded = matches!(step, SaslStep::Success { .. });
+        prop_assert_eq!(succeeded, data == right[..]);
+        if !succeeded {
+            prop_assert!(failure(SaslFailure::NotAuthorized)(&step), "{:?}", step);
+        }
+    }
+}
