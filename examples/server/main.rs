@@ -265,7 +265,7 @@ async fn main() {
         let (socket, local) = bind(addr).await;
         let listener = websocket::WsListener {
             socket,
-            tls: tls.as_ref().map(|tls| tls.acceptor.clone()),
+            tls: tls.as_ref().map(|tls| tls.side.clone()),
         };
         println!("WebSocket (RFC 7395) on {}", listener.url(local));
         websocket = Some(listener);

@@ -27,8 +27,6 @@ const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 
 /// A ready acceptor and a description of its certificate for the start line.
 pub struct Tls {
-    /// Runs server handshakes.
-    pub acceptor: TlsAcceptor,
     /// The acceptor with what channel binding needs.
     pub side: TlsSide,
     /// E.g. "self-signed certificate for localhost, SHA-256 AB:CD:...".
@@ -76,13 +74,11 @@ pub fn setup(domain: &str, cert: Option<&Path>, key: Option<&Path>) -> Result<Tl
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS certificate: {e}"))?;
-    let acceptor = TlsAcceptor::from(Arc::new(config));
     Ok(Tls {
         side: TlsSide {
-            acceptor: acceptor.clone(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
             end_point,
         },
-        acceptor,
         describe,
     })
 }

@@ -164,7 +164,7 @@ async fn run(
 
 /// Tells the core the handshake finished, with the channel-binding data;
 /// `false` when the core has stopped.
-async fn tls_established(side: &TlsSide, tls: &TlsStream<TcpStream>, link: &Link) -> bool {
+pub async fn tls_established(side: &TlsSide, tls: &TlsStream<TcpStream>, link: &Link) -> bool {
     let info = side.info(tls.get_ref().1);
     link.core
         .send(ToCore::TlsEstablished(link.id, info))
