@@ -49,10 +49,15 @@ pub struct Config {
     pub(crate) max_resources_per_user: usize,
     pub(crate) offline_storage: bool,
     pub(crate) max_parked_per_user: usize,
+    pub(crate) max_offline_messages: usize,
+    pub(crate) max_offline_bytes: usize,
     pub(crate) software_name: Option<String>,
     pub(crate) software_version: Option<String>,
     pub(crate) software_os: Option<String>,
     pub(crate) max_roster_items: usize,
+    pub(crate) max_roster_name_bytes: usize,
+    pub(crate) max_roster_group_bytes: usize,
+    pub(crate) max_roster_groups_per_item: usize,
     pub(crate) max_directed_presence: usize,
     pub(crate) stream_management: bool,
     pub(crate) resume_timeout: Duration,
@@ -147,10 +152,15 @@ impl Config {
                 max_resources_per_user: 64,
                 offline_storage: true,
                 max_parked_per_user: 1024,
+                max_offline_messages: 100,
+                max_offline_bytes: 1 << 20,
                 software_name: Some("xmpp-session".to_owned()),
                 software_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
                 software_os: None,
                 max_roster_items: 10_000,
+                max_roster_name_bytes: 256,
+                max_roster_group_bytes: 256,
+                max_roster_groups_per_item: 16,
                 max_directed_presence: 1000,
                 stream_management: true,
                 resume_timeout: Duration::from_secs(300),
@@ -314,6 +324,26 @@ impl Config {
         self.max_parked_per_user
     }
 
+    /// Offline messages stored per user (ejabberd's
+    /// `max_user_offline_messages`). Default 100, at least 1. A message
+    /// beyond it is refused: the sender gets `resource-constraint` (type
+    /// `wait`). Passed to the store in every [`Request::StoreOffline`](crate::Request::StoreOffline).
+    pub fn max_offline_messages(&self) -> usize {
+        self.max_offline_messages
+    }
+
+    /// Bytes of offline messages stored per user, counted as serialized
+    /// stanzas (with their `<delay/>`). Default 1 MiB (1,048,576), at least
+    /// 1. Enforced like [`Config::max_offline_messages`].
+    pub fn max_offline_bytes(&self) -> usize {
+        self.max_offline_bytes
+    }
+
+    /// The offline quota as the store receives it.
+    pub(crate) fn offline_quota(&self) -> crate::storage::OfflineQuota {
+        crate::storage::OfflineQuota::new(self.max_offline_messages, self.max_offline_bytes)
+    }
+
     /// Software name reported by XEP-0092 (`None` answers
     /// `service-unavailable`). Default `Some("xmpp-session")`.
     pub fn software_name(&self) -> Option<&str> {
@@ -331,11 +361,34 @@ impl Config {
         self.software_os.as_deref()
     }
 
-    /// Roster items plus pending inbound requests per account; a roster set
-    /// beyond it gets `resource-constraint`, further inbound requests are
-    /// dropped. Default 10000, at least 1.
+    /// Roster items plus pending inbound requests per account, whatever
+    /// adds them: a roster set, an outbound `subscribe` or pre-approval
+    /// (`subscribed`) beyond it gets `resource-constraint` (type `wait`),
+    /// further inbound requests are dropped (after the usual unavailable
+    /// acknowledgement, so the requester learns nothing). Default 10000,
+    /// at least 1.
     pub fn max_roster_items(&self) -> usize {
         self.max_roster_items
+    }
+
+    /// Bytes (UTF-8) of a roster item's `name`. Default 256, at least 1. A
+    /// roster set with a longer name gets `not-acceptable` (RFC 6121
+    /// §2.3.3).
+    pub fn max_roster_name_bytes(&self) -> usize {
+        self.max_roster_name_bytes
+    }
+
+    /// Bytes (UTF-8) of one `<group/>` name in a roster item. Default 256,
+    /// at least 1. Longer: `not-acceptable` (RFC 6121 §2.3.3).
+    pub fn max_roster_group_bytes(&self) -> usize {
+        self.max_roster_group_bytes
+    }
+
+    /// Groups one roster item may be in. Default 16, at least 1. More:
+    /// `not-acceptable` (the request itself is at fault; retrying the same
+    /// item cannot succeed).
+    pub fn max_roster_groups_per_item(&self) -> usize {
+        self.max_roster_groups_per_item
     }
 
     /// Directed-presence recipients remembered per session; beyond it,
@@ -437,6 +490,16 @@ impl ConfigBuilder {
         self.config.max_parked_per_user = n;
         self
     }
+    /// See [`Config::max_offline_messages`].
+    pub fn max_offline_messages(mut self, n: usize) -> Self {
+        self.config.max_offline_messages = n;
+        self
+    }
+    /// See [`Config::max_offline_bytes`].
+    pub fn max_offline_bytes(mut self, n: usize) -> Self {
+        self.config.max_offline_bytes = n;
+        self
+    }
     /// See [`Config::software_name`], [`Config::software_version`] and
     /// [`Config::software_os`].
     pub fn software(
@@ -453,6 +516,21 @@ impl ConfigBuilder {
     /// See [`Config::max_roster_items`].
     pub fn max_roster_items(mut self, n: usize) -> Self {
         self.config.max_roster_items = n;
+        self
+    }
+    /// See [`Config::max_roster_name_bytes`].
+    pub fn max_roster_name_bytes(mut self, n: usize) -> Self {
+        self.config.max_roster_name_bytes = n;
+        self
+    }
+    /// See [`Config::max_roster_group_bytes`].
+    pub fn max_roster_group_bytes(mut self, n: usize) -> Self {
+        self.config.max_roster_group_bytes = n;
+        self
+    }
+    /// See [`Config::max_roster_groups_per_item`].
+    pub fn max_roster_groups_per_item(mut self, n: usize) -> Self {
+        self.config.max_roster_groups_per_item = n;
         self
     }
     /// See [`Config::max_directed_presence`].
@@ -521,7 +599,10 @@ impl ConfigBuilder {
     ///   nameprep, one trailing dot stripped) and must then be distinct;
     /// * at least one SASL mechanism;
     /// * `max_auth_failures`, `max_resources_per_user`,
-    ///   `max_parked_per_user`, `max_roster_items`, `max_blocklist_items`,
+    ///   `max_parked_per_user`, `max_offline_messages`, `max_offline_bytes`,
+    ///   `max_roster_items`, `max_roster_name_bytes`,
+    ///   `max_roster_group_bytes`, `max_roster_groups_per_item`,
+    ///   `max_blocklist_items`,
     ///   `csi_queue_max`, `auth_timeout`, `resume_timeout`, `sm_max_queue`
     ///   and `sm_request_ack_after` must not be zero, and
     ///   `sm_request_ack_after` not above `sm_max_queue`;
@@ -546,7 +627,15 @@ impl ConfigBuilder {
             ("max_auth_failures", config.max_auth_failures == 0),
             ("max_resources_per_user", config.max_resources_per_user == 0),
             ("max_parked_per_user", config.max_parked_per_user == 0),
+            ("max_offline_messages", config.max_offline_messages == 0),
+            ("max_offline_bytes", config.max_offline_bytes == 0),
             ("max_roster_items", config.max_roster_items == 0),
+            ("max_roster_name_bytes", config.max_roster_name_bytes == 0),
+            ("max_roster_group_bytes", config.max_roster_group_bytes == 0),
+            (
+                "max_roster_groups_per_item",
+                config.max_roster_groups_per_item == 0,
+            ),
             ("max_blocklist_items", config.max_blocklist_items == 0),
             ("csi_queue_max", config.csi_queue_max == 0),
             ("auth_timeout", config.auth_timeout.is_zero()),

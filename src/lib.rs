@@ -87,7 +87,8 @@ pub use manager::SessionManager;
 pub use output::{ConnectionInfo, Event, Framing, HibernationEnd, Output, TlsInfo};
 pub use session::{Session, SessionKind};
 pub use storage::{
-    BlocklistChange, FastToken, FastTokens, MemoryStore, Request, Response, Store, StoreError,
+    BlocklistChange, FastToken, FastTokens, MemoryStore, OfflineQuota, OfflineStored, Request,
+    Response, Store, StoreError,
 };
 
 /// The README's examples, compiled as doc tests.

@@ -184,7 +184,7 @@ impl Stanza {
         let header = Header {
             ty,
             has_id: element.attr("id").is_some(),
-            from: element.attr("from").map(|f| Jid::new(f).map_err(|_| ())),
+            from: element.attr("from").map(|f| parse_jid(f).map_err(|_| ())),
             result: raw == Some("result"),
             to: element.attr("to").map(|t| parse_jid(t).map_err(|_| ())),
         };
@@ -211,28 +211,44 @@ impl Stanza {
 }
 
 /// Parses a JID and drops one trailing dot from its domain (RFC 7622
-/// §3.2), which the `jid` crate keeps for some inputs (`a@host.`).
+/// §3.2). The `jid` crate keeps the dot for some inputs (`a@host.`, and
+/// `a@host./r` when nothing else needed normalising), so the dot is
+/// removed from the text and the rest parsed again.
 pub(crate) fn parse_jid(text: &str) -> Result<Jid, jid::Error> {
     let jid = Jid::new(text)?;
-    let Some(domain) = jid.domain().as_str().strip_suffix('.') else {
+    // Neither node nor domain may contain '/': the bare part ends at the
+    // first one, and the domain ends the bare part.
+    let (bare, resource) = text.split_at(text.find('/').unwrap_or(text.len()));
+    let Some(bare) = bare.strip_suffix('.') else {
         return Ok(jid);
     };
     let mut fixed = String::with_capacity(text.len());
-    if let Some(node) = jid.node() {
-        fixed.push_str(node.as_str());
-        fixed.push('@');
-    }
-    fixed.push_str(domain);
-    if let Some(resource) = jid.resource() {
-        fixed.push('/');
-        fixed.push_str(resource.as_str());
-    }
+    fixed.push_str(bare);
+    fixed.push_str(resource);
     Jid::new(&fixed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_jid_drops_one_trailing_dot_whatever_else_is_normalised() {
+        for (text, want) in [
+            ("bob@localhost./one", "bob@localhost/one"),
+            ("Bob@LocalHost./one", "bob@localhost/one"),
+            ("bob@localhost.", "bob@localhost"),
+            ("localhost./a@b.", "localhost/a@b."),
+            ("localhost.", "localhost"),
+            ("bob@localhost/one.", "bob@localhost/one."),
+        ] {
+            assert_eq!(
+                parse_jid(text).map(|j| j.to_string()).as_deref(),
+                Ok(want),
+                "{text}"
+            );
+        }
+    }
 
     fn el(xml_text: &str) -> Element {
         xml_text.parse().expect("test element")

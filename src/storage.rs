@@ -59,13 +59,21 @@ pub enum Request {
     },
     /// Store a message for a user who has no resource to take it
     /// (RFC 6121 §8.5.2.2). The stanza already carries its XEP-0203
-    /// `<delay/>`. Answer with [`Response::Done`], or
-    /// [`Response::UserExists`]`(false)` if there is no such account.
+    /// `<delay/>`. Answer with [`Response::Done`],
+    /// [`Response::UserExists`]`(false)` if there is no such account, or
+    /// [`Response::OverQuota`] (storing nothing) when the message would
+    /// take the account past `quota` ([`OfflineQuota::admits`]): the store
+    /// knows what it holds, so it enforces the bound, atomically with the
+    /// write.
     StoreOffline {
         /// The recipient.
         account: AccountJid,
         /// The message as it will be delivered.
         stanza: Element,
+        /// The serialized size of `stanza` in bytes, as the quota counts it.
+        size: usize,
+        /// The bound on what the account may hold (from [`Config`](crate::Config)).
+        quota: OfflineQuota,
     },
     /// The user's roster. Answer with [`Response::Roster`] (an empty
     /// [`Roster`] when there is none).
@@ -174,6 +182,52 @@ impl Drop for FastToken {
     }
 }
 
+/// The bound on one account's offline messages, by count and by bytes
+/// ([`Config::max_offline_messages`](crate::Config::max_offline_messages),
+/// [`Config::max_offline_bytes`](crate::Config::max_offline_bytes)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineQuota {
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl OfflineQuota {
+    /// A quota of `max_messages` messages and `max_bytes` bytes.
+    pub fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Self {
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Messages an account may hold.
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    /// Bytes (serialized stanzas) an account may hold.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Whether an account holding `messages` messages of `bytes` bytes in
+    /// all may take one more of `size` bytes.
+    pub fn admits(&self, messages: usize, bytes: usize, size: usize) -> bool {
+        messages < self.max_messages && bytes.saturating_add(size) <= self.max_bytes
+    }
+}
+
+/// What became of a message given to [`Store::store_offline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineStored {
+    /// Stored.
+    Stored,
+    /// Not stored: there is no such account.
+    NoSuchUser,
+    /// Not stored: the account's quota would be exceeded.
+    OverQuota,
+}
+
 /// One change to an account's stored blocklist (XEP-0191).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -235,6 +289,9 @@ pub enum Response {
     UserExists(bool),
     /// The write succeeded.
     Done,
+    /// Answer to [`Request::StoreOffline`]: not stored, the account's
+    /// [`OfflineQuota`] is full. The sender gets `resource-constraint`.
+    OverQuota,
     /// Answer to [`Request::TakeOffline`]: the stored messages, oldest first.
     Offline(Vec<Element>),
     /// Answer to [`Request::LoadRoster`].
@@ -284,10 +341,16 @@ pub trait Store {
     /// Whether the account exists.
     fn user_exists(&mut self, account: &AccountJid) -> Result<bool, StoreError>;
 
-    /// Appends a message to the account's offline store. Returns `false` if
-    /// the account does not exist.
-    fn store_offline(&mut self, account: &AccountJid, stanza: &Element)
-    -> Result<bool, StoreError>;
+    /// Appends a message of `size` bytes to the account's offline store,
+    /// unless the account does not exist or `quota` does not admit it (see
+    /// [`OfflineQuota::admits`]).
+    fn store_offline(
+        &mut self,
+        account: &AccountJid,
+        stanza: &Element,
+        size: usize,
+        quota: &OfflineQuota,
+    ) -> Result<OfflineStored, StoreError>;
 
     /// Removes and returns the account's offline messages, oldest first.
     fn take_offline(&mut self, account: &AccountJid) -> Result<Vec<Element>, StoreError>;
@@ -359,15 +422,18 @@ pub trait Store {
                 .verify_password(account, password)
                 .map(Response::PasswordChecked),
             Request::UserExists { account } => self.user_exists(account).map(Response::UserExists),
-            Request::StoreOffline { account, stanza } => {
-                self.store_offline(account, stanza).map(|stored| {
-                    if stored {
-                        Response::Done
-                    } else {
-                        Response::UserExists(false)
-                    }
-                })
-            }
+            Request::StoreOffline {
+                account,
+                stanza,
+                size,
+                quota,
+            } => self
+                .store_offline(account, stanza, *size, quota)
+                .map(|stored| match stored {
+                    OfflineStored::Stored => Response::Done,
+                    OfflineStored::NoSuchUser => Response::UserExists(false),
+                    OfflineStored::OverQuota => Response::OverQuota,
+                }),
             Request::TakeOffline { account } => self.take_offline(account).map(Response::Offline),
             Request::LoadRoster { account } => self.load_roster(account).map(Response::Roster),
             Request::RosterChanged {
@@ -408,7 +474,7 @@ pub trait Store {
 /// the check elsewhere (see `examples/server/`).
 pub struct MemoryStore {
     users: HashMap<AccountJid, Credentials>,
-    offline: HashMap<AccountJid, Vec<Element>>,
+    offline: HashMap<AccountJid, OfflineBox>,
     rosters: HashMap<AccountJid, Roster>,
     blocklists: HashMap<AccountJid, Vec<Jid>>,
     /// FAST tokens per account, per client, in issue order.
@@ -515,9 +581,22 @@ impl MemoryStore {
     pub fn offline_messages(&self, account: &AccountJid) -> &[Element] {
         self.offline
             .get(account)
-            .map(Vec::as_slice)
+            .map(|stored| stored.messages.as_slice())
             .unwrap_or_default()
     }
+
+    /// The bytes of offline messages stored for an account, as their
+    /// requests counted them (for inspection).
+    pub fn offline_bytes(&self, account: &AccountJid) -> usize {
+        self.offline.get(account).map_or(0, |stored| stored.bytes)
+    }
+}
+
+/// One account's offline messages in a [`MemoryStore`], with their bytes.
+#[derive(Debug, Default)]
+struct OfflineBox {
+    messages: Vec<Element>,
+    bytes: usize,
 }
 
 impl Store for MemoryStore {
@@ -533,19 +612,27 @@ impl Store for MemoryStore {
         &mut self,
         account: &AccountJid,
         stanza: &Element,
-    ) -> Result<bool, StoreError> {
+        size: usize,
+        quota: &OfflineQuota,
+    ) -> Result<OfflineStored, StoreError> {
         if !self.has_user(account) {
-            return Ok(false);
+            return Ok(OfflineStored::NoSuchUser);
         }
-        self.offline
-            .entry(account.clone())
-            .or_default()
-            .push(stanza.clone());
-        Ok(true)
+        let stored = self.offline.entry(account.clone()).or_default();
+        if !quota.admits(stored.messages.len(), stored.bytes, size) {
+            return Ok(OfflineStored::OverQuota);
+        }
+        stored.messages.push(stanza.clone());
+        stored.bytes = stored.bytes.saturating_add(size);
+        Ok(OfflineStored::Stored)
     }
 
     fn take_offline(&mut self, account: &AccountJid) -> Result<Vec<Element>, StoreError> {
-        Ok(self.offline.remove(account).unwrap_or_default())
+        Ok(self
+            .offline
+            .remove(account)
+            .map(|stored| stored.messages)
+            .unwrap_or_default())
     }
 
     fn load_roster(&mut self, account: &AccountJid) -> Result<Roster, StoreError> {

@@ -730,6 +730,19 @@ fn skip(message: &str) {
     let _ = writeln!(std::io::stderr(), "{message}");
 }
 
+/// The Python that has slixmpp (`$SLIXMPP_PYTHON`, else `python3`), or
+/// `None` after saying that `test` is skipped.
+fn slixmpp_python(test: &str) -> Option<String> {
+    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if python_can(&python, &["-c", "import slixmpp"]) {
+        return Some(python);
+    }
+    skip(&format!(
+        "SKIPPED {test}: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
+    ));
+    None
+}
+
 fn python_can(python: &str, args: &[&str]) -> bool {
     Command::new(python)
         .args(args)
@@ -833,13 +846,9 @@ fn scansion_core_scripts() {
 
 #[test]
 fn slixmpp_scram_login() {
-    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    if !python_can(&python, &["-c", "import slixmpp"]) {
-        skip(&format!(
-            "SKIPPED slixmpp_scram_login: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
-        ));
+    let Some(python) = slixmpp_python("slixmpp_scram_login") else {
         return;
-    }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
     let server = Server::start();
     let out = Command::new(&python)
@@ -866,13 +875,9 @@ fn slixmpp_full_flow() {
 /// Runs `tests/acceptance/SCRIPT` with `$SLIXMPP_PYTHON` against a server
 /// with a test CA's certificate, over STARTTLS and over direct TLS.
 fn slixmpp_over_tls(test: &str, script: &str) {
-    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    if !python_can(&python, &["-c", "import slixmpp"]) {
-        skip(&format!(
-            "SKIPPED {test}: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
-        ));
+    let Some(python) = slixmpp_python(test) else {
         return;
-    }
+    };
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/acceptance")
         .join(script);
@@ -900,13 +905,9 @@ fn slixmpp_over_tls(test: &str, script: &str) {
 
 #[test]
 fn slixmpp_stream_resumption() {
-    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    if !python_can(&python, &["-c", "import slixmpp"]) {
-        skip(&format!(
-            "SKIPPED slixmpp_stream_resumption: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
-        ));
+    let Some(python) = slixmpp_python("slixmpp_stream_resumption") else {
         return;
-    }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
     let ca = TestCa::new();
     let server = ca.server();
@@ -1140,13 +1141,9 @@ fn scansion_extra_scripts() {
 /// JID and a sent carbon of their sibling's message.
 #[test]
 fn slixmpp_carbons() {
-    let python = std::env::var("SLIXMPP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    if !python_can(&python, &["-c", "import slixmpp"]) {
-        skip(&format!(
-            "SKIPPED slixmpp_carbons: `{python} -c 'import slixmpp'` failed (set SLIXMPP_PYTHON)"
-        ));
+    let Some(python) = slixmpp_python("slixmpp_carbons") else {
         return;
-    }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_carbons.py");
     let server = Server::start();
     let out = Command::new(&python)

@@ -574,7 +574,7 @@ fn removing_a_contact_that_only_asked_is_item_not_found() {
 }
 
 #[test]
-fn roster_get_or_set_to_another_users_jid_is_service_unavailable() {
+fn roster_get_to_another_users_jid_is_service_unavailable_and_a_set_is_forbidden() {
     let mut s = server(&["alice", "bob"]);
     store_item(&mut s, "bob", "carol@localhost", "both");
     let a = s.login("alice", "a");
@@ -585,16 +585,34 @@ fn roster_get_or_set_to_another_users_jid_is_service_unavailable() {
     );
     s.send(
         a,
-        "<iq type='set' id='s' to='bob@localhost'><query xmlns='jabber:iq:roster'><item jid='dave@localhost'/></query></iq>",
-    );
-    s.send(
-        a,
         "<iq type='get' id='n' to='nobody@localhost'><query xmlns='jabber:iq:roster'/></iq>",
     );
+    // RFC 6121 §2.3.3: a roster set to another JID is `forbidden`, alike
+    // for an existing account, a missing one, a full JID and a domain.
+    for (id, to) in [
+        ("s", "bob@localhost"),
+        ("s2", "nobody@localhost"),
+        ("s3", "bob@localhost/x"),
+        ("s4", "remote.example"),
+    ] {
+        s.send(
+            a,
+            &format!(
+                "<iq type='set' id='{id}' to='{to}'><query xmlns='jabber:iq:roster'>\
+                 <item jid='dave@localhost'/></query></iq>"
+            ),
+        );
+    }
     let unavailable = |id: &str, from: &str| {
         format!(
             "<iq type='error' id='{id}' from='{from}' to='alice@localhost/a'><error type='cancel'>\
              <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        )
+    };
+    let forbidden = |id: &str, from: &str| {
+        format!(
+            "<iq type='error' id='{id}' from='{from}' to='alice@localhost/a'><error type='auth'>\
+             <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         )
     };
     expect(
@@ -602,13 +620,22 @@ fn roster_get_or_set_to_another_users_jid_is_service_unavailable() {
         a,
         &[
             &unavailable("g", "bob@localhost"),
-            &unavailable("s", "bob@localhost"),
             &unavailable("n", "nobody@localhost"),
+            &forbidden("s", "bob@localhost"),
+            &forbidden("s2", "nobody@localhost"),
+            &forbidden("s3", "bob@localhost/x"),
+            &forbidden("s4", "remote.example"),
         ],
     );
+    assert!(s.take_routed().is_empty());
     assert!(!s.manager.session(a).unwrap().is_interested());
     expect_nothing(&mut s, bob);
     expect_stored(&s, "bob", &["carol@localhost=both"]);
+    assert!(
+        s.store
+            .stored_roster(&xmpp_session::testkit::account("alice"))
+            .is_none()
+    );
 }
 
 // ---------------------------------------------------------------- remove

@@ -584,6 +584,43 @@ fn own_from_is_accepted_and_replaced_by_the_full_jid() {
 }
 
 #[test]
+fn a_trailing_dot_is_normalised_alike_in_from_and_to() {
+    // RFC 7622 §3.2: `alice@localhost.` is alice@localhost, in `from` as in
+    // `to` (it used to be invalid-from in `from` only).
+    let mut net = Net::new(&["alice", "bob"]);
+    let alice = net.online("alice", "r", None);
+    let bob = net.online("bob", "one", None);
+    for from in [
+        "alice@localhost.",
+        "alice@localhost./r",
+        "Alice@LocalHost./r",
+    ] {
+        net.send(alice, &format!("<message from='{from}' to='bob@localhost./one' type='chat' id='f'><body>x</body></message>"));
+        net.expect_only(&[(
+            bob,
+            &["<message from='alice@localhost/r' to='bob@localhost/one' type='chat' id='f'><body>x</body></message>"],
+        )]);
+        assert!(!net.is_closed(alice), "from={from}");
+    }
+    net.send(
+        alice,
+        "<iq from='alice@localhost./r' to='bob@localhost./one' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    net.expect_only(&[(
+        bob,
+        &["<iq from='alice@localhost/r' to='bob@localhost/one' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>"],
+    )]);
+    net.send(
+        alice,
+        "<presence from='alice@localhost./r' to='bob@localhost./one'/>",
+    );
+    net.expect_only(&[(
+        bob,
+        &["<presence from='alice@localhost/r' to='bob@localhost/one'/>"],
+    )]);
+}
+
+#[test]
 fn foreign_from_closes_the_stream_with_invalid_from() {
     for from in [
         "bob@localhost",

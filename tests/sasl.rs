@@ -143,14 +143,60 @@ fn plain_username_is_prepared() {
 }
 
 #[test]
-fn wrong_password_is_not_authorized() {
-    let mut server = server_with_romeo();
-    let c = opened(&mut server);
+fn accounts_created_with_unprepared_names_can_log_in() {
+    // Issue 14: accounts given as `Romeo`, `Straße` or in full-width letters
+    // are stored nodeprepped (by `AccountJid`, in `MemoryStore` and the
+    // testkit helpers), so every form of the name logs in to one account.
+    let mut server = TestServer::new();
+    server.add_user("Romeo", "pass");
+    server.add_user("Straße", "pass");
+    server.add_user("\u{ff2a}\u{ff55}\u{ff4c}\u{ff49}\u{ff45}\u{ff54}", "pass");
+    for account in ["romeo", "strasse", "juliet"] {
+        assert!(
+            server
+                .store
+                .has_user(&xmpp_session::testkit::account(account))
+        );
+    }
+    for (login, user) in [
+        ("Romeo", "romeo"),
+        ("romeo", "romeo"),
+        ("STRASSE", "strasse"),
+        ("Straße", "strasse"),
+        ("Juliet", "juliet"),
+    ] {
+        let c = opened(&mut server);
+        server.send(c, &auth("PLAIN", &plain_payload(login, "pass")));
+        assert_eq!(
+            server.take_raw(c),
+            format!("<success xmlns='{NS_SASL}'/>"),
+            "{login}"
+        );
+        assert_eq!(server.manager.session(c).unwrap().username(), Some(user));
+    }
+    let c = server.connect();
+    server.authenticate_scram(c, "strasse", "pass");
+    assert_eq!(
+        server.manager.session(c).unwrap().username(),
+        Some("strasse")
+    );
+}
+
+/// Sends PLAIN with a wrong password for romeo; checks the failure.
+#[track_caller]
+fn wrong_plain_password(server: &mut TestServer, c: SessionId) {
     server.send(c, &auth("PLAIN", &plain_payload("romeo", "wrong")));
     assert_eq!(
         server.take_raw(c),
         failure("not-authorized", Some(NOT_AUTHORIZED_TEXT))
     );
+}
+
+#[test]
+fn wrong_password_is_not_authorized() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    wrong_plain_password(&mut server, c);
     assert!(!server.is_closed(c));
     assert_eq!(
         server.manager.session(c).unwrap().kind(),
@@ -308,10 +354,14 @@ fn abort_is_aborted() {
         server.take_raw(c),
         failure("not-authorized", Some("Out of order SASL element"))
     );
-    // Abort without an exchange is answered the same way.
+    // Abort without an exchange is answered the same way, and counts: this
+    // is the third failed attempt (abort, out of order, abort).
     server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
-    assert_eq!(server.take_raw(c), failure("aborted", None));
-    assert!(!server.is_closed(c));
+    assert_eq!(
+        server.take_raw(c),
+        format!("{}{}", failure("aborted", None), too_many_failures())
+    );
+    assert!(server.is_closed(c));
 }
 
 #[test]
@@ -630,21 +680,35 @@ fn every_kind_of_failure_counts() {
 }
 
 #[test]
-fn aborts_do_not_count() {
-    let mut server = TestServer::with_config(
-        Config::builder("localhost")
-            .require_tls(false)
-            .allow_plain_without_tls(true)
-            .max_auth_failures(1)
-            .build()
-            .expect("valid config"),
-    );
-    server.add_user("romeo", "pass");
+fn aborts_count_as_failed_attempts() {
+    let mut server = server_with_romeo();
     let c = opened(&mut server);
-    for _ in 0..5 {
+    for _ in 0..2 {
+        server.send(
+            c,
+            &auth("SCRAM-SHA-256", &BASE64.encode("n,,n=romeo,r=abcdef")),
+        );
+        drain(&mut server, c);
         server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
         assert_eq!(server.take_raw(c), failure("aborted", None));
+        assert!(!server.is_closed(c));
     }
+    // The third abort (default limit 3) closes the stream like a third
+    // wrong password: no endless start-and-abort loop.
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    let closed = format!("{}{}", failure("aborted", None), too_many_failures());
+    assert_eq!((server.take_raw(c), server.is_closed(c)), (closed, true));
+    assert!(server.manager.session(c).is_none());
+}
+
+#[test]
+fn aborts_and_failures_share_the_limit() {
+    let mut server = server_with_romeo();
+    let c = opened(&mut server);
+    wrong_plain_password(&mut server, c);
+    server.send(c, &format!("<abort xmlns='{NS_SASL}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    // Two attempts used: the third, right, password still succeeds.
     server.send(c, &auth("PLAIN", &plain_payload("romeo", "pass")));
     assert_eq!(server.take_raw(c), format!("<success xmlns='{NS_SASL}'/>"));
 }
@@ -749,7 +813,13 @@ impl Store for BrokenStore {
     fn user_exists(&mut self, _: &AccountJid) -> Result<bool, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
-    fn store_offline(&mut self, _: &AccountJid, _: &Element) -> Result<bool, StoreError> {
+    fn store_offline(
+        &mut self,
+        _: &AccountJid,
+        _: &Element,
+        _: usize,
+        _: &xmpp_session::OfflineQuota,
+    ) -> Result<xmpp_session::OfflineStored, StoreError> {
         Err(StoreError("database unreachable".to_owned()))
     }
     fn take_offline(&mut self, _: &AccountJid) -> Result<Vec<Element>, StoreError> {

@@ -757,3 +757,26 @@ fn an_inline_resume_takes_over_a_session_still_connected() {
     );
     assert!(server.is_closed(phone));
 }
+
+#[test]
+fn sasl2_aborts_count_as_failed_attempts() {
+    let mut server = server();
+    let c = scram_started(&mut server);
+    server.send(c, &format!("<abort xmlns='{SASL2}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    server.send(c, &format!("<abort xmlns='{SASL2}'/>"));
+    assert_eq!(server.take_raw(c), failure("aborted", None));
+    assert!(!server.is_closed(c));
+    // The third (default limit 3) closes the stream.
+    server.send(c, &format!("<abort xmlns='{SASL2}'/>"));
+    assert_eq!(
+        server.take_raw(c),
+        format!(
+            "{}<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Too many failed authentication \
+             attempts</text></stream:error></stream:stream>",
+            failure("aborted", None)
+        )
+    );
+    assert!(server.is_closed(c));
+}

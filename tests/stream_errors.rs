@@ -44,6 +44,12 @@ fn stream_error(condition: &str, text: Option<&str>) -> String {
     )
 }
 
+/// The stream error for a stanza sent before authentication (RFC 6120
+/// §4.9.3.12), then the stream's end.
+fn pre_auth_stanza() -> String {
+    format!("{}{STREAM_CLOSE}", stream_error("not-authorized", None))
+}
+
 /// Asserts the client received exactly `rest` (nothing before it) and was
 /// disconnected, and that the manager forgot the session.
 #[track_caller]
@@ -445,18 +451,12 @@ fn presence_of_len(len: usize) -> String {
 
 #[test]
 fn pre_auth_stanza_limit_is_10000_bytes() {
-    // Exactly at the limit: answered (service-unavailable before bind).
+    // Exactly at the limit: read whole, then refused as a stanza before
+    // authentication (not-authorized rather than policy-violation).
     let mut server = TestServer::new();
     let c = opened(&mut server);
     server.send(c, &presence_of_len(10_000));
-    server.expect(
-        c,
-        &[
-            "<presence type='error'><error type='cancel'><service-unavailable \
-           xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>",
-        ],
-    );
-    assert!(!server.is_closed(c));
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
 
     // One byte more: closed.
     let mut server = TestServer::new();
@@ -537,8 +537,9 @@ fn configured_stanza_limits_before_and_after_auth() {
     let mut server = TestServer::with_config(config.clone());
     let c = opened(&mut server);
     server.send(c, &presence_of_len(300));
-    drain(&mut server, c);
-    assert!(!server.is_closed(c));
+    // Read whole, then refused as a stanza before authentication.
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
+    let c = opened(&mut server);
     server.send(c, &presence_of_len(301));
     assert_closed_with(&mut server, c, &too_big());
 
@@ -574,8 +575,9 @@ fn depth_limit_is_policy_violation() {
     let c = opened(&mut server);
     // Depth 3 is fine.
     server.send(c, "<presence><a xmlns='urn:x'><b/></a></presence>");
-    drain(&mut server, c);
-    assert!(!server.is_closed(c));
+    // Read whole, then refused as a stanza before authentication.
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
+    let c = opened(&mut server);
     server.send(c, "<presence><a xmlns='urn:x'><b><c/></b></a></presence>");
     let expected = format!(
         "{}{STREAM_CLOSE}",
@@ -599,8 +601,9 @@ fn default_depth_limit_is_64() {
         )
     };
     server.send(c, &nested(64));
-    drain(&mut server, c);
-    assert!(!server.is_closed(c));
+    // Read whole, then refused as a stanza before authentication.
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
+    let c = opened(&mut server);
     server.send(c, &nested(65));
     let expected = format!(
         "{}{STREAM_CLOSE}",
@@ -617,8 +620,9 @@ fn attribute_limit_is_policy_violation() {
     let mut server = TestServer::with_config(small_limits());
     let c = opened(&mut server);
     server.send(c, "<presence a='1' b='2' c='3' d='4' e='5' f='6'/>");
-    drain(&mut server, c);
-    assert!(!server.is_closed(c));
+    // Read whole, then refused as a stanza before authentication.
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
+    let c = opened(&mut server);
     server.send(c, "<presence a='1' b='2' c='3' d='4' e='5' f='6' g='7'/>");
     let expected = format!(
         "{}{STREAM_CLOSE}",
@@ -635,8 +639,9 @@ fn text_limit_is_policy_violation() {
     let mut server = TestServer::with_config(small_limits());
     let c = opened(&mut server);
     server.send(c, "<presence><status>0123456789</status></presence>");
-    drain(&mut server, c);
-    assert!(!server.is_closed(c));
+    // Read whole, then refused as a stanza before authentication.
+    assert_closed_with(&mut server, c, &pre_auth_stanza());
+    let c = opened(&mut server);
     server.send(c, "<presence><status>0123456789a</status></presence>");
     let expected = format!(
         "{}{STREAM_CLOSE}",

@@ -123,3 +123,45 @@ pub fn run(command: Command, db: &mut Db, domain: &str) -> Result<String, String
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_session::Store;
+
+    #[test]
+    fn adduser_stores_the_nodeprepped_name() {
+        let mut db = Db::open(None).expect("in-memory database");
+        for (given, stored) in [
+            ("Romeo", "romeo"),
+            ("Straße", "strasse"),
+            ("\u{ff2a}\u{ff55}\u{ff4c}\u{ff49}\u{ff45}\u{ff54}", "juliet"),
+        ] {
+            let message = run(
+                Command::Adduser {
+                    name: given.to_owned(),
+                    password: Some("pass".to_owned()),
+                },
+                &mut db,
+                "localhost",
+            )
+            .expect("created");
+            assert_eq!(message, format!("created {stored}@localhost"));
+            let account = AccountJid::new(stored, "localhost").expect("valid account");
+            assert_eq!(db.user_exists(&account), Ok(true), "{given}");
+        }
+        // The same name in another form is the same account.
+        let again = run(
+            Command::Adduser {
+                name: "ROMEO".to_owned(),
+                password: Some("pass".to_owned()),
+            },
+            &mut db,
+            "localhost",
+        );
+        assert_eq!(
+            again,
+            Err("romeo@localhost exists already (use passwd)".to_owned())
+        );
+    }
+}

@@ -30,8 +30,8 @@ use xmpp_session::random::{OsRandom, RandomSource};
 use xmpp_session::roster::{Roster, RosterChange, RosterItem, Subscription};
 use xmpp_session::sasl::{Credentials, PasswordCheck, ScramKeys};
 use xmpp_session::{
-    AccountJid, BlocklistChange, Element, FastToken, FastTokens, Request, RequestId, Response,
-    Store, StoreError,
+    AccountJid, BlocklistChange, Element, FastToken, FastTokens, OfflineQuota, OfflineStored,
+    Request, RequestId, Response, Store, StoreError,
 };
 
 use crate::transport::ToCore;
@@ -349,9 +349,26 @@ impl Store for Db {
         &mut self,
         account: &AccountJid,
         stanza: &Element,
-    ) -> Result<bool, StoreError> {
+        size: usize,
+        quota: &OfflineQuota,
+    ) -> Result<OfflineStored, StoreError> {
         if !self.user_exists(account)? {
-            return Ok(false);
+            return Ok(OfflineStored::NoSuchUser);
+        }
+        // What the account holds, measured as the stored text; one thread
+        // owns the connection, so the check and the insert cannot race.
+        let (messages, bytes): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(stanza AS BLOB))), 0) \
+                 FROM offline WHERE account = ?1",
+                [account.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(db_err)?;
+        let count = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
+        if !quota.admits(count(messages), count(bytes), size) {
+            return Ok(OfflineStored::OverQuota);
         }
         self.conn
             .execute(
@@ -359,7 +376,7 @@ impl Store for Db {
                 params![account.as_str(), String::from(stanza)],
             )
             .map_err(db_err)?;
-        Ok(true)
+        Ok(OfflineStored::Stored)
     }
 
     fn take_offline(&mut self, account: &AccountJid) -> Result<Vec<Element>, StoreError> {
@@ -727,5 +744,42 @@ impl StoreHandle {
         if self.thread.join().is_err() {
             tracing::error!("the store thread panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> Element {
+        format!("<message xmlns='jabber:client' type='chat'><body>{body}</body></message>")
+            .parse()
+            .expect("valid stanza")
+    }
+
+    #[test]
+    fn offline_quota_is_enforced_by_count_and_by_bytes() {
+        let mut db = Db::open(None).expect("in-memory database");
+        let bob = AccountJid::new("bob", "localhost").expect("valid account");
+        let nobody = AccountJid::new("nobody", "localhost").expect("valid account");
+        db.set_password(&bob, "pass").expect("account");
+        let small = message("hi");
+        let size = String::from(&small).len();
+        let quota = OfflineQuota::new(2, 3 * size);
+        let store = |db: &mut Db, account: &AccountJid, el: &Element| {
+            let size = String::from(el).len();
+            db.store_offline(account, el, size, &quota)
+                .expect("no database error")
+        };
+        assert_eq!(store(&mut db, &nobody, &small), OfflineStored::NoSuchUser);
+        // Bytes: one message bigger than the whole quota.
+        let big = message(&"x".repeat(3 * size));
+        assert_eq!(store(&mut db, &bob, &big), OfflineStored::OverQuota);
+        // Count: two fit, the third does not.
+        assert_eq!(store(&mut db, &bob, &small), OfflineStored::Stored);
+        assert_eq!(store(&mut db, &bob, &small), OfflineStored::Stored);
+        assert_eq!(store(&mut db, &bob, &small), OfflineStored::OverQuota);
+        assert_eq!(db.take_offline(&bob).expect("taken").len(), 2);
+        assert_eq!(store(&mut db, &bob, &small), OfflineStored::Stored);
     }
 }

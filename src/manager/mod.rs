@@ -32,7 +32,7 @@ use minidom::Element;
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
-use crate::ids::{RequestId, SessionId};
+use crate::ids::{IdMap, RequestId, SessionId};
 use crate::negotiation::{Ctx, FeaturesCache, Step, frame_error_to_stream_error};
 use crate::output::{ConnectionInfo, Event, Framing, Output, TlsInfo};
 use crate::random::{OsRandom, RandomSource};
@@ -68,12 +68,12 @@ pub struct SessionManager {
     rng: Box<dyn RandomSource>,
     /// Boxed: the table holds a pointer per bucket, not a whole session
     /// (hashbrown rounds buckets up to a power of two).
-    sessions: HashMap<SessionId, Box<Session>>,
+    sessions: IdMap<SessionId, Box<Session>>,
     /// One record per account with anything to keep (see [`account`]).
     accounts: HashMap<BareJid, Account>,
     /// How many accounts have work waiting on storage.
     open_queues: usize,
-    pending: HashMap<RequestId, Pending>,
+    pending: IdMap<RequestId, Pending>,
     out: VecDeque<Output>,
     clock: WallClock,
     extensions: Extensions,
@@ -131,10 +131,10 @@ impl SessionManager {
             config,
             features: FeaturesCache::default(),
             rng,
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             accounts: HashMap::new(),
             open_queues: 0,
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             out: VecDeque::new(),
             clock: WallClock::new(),
             extensions: Extensions::default(),

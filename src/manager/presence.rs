@@ -107,6 +107,17 @@ impl SessionManager {
             t if t.is_subscription() => {
                 let contact = stanza.header.recipient().map(|j| j.to_bare());
                 if let Some(contact) = contact {
+                    if self.subscription_adds_item(user, t, &contact)
+                        && self.roster_full_for(user, &contact)
+                    {
+                        // Not routed: the contact would get a request the
+                        // user's roster could not track.
+                        return self.send_error_to_session(
+                            id,
+                            &stanza.element,
+                            super::roster::roster_full(),
+                        );
+                    }
                     self.outbound_subscription(user, t, contact, stanza.element, now);
                 }
             }
@@ -120,6 +131,19 @@ impl SessionManager {
                 &stanza.element,
                 StanzaError::bad_request("Invalid presence type"),
             ),
+        }
+    }
+
+    /// Whether an outbound subscription stanza may add a roster item: a
+    /// `subscribe`, or a `subscribed` that pre-approves (no pending inbound
+    /// request, whose place the item would take).
+    fn subscription_adds_item(&self, user: &BareJid, ty: PresenceType, contact: &BareJid) -> bool {
+        match ty {
+            PresenceType::Subscribe => true,
+            PresenceType::Subscribed => self
+                .roster(user)
+                .is_some_and(|r| !r.pending_in.contains_key(contact)),
+            _ => false,
         }
     }
 
@@ -453,10 +477,7 @@ impl SessionManager {
                 let Some(roster) = self.roster(user) else {
                     return;
                 };
-                if roster.pending_in.contains_key(&contact)
-                    || roster.items.len().saturating_add(roster.pending_in.len())
-                        >= self.config.max_roster_items
-                {
+                if roster.pending_in.contains_key(&contact) || self.roster_at_capacity(user) {
                     return;
                 }
                 let mut request = stanza;

@@ -148,6 +148,23 @@ impl SessionManager {
         self.roster_reply(id, &reply);
     }
 
+    /// Whether adding an item for `contact` would take the user's roster
+    /// (items plus pending inbound requests) past `max_roster_items`;
+    /// `false` when the item exists (it is only updated).
+    pub(super) fn roster_full_for(&self, user: &BareJid, contact: &BareJid) -> bool {
+        self.roster(user)
+            .is_some_and(|r| !r.items.contains_key(contact))
+            && self.roster_at_capacity(user)
+    }
+
+    /// Whether the user's items plus pending inbound requests have reached
+    /// `max_roster_items` (a new pending request would exceed it).
+    pub(super) fn roster_at_capacity(&self, user: &BareJid) -> bool {
+        self.roster(user).is_some_and(|r| {
+            r.items.len().saturating_add(r.pending_in.len()) >= self.config.max_roster_items
+        })
+    }
+
     fn roster_set(&mut self, id: SessionId, user: &BareJid, iq: &Element, now: Instant) {
         let bad = |text: &'static str| StanzaError::bad_request(text);
         let Some(query) = xml::first_child(iq) else {
@@ -220,15 +237,27 @@ impl SessionManager {
                     StanzaError::new(ErrorType::Modify, StanzaErrorCondition::NotAcceptable),
                 );
             }
+            if name.len() > self.config.max_roster_group_bytes {
+                return self.send_error_to_session(id, iq, not_acceptable("Group name too long"));
+            }
             if !groups.insert(name) {
                 // RFC 6121 §2.3.3: duplicate groups are a bad request.
                 return self.send_error_to_session(id, iq, bad("Duplicate group"));
+            }
+            if groups.len() > self.config.max_roster_groups_per_item {
+                return self.send_error_to_session(id, iq, not_acceptable("Too many groups"));
             }
         }
         let name = item
             .attr("name")
             .filter(|n| !n.is_empty())
             .map(str::to_owned);
+        if name
+            .as_ref()
+            .is_some_and(|n| n.len() > self.config.max_roster_name_bytes)
+        {
+            return self.send_error_to_session(id, iq, not_acceptable("Name too long"));
+        }
         let Some(roster) = self.roster(user) else {
             return self.send_error_to_session(
                 id,
@@ -237,19 +266,8 @@ impl SessionManager {
             );
         };
         let existing = roster.items.get(&contact).cloned();
-        if existing.is_none()
-            && roster.items.len().saturating_add(roster.pending_in.len())
-                >= self.config.max_roster_items
-        {
-            return self.send_error_to_session(
-                id,
-                iq,
-                StanzaError::with_text(
-                    ErrorType::Wait,
-                    StanzaErrorCondition::ResourceConstraint,
-                    "The roster is full",
-                ),
-            );
+        if self.roster_full_for(user, &contact) {
+            return self.send_error_to_session(id, iq, roster_full());
         }
         let mut new_item = existing.unwrap_or_else(|| RosterItem::new(contact.clone()));
         new_item.name = name;
@@ -287,4 +305,19 @@ impl SessionManager {
         self.change_roster(user, RosterChange::RemoveItem(contact.clone()));
         self.push_roster_item(user, contact);
     }
+}
+
+/// The error for a change that would take a roster past
+/// [`Config::max_roster_items`](crate::Config::max_roster_items).
+pub(super) fn roster_full() -> StanzaError {
+    StanzaError::with_text(
+        ErrorType::Wait,
+        StanzaErrorCondition::ResourceConstraint,
+        "The roster is full",
+    )
+}
+
+/// RFC 6121 §2.3.3: a roster item beyond a configured byte or count bound.
+fn not_acceptable(text: &'static str) -> StanzaError {
+    StanzaError::with_text(ErrorType::Modify, StanzaErrorCondition::NotAcceptable, text)
 }

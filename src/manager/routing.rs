@@ -95,6 +95,14 @@ pub(super) enum Work {
     BlocklistLoaded(Box<Work>),
 }
 
+/// Whether a client's stanza is a roster set (`jabber:iq:roster`)
+/// addressed to another account or domain than the user's own.
+fn is_foreign_roster_set(stanza: &Stanza, user: &BareJid) -> bool {
+    stanza.header.ty == StanzaType::Iq(IqType::Set)
+        && matches!(&stanza.header.to, Some(Ok(to)) if to.to_bare() != *user)
+        && xml::first_child(&stanza.element).is_some_and(|c| c.is("query", xml::NS_ROSTER))
+}
+
 /// What running a piece of work led to. A short-lived return value, so
 /// its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -171,6 +179,17 @@ impl SessionManager {
         let full = Jid::from(bound.jid.clone());
         let user = bound.bare.clone();
         stanza.set_from(full);
+        if is_foreign_roster_set(&stanza, &user) {
+            // RFC 6121 §2.3.3: a roster set addressed to any JID but the
+            // user's own is refused with `forbidden`, whether or not that
+            // account exists (nothing is routed or looked up).
+            self.send_error_to_session(
+                id,
+                &stanza.element,
+                StanzaError::new(ErrorType::Auth, StanzaErrorCondition::Forbidden),
+            );
+            return;
+        }
         if stanza.header.kind() == StanzaKind::Presence {
             self.outbound_presence(id, stanza, now);
             return;
@@ -812,6 +831,17 @@ impl SessionManager {
                 match response {
                     Response::Done => {}
                     Response::UserExists(false) => self.no_such_user(stanza, now),
+                    // RFC 6120 §8.3.3.18: the recipient lacks the resources
+                    // to take it now; a later retry may succeed (`wait`).
+                    Response::OverQuota => self.bounce(
+                        &stanza.element,
+                        StanzaError::with_text(
+                            ErrorType::Wait,
+                            StanzaErrorCondition::ResourceConstraint,
+                            "The recipient's offline storage is full",
+                        ),
+                        now,
+                    ),
                     _ => self.storage_failed(&stanza, now),
                 }
                 Flow::Done
@@ -1043,10 +1073,13 @@ impl SessionManager {
                 xml::set_attr(&mut delay, "from", user.domain().as_str());
                 xml::set_attr(&mut delay, "stamp", self.clock.stamp(now));
                 stored.append_child(delay);
+                let size = crate::stream::element_bytes(&stored).len();
                 Flow::Wait(
                     Request::StoreOffline {
                         account: crate::storage::account_of(user),
                         stanza: stored.clone(),
+                        size,
+                        quota: self.config.offline_quota(),
                     },
                     Work::AfterStore {
                         stanza: Stanza {

@@ -127,10 +127,19 @@ impl Session {
 
     fn handle_element(&mut self, ctx: &mut Ctx<'_>, el: Element) -> Step {
         if el.has_ns(NS_CLIENT) && StanzaKind::of(&el).is_some() {
-            if self.kind() == SessionKind::Bound {
-                return Step::Stanza(el);
-            }
-            return self.handle_unbound_stanza(ctx, el);
+            return match self.kind() {
+                SessionKind::Bound => Step::Stanza(el),
+                // RFC 6120 §4.9.3.12: a stanza before authentication is a
+                // stream error, never answered stanza by stanza.
+                SessionKind::Unauthenticated => {
+                    self.close(
+                        ctx,
+                        Some(StreamError::new(StreamErrorCondition::NotAuthorized)),
+                    );
+                    Step::Closed
+                }
+                _ => self.handle_unbound_stanza(ctx, el),
+            };
         }
         if el.is("error", NS_STREAMS) {
             // The client reports a stream error: close without one of ours.
@@ -153,12 +162,38 @@ impl Session {
         if (el.has_ns(NS_SASL) || (el.has_ns(xml::NS_SASL2) && ctx.config.sasl2))
             && self.kind() == SessionKind::Unauthenticated
         {
-            return self.handle_sasl(ctx, el);
+            let abort = el.name() == "abort";
+            let step = self.handle_sasl(ctx, el);
+            if abort && matches!(step, Step::Continue) {
+                return self.count_aborted_attempt(ctx);
+            }
+            return step;
         }
         self.close(
             ctx,
             Some(StreamError::new(
                 StreamErrorCondition::UnsupportedStanzaType,
+            )),
+        );
+        Step::Closed
+    }
+
+    /// An `<abort/>` counts as a failed authentication attempt, so that a
+    /// client cannot start and abort exchanges without end; at
+    /// [`Config::max_auth_failures`] the stream closes as after failures.
+    fn count_aborted_attempt(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Some(n) = self.negotiating_mut() else {
+            return Step::Continue;
+        };
+        n.failures = n.failures.saturating_add(1);
+        if n.failures < ctx.config.max_auth_failures {
+            return Step::Continue;
+        }
+        self.close(
+            ctx,
+            Some(StreamError::with_text(
+                StreamErrorCondition::PolicyViolation,
+                "Too many failed authentication attempts",
             )),
         );
         Step::Closed
