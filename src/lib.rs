@@ -25,7 +25,7 @@
 //! | Storage | [`Request`] / [`Response`] with [`RequestId`]; the [`Store`] trait and [`MemoryStore`]; every account named by one [`AccountJid`] |
 //! | Randomness | [`random::RandomSource`], [`random::OsRandom`] (the default); failures are [`random::RandomError`] and fail the login |
 //! | Errors sent to clients | [`StreamError`], [`StanzaError`] |
-//! | Building blocks, usable alone | [`stream`] (incremental XML stream reader and writer, [`stream::XmlLimits`]), [`sasl`] (server-side SASL exchanges, [`sasl::Credentials`]), [`roster`] (roster items and changes) |
+//! | Building blocks, usable alone | [`stream`] (incremental XML stream reader and writer, [`stream::XmlLimits`]), [`sasl`] (server-side SASL exchanges, [`sasl::Credentials`], channel binding with [`sasl::ChannelBindings`]), [`roster`] (roster items and changes) |
 //! | Tests (feature `testkit`) | `testkit::TestServer`, `random::SeededRandom` |
 //!
 //! ```

@@ -60,3 +60,5 @@ pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
 pub const NS_BIND2: &str = "urn:xmpp:bind:0";
 /// FAST (XEP-0484).
 pub const NS_FAST: &str = "urn:xmpp:fast:0";
+/// SASL channel-binding type capability (XEP-0440).
+pub const NS_SASL_CB: &str = "urn:xmpp:sasl-cb:0";

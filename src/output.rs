@@ -9,6 +9,7 @@ use jid::FullJid;
 use minidom::Element;
 
 use crate::ids::{RequestId, SessionId};
+use crate::sasl::ChannelBindings;
 use crate::storage::Request;
 
 /// What the caller must do. Drain with [`SessionManager::poll_output`](crate::SessionManager::poll_output) after
@@ -236,9 +237,56 @@ impl ConnectionInfo {
     }
 }
 
-/// Facts about a finished TLS handshake. Nothing is read from it yet; it
-/// has room for channel-binding data and the peer certificate. Build it
-/// with [`TlsInfo::default`].
+/// Facts about a finished TLS handshake, passed to
+/// [`SessionManager::handle_tls_established`](crate::SessionManager::handle_tls_established).
+///
+/// It carries the connection's channel-binding data (RFC 5056). With it,
+/// `SCRAM-SHA-256-PLUS` and `SCRAM-SHA-1-PLUS` are offered (legacy SASL and
+/// SASL2) and advertised with XEP-0440 `<sasl-channel-binding/>`; without
+/// it ([`TlsInfo::default`]) they are not. What to supply:
+///
+/// - [`TlsInfo::with_tls_exporter`]: RFC 9266 `tls-exporter`, 32 bytes of
+///   keying material exported from the server side of the connection after
+///   the handshake, label `EXPORTER-Channel-Binding`, empty context (with
+///   rustls: `ServerConnection::export_keying_material(&mut [0u8; 32],
+///   b"EXPORTER-Channel-Binding", Some(b""))`). Supply it only on TLS 1.3
+///   (on TLS 1.2 without extended master secret it does not bind).
+/// - [`TlsInfo::with_tls_server_end_point`]: RFC 5929 `tls-server-end-point`,
+///   the hash of the server's leaf certificate DER with the certificate's
+///   signature hash; SHA-256 for certificates signed with SHA-256, SHA-1 or
+///   MD5 (and ECDSA/Ed25519 P-256 certificates signed with SHA-256).
+///
+/// On a direct-TLS connection ([`ConnectionInfo::direct_tls`]) call
+/// `handle_tls_established` right after
+/// [`SessionManager::connect`](crate::SessionManager::connect), before any
+/// input, to supply it; on STARTTLS pass it when the handshake finishes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct TlsInfo {}
+pub struct TlsInfo {
+    channel_bindings: ChannelBindings,
+}
+
+impl TlsInfo {
+    /// Sets the RFC 9266 `tls-exporter` data (32 bytes).
+    #[must_use]
+    pub fn with_tls_exporter(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.channel_bindings = self.channel_bindings.with_tls_exporter(data);
+        self
+    }
+
+    /// Sets the RFC 5929 `tls-server-end-point` data (the certificate hash).
+    #[must_use]
+    pub fn with_tls_server_end_point(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.channel_bindings = self.channel_bindings.with_tls_server_end_point(data);
+        self
+    }
+
+    /// The channel-binding data supplied so far.
+    pub fn channel_bindings(&self) -> &ChannelBindings {
+        &self.channel_bindings
+    }
+
+    pub(crate) fn into_channel_bindings(self) -> ChannelBindings {
+        self.channel_bindings
+    }
+}

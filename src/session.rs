@@ -135,6 +135,9 @@ pub(crate) struct Negotiating {
     /// While a SASL2 `<authenticate/>` is in progress: what it asked for
     /// inline, applied after success.
     pub(crate) sasl2: Option<Box<crate::sasl2::Sasl2Inline>>,
+    /// The TLS connection's channel-binding data (empty without TLS or
+    /// when the embedder supplied none).
+    pub(crate) channel_bindings: crate::sasl::ChannelBindings,
 }
 
 /// How far a session has got. Each phase holds exactly the state that
@@ -217,6 +220,7 @@ impl Session {
                 failures: 0,
                 deadline: auth_deadline,
                 sasl2: None,
+                channel_bindings: crate::sasl::ChannelBindings::default(),
             })),
             notopen: true,
             secure,

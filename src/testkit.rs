@@ -444,8 +444,13 @@ impl TestServer {
 
     /// The transport finished TLS.
     pub fn tls_established(&mut self, id: SessionId) {
-        self.manager
-            .handle_tls_established(id, TlsInfo::default(), self.now);
+        self.tls_established_with(id, TlsInfo::default());
+    }
+
+    /// The transport finished TLS with these facts (channel-binding data);
+    /// on a direct-TLS connection, call it before [`TestServer::open_stream`].
+    pub fn tls_established_with(&mut self, id: SessionId, info: TlsInfo) {
+        self.manager.handle_tls_established(id, info, self.now);
         self.pump();
     }
 

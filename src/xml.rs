@@ -10,7 +10,7 @@ pub(crate) use crate::ns::{
     NS_STREAM_LIMITS, NS_STREAMS, NS_TLS, NS_VERSION,
 };
 pub(crate) use crate::ns::{
-    NS_BLOCKING, NS_BLOCKING_ERRORS, NS_CARBONS, NS_CSI, NS_FORWARD, NS_HINTS,
+    NS_BLOCKING, NS_BLOCKING_ERRORS, NS_CARBONS, NS_CSI, NS_FORWARD, NS_HINTS, NS_SASL_CB,
 };
 
 fn nc(name: &'static NcNameStr) -> NcName {

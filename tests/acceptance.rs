@@ -18,6 +18,10 @@
 //!   throwaway CA made in the test (rcgen); a rustls client that verifies it
 //!   logs in over STARTTLS and over direct TLS (XEP-0368) and chats, and the
 //!   plaintext stream offers STARTTLS only (no SASL before TLS).
+//! * `tls_scram_sha_256_plus_login`: over STARTTLS the rustls client logs in
+//!   with SCRAM-SHA-256-PLUS bound with `tls-exporter` (its own exported
+//!   keying material) and binds; wrong binding data is `not-authorized`;
+//!   over direct TLS it logs in with `tls-server-end-point`.
 //! * `slixmpp_tls_login`: the slixmpp script over STARTTLS and over direct
 //!   TLS, verifying the certificate against the same kind of test CA.
 //! * `slixmpp_stream_resumption`: slixmpp's `xep_0198` plugin over STARTTLS
@@ -55,12 +59,14 @@ use std::time::Duration;
 use base64::Engine;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use sha2::Digest;
 use xmpp_session::Element;
 use xmpp_session::stream::{StreamEvent, StreamReader, XmlLimits};
 use xmpp_session::testkit::parse_stanza;
 
 const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
+mod scram_client;
 mod server_support;
 use server_support::server_binary;
 
@@ -425,6 +431,104 @@ impl Client {
 
     /// STARTTLS (which must be the only feature offered), then [`Client::login`]'s steps.
     fn login_starttls(port: u16, ca: &TestCa, user: &str, resource: &str) -> Client {
+        let mut c = Client::starttls(port, ca);
+        c.authenticate(user, resource);
+        c
+    }
+
+    /// The TLS connection's RFC 9266 `tls-exporter` and RFC 5929
+    /// `tls-server-end-point` (SHA-256 of the server's certificate) data.
+    fn channel_bindings(&self) -> ([u8; 32], Vec<u8>) {
+        let Transport::Tls(tls) = &self.stream else {
+            panic!("no TLS");
+        };
+        let exporter = tls
+            .conn
+            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", Some(b""))
+            .unwrap();
+        let cert = &tls.conn.peer_certificates().unwrap()[0];
+        (exporter, sha2::Sha256::digest(cert.as_ref()).to_vec())
+    }
+
+    /// A SCRAM-SHA-256-PLUS exchange from the stream header on, with gs2
+    /// header `header` and `data` as the binding data echoed back; `true`
+    /// when it succeeds with the right server signature.
+    fn scram_plus(&mut self, user: &str, header: &str, data: &[u8]) -> bool {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.open_stream();
+        self.expect_header();
+        self.expect_sasl_features();
+        let first_bare = format!("n={user},r=fyko+d2lbbFgONRv9qkxdawL");
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>{}</auth>",
+            b64.encode(format!("{header}{first_bare}"))
+        ));
+        let challenge = self.next_element();
+        assert_eq!(
+            challenge.name(),
+            "challenge",
+            "{}",
+            String::from(&challenge)
+        );
+        let server_first = String::from_utf8(b64.decode(challenge.text()).unwrap()).unwrap();
+        let cbind = [header.as_bytes(), data].concat();
+        let (client_final, server_final) =
+            scram_client::client_final(false, "password", &first_bare, &server_first, &cbind);
+        self.send(&format!(
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+            b64.encode(client_final)
+        ));
+        let answer = self.next_element();
+        if answer.name() == "success" {
+            assert_eq!(answer.text(), b64.encode(server_final));
+            return true;
+        }
+        assert_eq!(
+            answer,
+            parse_stanza(
+                "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>\
+                 <text>Unable to authorize you with the authentication credentials you&apos;ve \
+                 sent.</text></failure>"
+            )
+        );
+        false
+    }
+
+    /// Direct TLS (XEP-0368), then [`Client::login`]'s steps.
+    fn login_direct_tls(port: u16, ca: &TestCa, user: &str, resource: &str) -> Client {
+        let mut c = Client::connect(port);
+        let plain = std::mem::replace(&mut c.stream, Transport::Plain(dummy_socket()));
+        c.stream = plain.into_tls(ca.client_config());
+        c.authenticate(user, resource);
+        c
+    }
+
+    /// The pre-authentication features: over TLS (1.3) the example server
+    /// passes channel-binding data, so SCRAM-*-PLUS and XEP-0440 appear.
+    fn expect_sasl_features(&mut self) {
+        let (plus, cb) = if matches!(self.stream, Transport::Tls(_)) {
+            (
+                "<mechanism>SCRAM-SHA-256-PLUS</mechanism><mechanism>SCRAM-SHA-1-PLUS</mechanism>",
+                "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
+                 <channel-binding type='tls-exporter'/>\
+                 <channel-binding type='tls-server-end-point'/></sasl-channel-binding>",
+            )
+        } else {
+            ("", "")
+        };
+        self.expect(&format!(
+            "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
+             <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{plus}\
+             <mechanism>SCRAM-SHA-256</mechanism>\
+             <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>{cb}\
+             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
+             </limits>\
+             </stream:features>",
+        ));
+    }
+
+    /// STARTTLS on a fresh connection to `port`, features checked.
+    fn starttls(port: u16, ca: &TestCa) -> Client {
         let mut c = Client::connect(port);
         c.open_stream();
         c.expect_header();
@@ -439,16 +543,6 @@ impl Client {
         let plain = std::mem::replace(&mut c.stream, Transport::Plain(dummy_socket()));
         c.stream = plain.into_tls(ca.client_config());
         c.reader.restart();
-        c.authenticate(user, resource);
-        c
-    }
-
-    /// Direct TLS (XEP-0368), then [`Client::login`]'s steps.
-    fn login_direct_tls(port: u16, ca: &TestCa, user: &str, resource: &str) -> Client {
-        let mut c = Client::connect(port);
-        let plain = std::mem::replace(&mut c.stream, Transport::Plain(dummy_socket()));
-        c.stream = plain.into_tls(ca.client_config());
-        c.authenticate(user, resource);
         c
     }
 
@@ -457,14 +551,7 @@ impl Client {
         let c = self;
         c.open_stream();
         c.expect_header();
-        c.expect(
-            "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
-             <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism>\
-             <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
-             <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes>\
-             </limits>\
-             </stream:features>",
-        );
+        c.expect_sasl_features();
         let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0password"));
         c.send(&format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
@@ -590,6 +677,43 @@ fn tls_starttls_and_direct_login() {
         }
     }
     assert!(failed, "a certificate from another CA was accepted");
+}
+
+#[test]
+fn tls_scram_sha_256_plus_login() {
+    let ca = TestCa::new();
+    let server = ca.server();
+
+    // STARTTLS, then SCRAM-SHA-256-PLUS bound to the rustls client's
+    // exported keying material, then bind.
+    let mut romeo = Client::starttls(server.port, &ca);
+    let (exporter, end_point) = romeo.channel_bindings();
+    assert!(romeo.scram_plus("romeo", "p=tls-exporter,,", &exporter));
+    romeo.reader.restart();
+    romeo.open_stream();
+    romeo.expect_header();
+    let _features = romeo.next_element();
+    romeo.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <resource>plus</resource></bind></iq>",
+    );
+    romeo.expect(
+        "<iq type='result' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>romeo@localhost/plus</jid></bind></iq>",
+    );
+
+    // Binding data of another kind (what a TLS-terminating middlebox's
+    // connection would give) is refused.
+    let mut eve = Client::starttls(server.port, &ca);
+    assert!(!eve.scram_plus("romeo", "p=tls-exporter,,", &end_point));
+
+    // Direct TLS with tls-server-end-point: the hash of the certificate the
+    // client saw.
+    let mut juliet = Client::connect(server.tls_port.unwrap());
+    let plain = std::mem::replace(&mut juliet.stream, Transport::Plain(dummy_socket()));
+    juliet.stream = plain.into_tls(ca.client_config());
+    let (_, end_point) = juliet.channel_bindings();
+    assert!(juliet.scram_plus("juliet", "p=tls-server-end-point,,", &end_point));
 }
 
 /// `../shared/acceptance` (or `$XMPP_ACCEPTANCE_DIR`) if it holds the runner.

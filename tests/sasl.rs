@@ -1479,7 +1479,7 @@ fn scram_bad_messages_are_malformed_request() {
         "",
         "x,,n=romeo,r=abc",
         "n,,r=abc",
-        "p=tls-unique,,n=romeo,r=abc",
+        "p=,,n=romeo,r=abc",
         "n,,n=romeo",
     ] {
         let mut server = server_with_romeo();

@@ -5,11 +5,11 @@
 //! client receives.
 
 mod common;
+mod scram_client;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::{opened, server_with_users};
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use xmpp_session::testkit::TestServer;
 use xmpp_session::{Config, Event, Request, SessionId, SessionKind};
@@ -410,12 +410,6 @@ fn plain_goes_through_the_password_check_request() {
     );
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
 #[test]
 fn scram_challenge_and_response_are_wrapped_in_sasl2() {
     let mut server = server();
@@ -434,39 +428,16 @@ fn scram_challenge_and_response_are_wrapped_in_sasl2() {
     assert!(got[0].is("challenge", SASL2), "{got:?}");
     let server_first =
         String::from_utf8(BASE64.decode(got[0].text()).expect("base64")).expect("utf-8");
-    let mut parts = server_first.split(',');
-    let nonce = parts.next().and_then(|p| p.strip_prefix("r=")).expect("r=");
-    let salt = parts
-        .next()
-        .and_then(|p| p.strip_prefix("s="))
-        .map(|s| BASE64.decode(s).expect("salt"))
-        .expect("s=");
-    let iterations: u32 = parts
-        .next()
-        .and_then(|p| p.strip_prefix("i="))
-        .and_then(|i| i.parse().ok())
-        .expect("i=");
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(b"pass", &salt, iterations, &mut salted);
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key);
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let signature = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&signature)
-        .map(|(k, s)| k ^ s)
-        .collect();
-    let server_signature = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
+    let (client_final, server_final) =
+        scram_client::client_final(false, "pass", first_bare, &server_first, b"n,,");
     server.send(
         c,
         &format!(
             "<response xmlns='{SASL2}'>{}</response>",
-            BASE64.encode(format!("{without_proof},p={}", BASE64.encode(proof)))
+            BASE64.encode(client_final)
         ),
     );
-    let additional = BASE64.encode(format!("v={}", BASE64.encode(server_signature)));
+    let additional = BASE64.encode(server_final);
     server.expect(
         c,
         &[&format!(

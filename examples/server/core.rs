@@ -31,7 +31,7 @@ use tokio::time::sleep_until;
 use xmpp_session::jid::FullJid;
 use xmpp_session::{
     ConnectionInfo, Event, Framing, Output, SessionId, SessionManager, StreamError,
-    StreamErrorCondition, TlsInfo,
+    StreamErrorCondition,
 };
 
 use tracing::{debug, info, warn};
@@ -179,10 +179,7 @@ impl Core {
                 }
                 self.manager.handle_input(id, &data, now)
             }
-            ToCore::TlsEstablished(id) => {
-                self.manager
-                    .handle_tls_established(id, TlsInfo::default(), now)
-            }
+            ToCore::TlsEstablished(id, info) => self.manager.handle_tls_established(id, info, now),
             ToCore::Gone(id) => {
                 // The socket is gone; a resumable session lives on in the
                 // manager under the same id (until `Event::Closed`).

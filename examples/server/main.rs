@@ -246,7 +246,7 @@ async fn main() {
     let main = Listener {
         socket,
         mode: match &tls {
-            Some(tls) => Mode::StartTls(tls.acceptor.clone()),
+            Some(tls) => Mode::StartTls(tls.side.clone()),
             None => Mode::Plain,
         },
     };
@@ -257,7 +257,7 @@ async fn main() {
         direct_at = format!(", direct TLS (XEP-0368) on {local}");
         direct_tls = Some(Listener {
             socket,
-            mode: Mode::DirectTls(tls.acceptor.clone()),
+            mode: Mode::DirectTls(tls.side.clone()),
         });
     }
     let mut websocket = None;
@@ -265,7 +265,7 @@ async fn main() {
         let (socket, local) = bind(addr).await;
         let listener = websocket::WsListener {
             socket,
-            tls: tls.as_ref().map(|tls| tls.acceptor.clone()),
+            tls: tls.as_ref().map(|tls| tls.side.clone()),
         };
         println!("WebSocket (RFC 7395) on {}", listener.url(local));
         websocket = Some(listener);

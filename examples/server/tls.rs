@@ -8,7 +8,9 @@
 //!
 //! The handshakes themselves happen in [`crate::transport`]: on a direct TLS
 //! listener (XEP-0368) right after accept, on the STARTTLS port when the
-//! core emits `Output::StartTls`.
+//! core emits `Output::StartTls`. After each handshake [`TlsSide::info`]
+//! gives the core the connection's channel-binding data, which enables
+//! SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +20,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
+use xmpp_session::TlsInfo;
+
+/// The RFC 9266 exporter label for `tls-exporter` channel binding.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 
 /// A ready acceptor and a description of its certificate for the start line.
 pub struct Tls {
-    /// Runs server handshakes.
-    pub acceptor: TlsAcceptor,
+    /// The acceptor with what channel binding needs.
+    pub side: TlsSide,
     /// E.g. "self-signed certificate for localhost, SHA-256 AB:CD:...".
     pub describe: String,
 }
@@ -60,6 +66,7 @@ pub fn setup(domain: &str, cert: Option<&Path>, key: Option<&Path>) -> Result<Tl
         }
         _ => return Err("--tls-cert and --tls-key go together".to_owned()),
     };
+    let end_point: Arc<[u8]> = Arc::from(Sha256::digest(chain[0].as_ref()).as_slice());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -68,9 +75,40 @@ pub fn setup(domain: &str, cert: Option<&Path>, key: Option<&Path>) -> Result<Tl
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS certificate: {e}"))?;
     Ok(Tls {
-        acceptor: TlsAcceptor::from(Arc::new(config)),
+        side: TlsSide {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            end_point,
+        },
         describe,
     })
+}
+
+/// The TLS side of a listener: the acceptor and the `tls-server-end-point`
+/// hash of its certificate.
+#[derive(Clone)]
+pub struct TlsSide {
+    /// Runs server handshakes.
+    pub acceptor: TlsAcceptor,
+    /// RFC 5929: SHA-256 of the leaf certificate's DER. SHA-256 is right
+    /// for certificates signed with SHA-256 (the generated one, and most
+    /// issued today); a certificate signed with SHA-384 or SHA-512 would
+    /// need that hash instead.
+    end_point: Arc<[u8]>,
+}
+
+impl TlsSide {
+    /// The channel-binding data of a finished handshake: `tls-exporter`
+    /// (RFC 9266, TLS 1.3 only) and `tls-server-end-point`.
+    pub fn info(&self, conn: &rustls::ServerConnection) -> TlsInfo {
+        let info = TlsInfo::default().with_tls_server_end_point(self.end_point.to_vec());
+        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            return info;
+        }
+        match conn.export_keying_material([0u8; 32], EXPORTER_LABEL, Some(b"")) {
+            Ok(exported) => info.with_tls_exporter(exported.to_vec()),
+            Err(_) => info,
+        }
+    }
 }
 
 /// The SHA-256 fingerprint of a certificate, as clients show it (AB:CD:...).

@@ -30,9 +30,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
-use xmpp_session::{RequestId, Response, SessionId};
+use xmpp_session::{RequestId, Response, SessionId, TlsInfo};
 
 use crate::limits::{Bucket, READ_CHUNK, Slot, WRITE_TIMEOUT};
+use crate::tls::TlsSide;
 
 /// Time allowed for a TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,8 +42,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ToCore {
     /// Bytes read from a client.
     Input(SessionId, Bytes),
-    /// The STARTTLS handshake finished.
-    TlsEstablished(SessionId),
+    /// A TLS handshake finished (STARTTLS, or direct TLS before any input),
+    /// with the connection's channel-binding data.
+    TlsEstablished(SessionId, TlsInfo),
     /// The socket reached EOF or failed.
     Gone(SessionId),
     /// The answer to a request handled off the core task.
@@ -64,9 +66,9 @@ pub enum Mode {
     /// Plain TCP throughout (`--no-tls`).
     Plain,
     /// Plain TCP that may be upgraded with STARTTLS.
-    StartTls(TlsAcceptor),
+    StartTls(TlsSide),
     /// TLS from the first byte (XEP-0368).
-    DirectTls(TlsAcceptor),
+    DirectTls(TlsSide),
 }
 
 /// What a connection task needs besides its socket.
@@ -134,23 +136,22 @@ async fn run(
             End::Socket => Ended::Socket,
             End::Core => Ended::Core,
         },
-        Mode::DirectTls(acceptor) => {
-            let Some(tls) = handshake(&acceptor, stream, link).await else {
+        Mode::DirectTls(side) => {
+            let Some(tls) = handshake(&side.acceptor, stream, link).await else {
                 return Ended::Socket;
             };
+            // Before any input: the core records the channel-binding data.
+            if !tls_established(&side, &tls, link).await {
+                return Ended::Core;
+            }
             after_tls(tls, rx, link).await
         }
-        Mode::StartTls(acceptor) => match serve(stream, rx, link).await {
+        Mode::StartTls(side) => match serve(stream, rx, link).await {
             End::StartTls(tcp) => {
-                let Some(tls) = handshake(&acceptor, tcp, link).await else {
+                let Some(tls) = handshake(&side.acceptor, tcp, link).await else {
                     return Ended::Socket;
                 };
-                if link
-                    .core
-                    .send(ToCore::TlsEstablished(link.id))
-                    .await
-                    .is_err()
-                {
+                if !tls_established(&side, &tls, link).await {
                     return Ended::Core;
                 }
                 after_tls(tls, rx, link).await
@@ -159,6 +160,16 @@ async fn run(
             End::Core => Ended::Core,
         },
     }
+}
+
+/// Tells the core the handshake finished, with the channel-binding data;
+/// `false` when the core has stopped.
+pub async fn tls_established(side: &TlsSide, tls: &TlsStream<TcpStream>, link: &Link) -> bool {
+    let info = side.info(tls.get_ref().1);
+    link.core
+        .send(ToCore::TlsEstablished(link.id, info))
+        .await
+        .is_ok()
 }
 
 /// The rest of a connection once TLS is up.

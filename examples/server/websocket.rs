@@ -15,12 +15,12 @@
 
 use std::net::SocketAddr;
 
+use crate::tls::TlsSide;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -30,7 +30,7 @@ use tracing::{debug, warn};
 use xmpp_session::{ConnectionInfo, Framing};
 
 use crate::limits::{Slot, WRITE_TIMEOUT};
-use crate::transport::{HANDSHAKE_TIMEOUT, Link, ToConn, ToCore};
+use crate::transport::{self, HANDSHAKE_TIMEOUT, Link, ToConn, ToCore};
 
 /// The HTTP path of the WebSocket endpoint.
 pub const PATH: &str = "/xmpp-websocket";
@@ -48,7 +48,7 @@ pub struct WsListener {
     /// The socket.
     pub socket: TcpListener,
     /// `Some` for `wss://`: the server's certificate.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<TlsSide>,
 }
 
 impl WsListener {
@@ -81,7 +81,7 @@ pub async fn accept(
 /// Starts the task for a connection accepted on the WebSocket listener.
 pub fn spawn(
     stream: TcpStream,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsSide>,
     rx: mpsc::UnboundedReceiver<ToConn>,
     link: Link,
     slot: Slot,
@@ -94,9 +94,17 @@ pub fn spawn(
         }
         let socket_ended = match tls {
             None => serve(stream, &mut rx, &link).await,
-            Some(acceptor) => {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve(tls, &mut rx, &link).await,
+            Some(side) => {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, side.acceptor.accept(stream)).await {
+                    // The channel-binding data goes to the core before any
+                    // input (it is a direct-TLS connection).
+                    Ok(Ok(tls)) => {
+                        if transport::tls_established(&side, &tls, &link).await {
+                            serve(tls, &mut rx, &link).await
+                        } else {
+                            false
+                        }
+                    }
                     Ok(Err(e)) => {
                         log(&link, format_args!("TLS handshake failed: {e}"));
                         true

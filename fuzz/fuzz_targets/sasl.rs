@@ -116,8 +116,8 @@ impl CredChoice {
         let has_keys = match mechanism {
             // PLAIN checks whichever keys are stored.
             Mechanism::Plain => true,
-            Mechanism::ScramSha1 => self != CredChoice::Sha256Only,
-            Mechanism::ScramSha256 => self != CredChoice::Sha1Only,
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => self != CredChoice::Sha256Only,
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => self != CredChoice::Sha1Only,
         };
         has_keys.then_some(password)
     }
@@ -519,7 +519,10 @@ impl Run {
                         && matches!(authcid, "user" | "us\u{AD}er");
                 }
             }
-            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
+            Mechanism::ScramSha1
+            | Mechanism::ScramSha256
+            | Mechanism::ScramSha1Plus
+            | Mechanism::ScramSha256Plus => {
                 if let Ok(text) = std::str::from_utf8(bytes) {
                     let mut parts = text.splitn(3, ',');
                     if let (Some(flag), Some(authz), Some(bare)) =

@@ -254,9 +254,12 @@ impl SessionManager {
     }
 
     /// The transport finished STARTTLS; the client will send a new header.
-    pub fn handle_tls_established(&mut self, id: SessionId, _info: TlsInfo, now: Instant) {
+    ///
+    /// On a direct-TLS connection, calling it before any input only records
+    /// the [`TlsInfo`] (its channel-binding data); see there.
+    pub fn handle_tls_established(&mut self, id: SessionId, info: TlsInfo, now: Instant) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.tls_established();
+            session.tls_established(info);
         }
         self.drive(id, now);
         self.run_tasks(now);

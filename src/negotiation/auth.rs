@@ -27,8 +27,8 @@ use crate::account::AccountJid;
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::ids::SessionId;
-use crate::output::Output;
-use crate::sasl::{Mechanism, SaslExchange, SaslFailure, SaslStep};
+use crate::output::{Output, TlsInfo};
+use crate::sasl::{ChannelBindings, Mechanism, SaslExchange, SaslFailure, SaslStep};
 use crate::session::{Blocked, Phase, Session, SessionKind};
 use crate::storage::{Request, Response};
 use crate::xml::{self, NS_SASL, NS_SASL2, NS_TLS};
@@ -54,11 +54,32 @@ impl Session {
         Step::Closed
     }
 
-    /// The transport finished the TLS handshake.
-    pub(crate) fn tls_established(&mut self) {
+    /// The transport finished the TLS handshake (or, on direct TLS, tells
+    /// its facts). The channel-binding data is kept while negotiating on a
+    /// secure stream whose header has not been read yet.
+    pub(crate) fn tls_established(&mut self, info: TlsInfo) {
         if self.awaiting_tls() {
             self.set_awaiting_tls(false);
             self.secure = true;
+        }
+        // Only before the stream header: features already sent without
+        // -PLUS must not be followed by a check that assumes it was offered.
+        if self.secure
+            && self.notopen
+            && let Some(negotiating) = self.negotiating_mut()
+        {
+            negotiating.channel_bindings = info.into_channel_bindings();
+        }
+    }
+
+    /// The channel-binding data of this stream, if it is secure and still
+    /// negotiating.
+    pub(super) fn channel_bindings(&self) -> Option<&ChannelBindings> {
+        match &self.phase {
+            Phase::Negotiating(n) if self.secure && !n.channel_bindings.is_empty() => {
+                Some(&n.channel_bindings)
+            }
+            _ => None,
         }
     }
 
@@ -68,11 +89,13 @@ impl Session {
         config: &'c Config,
     ) -> impl Iterator<Item = Mechanism> + 'c {
         let secure = self.secure;
+        let binding = self.channel_bindings().is_some();
         config
             .mechanisms
             .iter()
             .copied()
             .filter(move |m| secure || !m.is_plaintext() || config.allow_plain_without_tls)
+            .filter(move |m| binding || !m.is_plus())
     }
 
     /// Handles one SASL element, then wipes its text (the base64 payload, which
@@ -170,7 +193,10 @@ impl Session {
         let Some(mechanism) = mechanism.and_then(Mechanism::from_name) else {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         };
-        if !ctx.config.mechanisms.contains(&mechanism) {
+        // A -PLUS mechanism needs this connection's binding data.
+        if !ctx.config.mechanisms.contains(&mechanism)
+            || (mechanism.is_plus() && self.channel_bindings().is_none())
+        {
             return self.sasl_failure(ctx, SaslFailure::InvalidMechanism, None);
         }
         if !self.offered_mechanisms(ctx.config).any(|m| m == mechanism) {
@@ -186,11 +212,19 @@ impl Session {
             return Step::Closed;
         }
         let domain = self.host.clone().unwrap_or_default();
-        let (exchange, step) = SaslExchange::start_for_domain(
+        // Binding is checked (and `y` refused) only when -PLUS was offered.
+        let plus_offered = self.offered_mechanisms(ctx.config).any(Mechanism::is_plus);
+        let bindings = self
+            .channel_bindings()
+            .filter(|_| plus_offered)
+            .cloned()
+            .unwrap_or_default();
+        let (exchange, step) = SaslExchange::start_with_channel_binding(
             mechanism,
             initial.as_ref().map(|data| data.as_slice()),
             &nonce,
             &domain,
+            bindings,
         );
         self.set_sasl(Some(exchange));
         self.apply_sasl_step(ctx, step)

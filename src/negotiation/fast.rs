@@ -8,8 +8,9 @@
 //! the previous token (constant time; expired tokens never match). The
 //! success data is `HMAC-SHA-256(token, "Responder")`. No PBKDF2 anywhere.
 //!
-//! Channel binding (`-ENDP`, `-UNIQ`) is not offered: the embedder gives
-//! the core no channel-binding data yet.
+//! Channel-binding variants (`-ENDP`, `-EXPR`, `-UNIQ`) are not offered
+//! yet, although a TLS connection's binding data may now be known (see
+//! [`TlsInfo`](crate::TlsInfo)); SCRAM-*-PLUS uses it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};

@@ -8,6 +8,7 @@ use super::{Ctx, Step};
 use crate::config::Config;
 use crate::error::{StreamError, StreamErrorCondition};
 use crate::output::{Framing, Output};
+use crate::sasl::Mechanism;
 use crate::session::{Session, SessionKind};
 use crate::stream::{self, StreamHeader};
 use crate::xml::{self, NS_CLIENT, NS_STREAMS};
@@ -38,11 +39,16 @@ impl Session {
             .as_deref()
             .and_then(|f| jid::Jid::new(f).ok())
             .map(|j| j.to_string());
-        let features = ctx
-            .features
-            .get(self.kind(), self.secure, self.starttls_available, || {
-                self.features(ctx.config)
-            });
+        // With channel binding the features name this connection's binding
+        // types, so they are built for it rather than cached.
+        let features = if self.channel_bindings().is_some() {
+            serialise(self.features(ctx.config))
+        } else {
+            ctx.features
+                .get(self.kind(), self.secure, self.starttls_available, || {
+                    self.features(ctx.config)
+                })
+        };
         if self.framing == Framing::WebSocket {
             return self.open_framed(ctx, to.as_deref(), features);
         }
@@ -145,7 +151,8 @@ impl Session {
     ///
     /// It depends only on the session's kind, `secure` and
     /// `starttls_available` and on the configuration, so the manager keeps it
-    /// serialised in a [`FeaturesCache`].
+    /// serialised in a [`FeaturesCache`] — except on a connection with
+    /// channel-binding data, whose features are built each time.
     fn features(&self, config: &Config) -> Option<Element> {
         let mut features = Element::bare("features", NS_STREAMS);
         match self.kind() {
@@ -168,6 +175,18 @@ impl Session {
                     }
                     if xml::child_count(&mechanisms) > 0 {
                         features.append_child(mechanisms);
+                        if let Some(bindings) = self.channel_bindings()
+                            && self.offered_mechanisms(config).any(Mechanism::is_plus)
+                        {
+                            // XEP-0440: the types the -PLUS mechanisms accept.
+                            let mut cb = Element::bare("sasl-channel-binding", xml::NS_SASL_CB);
+                            for kind in bindings.types() {
+                                let mut el = Element::bare("channel-binding", xml::NS_SASL_CB);
+                                xml::set_attr(&mut el, "type", kind.name());
+                                cb.append_child(el);
+                            }
+                            features.append_child(cb);
+                        }
                         if config.sasl2 {
                             features.append_child(super::sasl2::authentication_feature(
                                 config,

@@ -1,5 +1,6 @@
 //! Server-side SASL (RFC 6120 §6) as a pure state machine: PLAIN, SCRAM-SHA-1 and
-//! SCRAM-SHA-256.
+//! SCRAM-SHA-256, and their channel-binding variants SCRAM-SHA-1-PLUS and
+//! SCRAM-SHA-256-PLUS (RFC 5802 §6) when the caller supplies [`ChannelBindings`].
 //!
 //! The machine never touches storage and never runs PBKDF2. SCRAM needs an account's
 //! stored [`Credentials`]: it returns [`SaslStep::NeedCredentials`]; the caller looks
@@ -12,6 +13,7 @@
 //! password while it waits. Payloads are raw bytes: base64 coding of `<auth/>`,
 //! `<challenge/>`, `<response/>` and `<success/>` text is the caller's job.
 
+mod binding;
 mod credentials;
 mod password;
 mod plain;
@@ -21,6 +23,7 @@ use core::fmt;
 
 use base64::prelude::*;
 
+pub use binding::{ChannelBindingType, ChannelBindings};
 pub use credentials::{Credentials, ScramHash, ScramKeys};
 pub use password::{Password, PasswordCheck};
 
@@ -33,11 +36,20 @@ pub enum Mechanism {
     ScramSha1,
     /// `SCRAM-SHA-256` (RFC 7677).
     ScramSha256,
+    /// `SCRAM-SHA-1-PLUS` (RFC 5802 with channel binding). Offered only on a
+    /// TLS connection whose [`ChannelBindings`] are known.
+    ScramSha1Plus,
+    /// `SCRAM-SHA-256-PLUS` (RFC 7677 with channel binding). Offered only on
+    /// a TLS connection whose [`ChannelBindings`] are known.
+    ScramSha256Plus,
 }
 
 impl Mechanism {
-    /// All mechanisms, strongest first.
-    pub const ALL: [Mechanism; 3] = [
+    /// All mechanisms, strongest first (the channel-binding ones before the
+    /// others).
+    pub const ALL: [Mechanism; 5] = [
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
         Mechanism::Plain,
@@ -50,6 +62,8 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
         }
     }
 
@@ -70,9 +84,15 @@ impl Mechanism {
     pub fn scram_hash(self) -> Option<ScramHash> {
         match self {
             Mechanism::Plain => None,
-            Mechanism::ScramSha1 => Some(ScramHash::Sha1),
-            Mechanism::ScramSha256 => Some(ScramHash::Sha256),
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(ScramHash::Sha1),
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(ScramHash::Sha256),
         }
+    }
+
+    /// Whether this is a channel-binding (`-PLUS`) mechanism.
+    #[must_use]
+    pub fn is_plus(self) -> bool {
+        matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
     }
 }
 
@@ -196,6 +216,16 @@ const TEXT_UNEXPECTED_CREDENTIALS: &str = "No credentials were requested";
 /// `<text/>` when the caller resumes an exchange that was not waiting for a password
 /// check.
 const TEXT_UNEXPECTED_CHECK: &str = "No password check was requested";
+/// `<text/>` for a channel-binding type the connection cannot check
+/// (RFC 5802 `server-error-value`).
+const TEXT_CB_NOT_SUPPORTED: &str = "channel-binding-not-supported";
+/// `<text/>` for a `-PLUS` mechanism used without channel binding.
+const TEXT_CB_REQUIRED: &str = "A -PLUS mechanism requires channel binding";
+/// `<text/>` for channel binding with a mechanism without `-PLUS`.
+const TEXT_CB_WITHOUT_PLUS: &str = "Channel binding requires a -PLUS mechanism";
+/// `<text/>` for `y` on a connection that offers channel binding (a
+/// possible downgrade attack, RFC 5802 §6).
+const TEXT_CB_DOWNGRADE: &str = "server-does-support-channel-binding";
 /// `<text/>` for a disabled account.
 const TEXT_ACCOUNT_DISABLED: &str = "Account disabled";
 
@@ -230,6 +260,8 @@ pub struct SaslExchange {
     mechanism: Mechanism,
     server_nonce: String,
     domain: Option<String>,
+    /// What the connection can bind to; empty without TLS data.
+    bindings: ChannelBindings,
     state: State,
 }
 
@@ -238,6 +270,7 @@ impl fmt::Debug for SaslExchange {
         f.debug_struct("SaslExchange")
             .field("mechanism", &self.mechanism)
             .field("domain", &self.domain)
+            .field("bindings", &self.bindings)
             .field("phase", &self.state.phase())
             .finish_non_exhaustive()
     }
@@ -262,6 +295,7 @@ impl SaslExchange {
             initial_response,
             BASE64_STANDARD.encode(server_nonce),
             None,
+            ChannelBindings::default(),
         )
     }
 
@@ -275,11 +309,36 @@ impl SaslExchange {
         server_nonce: &[u8],
         domain: &str,
     ) -> (Self, SaslStep) {
+        let bindings = ChannelBindings::default();
+        Self::start_with_channel_binding(
+            mechanism,
+            initial_response,
+            server_nonce,
+            domain,
+            bindings,
+        )
+    }
+
+    /// Like [`SaslExchange::start_for_domain`] on a connection with channel
+    /// binding: the `-PLUS` mechanisms check the client's binding against
+    /// `bindings`, and the plain SCRAM mechanisms refuse a client that says
+    /// it supports binding (`y`) when `bindings` is not empty, as that means
+    /// the `-PLUS` mechanisms were offered and removed on the way (RFC 5802
+    /// §6). Pass empty `bindings` when no `-PLUS` mechanism was offered.
+    #[must_use]
+    pub fn start_with_channel_binding(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        server_nonce: &[u8],
+        domain: &str,
+        bindings: ChannelBindings,
+    ) -> (Self, SaslStep) {
         Self::start_inner(
             mechanism,
             initial_response,
             BASE64_STANDARD.encode(server_nonce),
             Some(domain.to_owned()),
+            bindings,
         )
     }
 
@@ -292,11 +351,29 @@ impl SaslExchange {
         initial_response: Option<&[u8]>,
         nonce_text: &str,
     ) -> (Self, SaslStep) {
+        Self::start_with_nonce_text_and_bindings(
+            mechanism,
+            initial_response,
+            nonce_text,
+            ChannelBindings::default(),
+        )
+    }
+
+    /// [`SaslExchange::start_with_nonce_text`] with channel binding (for test
+    /// vectors).
+    #[must_use]
+    #[doc(hidden)]
+    pub fn start_with_nonce_text_and_bindings(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        nonce_text: &str,
+        bindings: ChannelBindings,
+    ) -> (Self, SaslStep) {
         let nonce = nonce_text
             .chars()
             .filter(|&c| scram::is_nonce_char(c))
             .collect();
-        Self::start_inner(mechanism, initial_response, nonce, None)
+        Self::start_inner(mechanism, initial_response, nonce, None, bindings)
     }
 
     fn start_inner(
@@ -304,11 +381,13 @@ impl SaslExchange {
         initial_response: Option<&[u8]>,
         server_nonce: String,
         domain: Option<String>,
+        bindings: ChannelBindings,
     ) -> (Self, SaslStep) {
         let mut exchange = SaslExchange {
             mechanism,
             server_nonce,
             domain,
+            bindings,
             state: State::Finished,
         };
         let step = match initial_response {
@@ -342,7 +421,11 @@ impl SaslExchange {
             },
             Some(_) => match scram::parse_client_first(message) {
                 Err(failure) => fail(failure, TEXT_MALFORMED),
-                Ok(first) => {
+                Ok(mut first) => {
+                    match self.channel_binding(first.flag) {
+                        Ok(binding) => first.binding = binding,
+                        Err(text) => return fail(SaslFailure::NotAuthorized, text),
+                    }
                     if let Some(authzid) = &first.authzid
                         && !self.authzid_acceptable(authzid, &first.authcid, &first.username)
                     {
@@ -353,6 +436,23 @@ impl SaslExchange {
                     SaslStep::NeedCredentials { username }
                 }
             },
+        }
+    }
+
+    /// Judges the gs2 flag against the mechanism and the connection: the
+    /// binding data the client must echo, or the failure text
+    /// (`not-authorized`).
+    fn channel_binding(&self, flag: scram::Gs2Flag) -> Result<Option<Vec<u8>>, &'static str> {
+        use scram::Gs2Flag;
+        match (flag, self.mechanism.is_plus()) {
+            (Gs2Flag::Binding(kind), true) => kind
+                .and_then(|kind| self.bindings.get(kind))
+                .map(|data| Some(data.to_vec()))
+                .ok_or(TEXT_CB_NOT_SUPPORTED),
+            (Gs2Flag::No | Gs2Flag::ClientSupports, true) => Err(TEXT_CB_REQUIRED),
+            (Gs2Flag::Binding(_), false) => Err(TEXT_CB_WITHOUT_PLUS),
+            (Gs2Flag::ClientSupports, false) if !self.bindings.is_empty() => Err(TEXT_CB_DOWNGRADE),
+            (Gs2Flag::No | Gs2Flag::ClientSupports, false) => Ok(None),
         }
     }
 

@@ -4,17 +4,34 @@ use std::sync::Arc;
 
 use base64::prelude::*;
 
-use super::SaslFailure;
 use super::credentials::{HashBytes, KeyedMacs, ScramHash, ScramKeys, ct_eq};
+use super::{ChannelBindingType, SaslFailure};
 
 /// Whether `c` may appear in a SCRAM nonce (`printable` in RFC 5802 §7).
 pub(crate) fn is_nonce_char(c: char) -> bool {
     matches!(c, '\x21'..='\x7e') && c != ','
 }
 
+/// The channel-binding flag of a gs2 header (RFC 5802 §7, `gs2-cbind-flag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gs2Flag {
+    /// `n`: the client does not support channel binding.
+    No,
+    /// `y`: the client supports it but thinks the server does not.
+    ClientSupports,
+    /// `p=<name>`: the client binds to this type (`None`: a name we do
+    /// not know).
+    Binding(Option<ChannelBindingType>),
+}
+
 /// A parsed client-first message.
 #[derive(Clone)]
 pub(crate) struct ClientFirst {
+    /// The gs2 channel-binding flag.
+    pub flag: Gs2Flag,
+    /// The channel-binding data the client must echo in client-final
+    /// (after the gs2 header), set by the exchange once it accepts `p=`.
+    pub binding: Option<Vec<u8>>,
     /// The whole message, verbatim: `gs2-header` then
     /// `client-first-message-bare`.
     message: String,
@@ -70,16 +87,30 @@ fn decode_saslname(name: &str) -> Result<String, SaslFailure> {
     Ok(out)
 }
 
-/// Parses a client-first message. Channel binding (`p=`), mandatory extensions
-/// (`m=`) and any syntax, UTF-8 or SASLprep problem are `MalformedRequest`.
+/// Parses a client-first message. The gs2 flag is returned, not judged
+/// (that depends on the mechanism and the connection). Mandatory extensions
+/// (`m=`), a badly formed channel-binding name and any syntax, UTF-8 or
+/// SASLprep problem are `MalformedRequest`.
 pub(crate) fn parse_client_first(message: &[u8]) -> Result<ClientFirst, SaslFailure> {
     const MALFORMED: SaslFailure = SaslFailure::MalformedRequest;
     let text = core::str::from_utf8(message).map_err(|_| MALFORMED)?;
     let (flag, rest) = text.split_once(',').ok_or(MALFORMED)?;
-    // We never offer -PLUS, so `y` (client supports binding, thinks we do not) is fine.
-    if flag != "n" && flag != "y" {
-        return Err(MALFORMED);
-    }
+    let flag = match flag {
+        "n" => Gs2Flag::No,
+        "y" => Gs2Flag::ClientSupports,
+        _ => {
+            let name = flag.strip_prefix("p=").ok_or(MALFORMED)?;
+            // cb-name = 1*(ALPHA / DIGIT / "." / "-")
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return Err(MALFORMED);
+            }
+            Gs2Flag::Binding(ChannelBindingType::from_name(name))
+        }
+    };
     let (authz, bare) = rest.split_once(',').ok_or(MALFORMED)?;
     let authzid = if authz.is_empty() {
         None
@@ -117,6 +148,8 @@ pub(crate) fn parse_client_first(message: &[u8]) -> Result<ClientFirst, SaslFail
     // `<gs2-header><user_attr>,r=<nonce>`
     let nonce_start = bare_start + user_attr.len() + ",r=".len();
     Ok(ClientFirst {
+        flag,
+        binding: None,
         message: text.to_owned(),
         bare_start,
         nonce: nonce_start..nonce_start + client_nonce.len(),
@@ -135,6 +168,9 @@ pub(crate) struct Pending {
     client_first: String,
     /// Where `client-first-message-bare` starts in `client_first`.
     bare_start: usize,
+    /// With channel binding: the gs2 header followed by the binding data,
+    /// whose base64 the client-final `c=` must be.
+    cbind_input: Option<Vec<u8>>,
     /// `r=<combined nonce>,s=<salt>,i=<iterations>`.
     pub server_first: String,
     stored_key: HashBytes,
@@ -168,8 +204,15 @@ impl Pending {
         BASE64_STANDARD.encode_string(&keys.salt, &mut server_first);
         server_first.push_str(",i=");
         push_decimal(&mut server_first, keys.iterations.max(1));
+        let cbind_input = first.binding.map(|data| {
+            let header = first.message.as_bytes().get(..first.bare_start);
+            let mut input = header.unwrap_or_default().to_vec();
+            input.extend_from_slice(&data);
+            input
+        });
         Some(Pending {
             hash,
+            cbind_input,
             client_first: first.message,
             bare_start: first.bare_start,
             server_first,
@@ -202,8 +245,10 @@ impl Pending {
     /// Checks a client-final message and returns the server-final message
     /// (`v=<base64 ServerSignature>`).
     ///
-    /// Bad syntax, a channel-binding value other than the base64 gs2 header, or a
-    /// nonce mismatch is `MalformedRequest`; a wrong proof is `NotAuthorized`.
+    /// Bad syntax, a channel-binding value other than the base64 gs2 header
+    /// (without channel binding), or a nonce mismatch is `MalformedRequest`;
+    /// a wrong proof or, with channel binding, a `c=` other than the base64
+    /// of the gs2 header and the binding data is `NotAuthorized`.
     pub(crate) fn verify_client_final(&self, message: &[u8]) -> Result<ServerFinal, SaslFailure> {
         const MALFORMED: SaslFailure = SaslFailure::MalformedRequest;
         let text = core::str::from_utf8(message).map_err(|_| MALFORMED)?;
@@ -220,8 +265,12 @@ impl Pending {
             .next()
             .and_then(|a| a.strip_prefix("r="))
             .ok_or(MALFORMED)?;
-        if !is_base64_of(cbind.as_bytes(), self.gs2_header()) {
-            return Err(MALFORMED);
+        match &self.cbind_input {
+            Some(input) if !is_base64_of(cbind.as_bytes(), input) => {
+                return Err(SaslFailure::NotAuthorized);
+            }
+            None if !is_base64_of(cbind.as_bytes(), self.gs2_header()) => return Err(MALFORMED),
+            _ => {}
         }
         if nonce != self.combined_nonce() {
             return Err(MALFORMED);
@@ -400,6 +449,20 @@ mod tests {
         assert_eq!(cf.authzid.as_deref(), Some("us=er"));
         assert_eq!(cf.authcid, "us,er");
         assert_eq!(cf.client_first_bare(), "n=us=2Cer,r=x,e=ext");
+        assert_eq!(cf.flag, Gs2Flag::ClientSupports);
+
+        for (header, flag) in [
+            ("p=tls-exporter", Some(ChannelBindingType::TlsExporter)),
+            (
+                "p=tls-server-end-point",
+                Some(ChannelBindingType::TlsServerEndPoint),
+            ),
+            ("p=tls-unique", None),
+        ] {
+            let cf = parse_client_first(format!("{header},,n=user,r=abc").as_bytes()).unwrap();
+            assert_eq!(cf.flag, Gs2Flag::Binding(flag), "{header}");
+            assert_eq!(cf.gs2_header(), format!("{header},,"));
+        }
     }
 
     #[test]
@@ -409,7 +472,9 @@ mod tests {
             b"n",
             b"n,",
             b"n,,",
-            b"p=tls-unique,,n=user,r=abc",
+            b"p=,,n=user,r=abc",
+            b"p=tls_unique,,n=user,r=abc",
+            b"q=tls-unique,,n=user,r=abc",
             b"x,,n=user,r=abc",
             b"N,,n=user,r=abc",
             b"n,b=x,n=user,r=abc",

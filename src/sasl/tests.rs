@@ -65,6 +65,24 @@ fn client_final(
     client_first_bare: &str,
     server_first: &str,
 ) -> String {
+    client_final_bound(
+        hash,
+        password,
+        gs2_header.as_bytes(),
+        client_first_bare,
+        server_first,
+    )
+}
+
+/// [`client_final`] with `c=` the base64 of `cbind_input` (the gs2 header
+/// and, with channel binding, the binding data).
+fn client_final_bound(
+    hash: ScramHash,
+    password: &str,
+    cbind_input: &[u8],
+    client_first_bare: &str,
+    server_first: &str,
+) -> String {
     let mut attrs = server_first.split(',');
     let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).expect("r");
     let salt = b64d(attrs.next().and_then(|a| a.strip_prefix("s=")).expect("s"));
@@ -85,11 +103,7 @@ fn client_final(
     }
     let client_key = hash.hmac(&salted, b"Client Key");
     let stored_key = hash.digest(&client_key);
-    let without_proof = format!(
-        "c={},r={}",
-        BASE64_STANDARD.encode(gs2_header.as_bytes()),
-        nonce
-    );
+    let without_proof = format!("c={},r={}", BASE64_STANDARD.encode(cbind_input), nonce);
     let auth = format!("{client_first_bare},{server_first},{without_proof}");
     let sig = hash.hmac(&stored_key, auth.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
@@ -118,17 +132,30 @@ fn mechanism_names() {
     assert_eq!(
         Mechanism::ALL,
         [
+            Mechanism::ScramSha256Plus,
+            Mechanism::ScramSha1Plus,
             Mechanism::ScramSha256,
             Mechanism::ScramSha1,
             Mechanism::Plain
         ]
     );
+    assert_eq!(
+        Mechanism::from_name("SCRAM-SHA-256-PLUS"),
+        Some(Mechanism::ScramSha256Plus)
+    );
+    assert!(Mechanism::ScramSha1Plus.is_plus() && Mechanism::ScramSha256Plus.is_plus());
+    assert!(!Mechanism::ScramSha1.is_plus() && !Mechanism::Plain.is_plus());
+    assert_eq!(
+        Mechanism::ScramSha256Plus.scram_hash(),
+        Some(ScramHash::Sha256)
+    );
+    assert_eq!(Mechanism::ScramSha1Plus.scram_hash(), Some(ScramHash::Sha1));
     for m in Mechanism::ALL {
         assert_eq!(Mechanism::from_name(m.name()), Some(m));
         assert_eq!(m.to_string(), m.name());
     }
     assert_eq!(Mechanism::from_name("scram-sha-1"), None);
-    assert_eq!(Mechanism::from_name("SCRAM-SHA-1-PLUS"), None);
+    assert_eq!(Mechanism::from_name("scram-sha-1-plus"), None);
     assert_eq!(Mechanism::from_name("DIGEST-MD5"), None);
     assert!(Mechanism::Plain.is_plaintext());
     assert!(!Mechanism::ScramSha1.is_plaintext());
@@ -329,8 +356,8 @@ fn scram_bad_client_first() {
     for bad in [
         "x,,n=user,r=abc",
         "n,n=user,r=abc",
-        "p=tls-unique,,n=user,r=abc",
-        "p=tls-exporter,a=user,n=user,r=abc",
+        "p=,,n=user,r=abc",
+        "p=tls_exporter,,n=user,r=abc",
         "n,,m=foo,n=user,r=abc",
         "n,,n=us=2xer,r=abc",
         "n,,n=user=,r=abc",
@@ -821,6 +848,176 @@ fn plain_out_of_order() {
     );
 }
 
+// ---------------------------------------------------------------- channel binding
+
+const EXPORTER: [u8; 32] = [7; 32];
+const END_POINT: [u8; 32] = [9; 32];
+
+fn both_bindings() -> ChannelBindings {
+    ChannelBindings::default()
+        .with_tls_exporter(EXPORTER)
+        .with_tls_server_end_point(END_POINT)
+}
+
+/// Starts an exchange with `bindings` and returns it with the first step.
+fn start_bound(
+    mech: Mechanism,
+    client_first: &str,
+    bindings: ChannelBindings,
+) -> (SaslExchange, SaslStep) {
+    SaslExchange::start_with_nonce_text_and_bindings(
+        mech,
+        Some(client_first.as_bytes()),
+        "srv",
+        bindings,
+    )
+}
+
+/// Runs a bound exchange to the end; `cbind_input` is what the client puts
+/// (base64) in `c=`.
+fn bound_login(mech: Mechanism, header: &str, cbind_input: &[u8]) -> SaslStep {
+    let bare = "n=user,r=cli";
+    let (mut ex, step) = start_bound(mech, &format!("{header}{bare}"), both_bindings());
+    assert_eq!(step, need("user"));
+    let SaslStep::Challenge(server_first) = ex.provide_credentials(Some(&cheap("pw"))) else {
+        panic!("no challenge");
+    };
+    let server_first = String::from_utf8(server_first).expect("utf8");
+    let hash = mech.scram_hash().expect("scram");
+    let cf = client_final_bound(hash, "pw", cbind_input, bare, &server_first);
+    ex.respond(cf.as_bytes())
+}
+
+fn with_data(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut input = header.as_bytes().to_vec();
+    input.extend_from_slice(data);
+    input
+}
+
+#[test]
+fn plus_succeeds_with_each_binding_type() {
+    for mech in [Mechanism::ScramSha1Plus, Mechanism::ScramSha256Plus] {
+        for (header, data) in [
+            ("p=tls-exporter,,", &EXPORTER),
+            ("p=tls-server-end-point,,", &END_POINT),
+            ("p=tls-exporter,a=user,", &EXPORTER),
+        ] {
+            let step = bound_login(mech, header, &with_data(header, data));
+            assert!(
+                matches!(&step, SaslStep::Success { username, .. } if username == "user"),
+                "{mech} {header}: {step:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plus_with_wrong_binding_data_is_not_authorized() {
+    for mech in [Mechanism::ScramSha1Plus, Mechanism::ScramSha256Plus] {
+        let header = "p=tls-exporter,,";
+        for input in [
+            // The other type's data.
+            with_data(header, &END_POINT),
+            // The header alone, as without binding.
+            header.as_bytes().to_vec(),
+            // One byte short.
+            with_data(header, &EXPORTER[1..]),
+            // Another header.
+            with_data("p=tls-server-end-point,,", &EXPORTER),
+        ] {
+            let step = bound_login(mech, header, &input);
+            assert_failure(&step, SaslFailure::NotAuthorized);
+        }
+    }
+}
+
+#[track_caller]
+fn assert_refused(step: &SaslStep, text: &'static str) {
+    assert_eq!(
+        step,
+        &SaslStep::Failure {
+            failure: SaslFailure::NotAuthorized,
+            text: Some(text)
+        }
+    );
+}
+
+#[test]
+fn plus_refuses_unsupported_types_and_missing_binding() {
+    let exporter_only = ChannelBindings::default().with_tls_exporter(EXPORTER);
+    for mech in [Mechanism::ScramSha1Plus, Mechanism::ScramSha256Plus] {
+        for (first, bindings) in [
+            ("p=tls-unique,,n=user,r=cli", both_bindings()),
+            (
+                "p=tls-server-end-point,,n=user,r=cli",
+                exporter_only.clone(),
+            ),
+            ("p=tls-exporter,,n=user,r=cli", ChannelBindings::default()),
+        ] {
+            let (ex, step) = start_bound(mech, first, bindings);
+            assert_refused(&step, "channel-binding-not-supported");
+            assert!(ex.is_finished());
+        }
+        for first in ["n,,n=user,r=cli", "y,,n=user,r=cli"] {
+            let (_, step) = start_bound(mech, first, both_bindings());
+            assert_refused(&step, "A -PLUS mechanism requires channel binding");
+        }
+    }
+}
+
+#[test]
+fn binding_with_a_mechanism_without_plus_is_not_authorized() {
+    for mech in [Mechanism::ScramSha1, Mechanism::ScramSha256] {
+        for bindings in [both_bindings(), ChannelBindings::default()] {
+            for first in [
+                "p=tls-exporter,,n=user,r=cli",
+                "p=tls-unique,a=user,n=user,r=cli",
+            ] {
+                let (_, step) = start_bound(mech, first, bindings.clone());
+                assert_refused(&step, "Channel binding requires a -PLUS mechanism");
+            }
+        }
+    }
+}
+
+#[test]
+fn y_is_a_downgrade_only_when_binding_is_offered() {
+    for mech in [Mechanism::ScramSha1, Mechanism::ScramSha256] {
+        let (_, step) = start_bound(mech, "y,,n=user,r=cli", both_bindings());
+        assert_refused(&step, "server-does-support-channel-binding");
+        let (_, step) = start_bound(mech, "y,,n=user,r=cli", ChannelBindings::default());
+        assert_eq!(step, need("user"));
+        // `n` is fine either way: the client cannot bind.
+        let (_, step) = start_bound(mech, "n,,n=user,r=cli", both_bindings());
+        assert_eq!(step, need("user"));
+    }
+}
+
+#[test]
+fn channel_bindings_values() {
+    assert!(ChannelBindings::default().is_empty());
+    assert!(ChannelBindings::default().with_tls_exporter([]).is_empty());
+    let b = ChannelBindings::default().with_tls_server_end_point(END_POINT);
+    assert_eq!(
+        b.types().collect::<Vec<_>>(),
+        [ChannelBindingType::TlsServerEndPoint]
+    );
+    assert_eq!(b.get(ChannelBindingType::TlsExporter), None);
+    assert_eq!(
+        b.get(ChannelBindingType::TlsServerEndPoint),
+        Some(&END_POINT[..])
+    );
+    // Debug names the types, never the data.
+    assert_eq!(
+        format!("{:?}", both_bindings()),
+        "[TlsExporter, TlsServerEndPoint]"
+    );
+    for t in ChannelBindingType::ALL {
+        assert_eq!(ChannelBindingType::from_name(t.name()), Some(t));
+    }
+    assert_eq!(ChannelBindingType::from_name("tls-unique"), None);
+}
+
 // ---------------------------------------------------------------- fuzzing
 
 fn any_mechanism() -> impl Strategy<Value = Mechanism> {
@@ -828,6 +1025,8 @@ fn any_mechanism() -> impl Strategy<Value = Mechanism> {
         Just(Mechanism::Plain),
         Just(Mechanism::ScramSha1),
         Just(Mechanism::ScramSha256),
+        Just(Mechanism::ScramSha1Plus),
+        Just(Mechanism::ScramSha256Plus),
     ]
 }
 
@@ -899,6 +1098,42 @@ proptest! {
             let is_failure = matches!(step, SaslStep::Failure { .. });
             prop_assert!(is_failure);
             prop_assert!(ex.is_finished());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A -PLUS login succeeds exactly when the echoed binding data is the
+    /// connection's, whatever else the client sends in its place.
+    #[test]
+    fn plus_succeeds_only_with_the_exact_binding_data(
+        data in prop_oneof![
+            Just(EXPORTER.to_vec()),
+            Just(END_POINT.to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..48),
+            // The right data with one byte changed.
+            (0usize..32, 1u8..).prop_map(|(i, x)| {
+                let mut v = EXPORTER.to_vec();
+                if let Some(b) = v.get_mut(i) {
+                    *b ^= x;
+                }
+                v
+            }),
+        ],
+        end_point in any::<bool>(),
+    ) {
+        let (header, right) = if end_point {
+            ("p=tls-server-end-point,,", &END_POINT)
+        } else {
+            ("p=tls-exporter,,", &EXPORTER)
+        };
+        let step = bound_login(Mechanism::ScramSha256Plus, header, &with_data(header, &data));
+        let succeeded = matches!(step, SaslStep::Success { .. });
+        prop_assert_eq!(succeeded, data == right[..]);
+        if !succeeded {
+            prop_assert!(failure(SaslFailure::NotAuthorized)(&step), "{:?}", step);
         }
     }
 }
