@@ -19,8 +19,9 @@ pub(crate) struct Sasl2Inline {
     pub resume: Option<Element>,
     /// `<fast xmlns='urn:xmpp:fast:0'/>`: this login uses a FAST token.
     pub fast: Option<FastUse>,
-    /// `<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>`.
-    pub request_token: bool,
+    /// `<request-token xmlns='urn:xmpp:fast:0' mechanism=…/>` with a
+    /// mechanism offered on this connection: its name.
+    pub request_token: Option<&'static str>,
     /// A FAST login waiting for the client's tokens from storage.
     pub fast_attempt: Option<FastAttempt>,
     /// A FAST login that succeeded: the token used and the client's
@@ -35,13 +36,17 @@ pub(crate) struct FastUse {
     pub invalidate: bool,
 }
 
-/// An `HT-SHA-256-NONE` initial response, until the tokens arrive.
+/// An `HT-SHA-256-*` initial response, until the tokens arrive.
 #[derive(Debug)]
 pub(crate) struct FastAttempt {
     /// The SASL user name.
     pub username: String,
-    /// The client's HMAC over `Initiator`.
+    /// The client's HMAC over `Initiator` and the binding data.
     pub proof: Vec<u8>,
+    /// The mechanism used.
+    pub mechanism: crate::negotiation::FastMechanism,
+    /// The connection's channel-binding data for it (empty for `-NONE`).
+    pub cb_data: Vec<u8>,
 }
 
 /// A successful FAST login.

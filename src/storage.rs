@@ -162,16 +162,21 @@ impl std::fmt::Debug for FastTokens {
 #[derive(Clone, PartialEq, Eq)]
 pub struct FastToken {
     /// The token as the client received it (the `token` attribute's text,
-    /// as bytes): the HMAC key of `HT-SHA-256-NONE`.
+    /// as bytes): the HMAC key of the `HT-SHA-256-*` mechanisms.
     pub secret: Vec<u8>,
     /// When it expires, in seconds since the Unix epoch.
     pub expires: u64,
+    /// The mechanism it was issued for (`HT-SHA-256-NONE`, `-ENDP` or
+    /// `-EXPR`): a login with any other fails. Stores that predate this
+    /// field should read `HT-SHA-256-NONE`.
+    pub mechanism: String,
 }
 
 impl std::fmt::Debug for FastToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastToken")
             .field("expires", &self.expires)
+            .field("mechanism", &self.mechanism)
             .finish_non_exhaustive()
     }
 }

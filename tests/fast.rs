@@ -14,7 +14,7 @@ use common::{opened, server_with_users};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use xmpp_session::testkit::{TestServer, account, parse_stanza};
-use xmpp_session::{Config, Element, SessionId, SessionKind};
+use xmpp_session::{Config, ConnectionInfo, Element, SessionId, SessionKind, TlsInfo};
 
 const SASL2: &str = "urn:xmpp:sasl:2";
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -296,4 +296,221 @@ fn bad_fast_requests() {
         &fast_authenticate(&token, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
     );
     expect_failure(&mut off, c, "invalid-mechanism");
+}
+
+// ---- Channel binding: HT-SHA-256-EXPR and HT-SHA-256-ENDP ----
+
+const EXPORTER: &[u8] = b"0123456789abcdef0123456789abcdef";
+const END_POINT: &[u8] = b"end-point hash of the certificate";
+
+/// A direct-TLS connection with this binding data (none: a plain one),
+/// its stream open; returns the `<fast/>` mechanisms it was offered.
+fn connection(server: &mut TestServer, info: Option<TlsInfo>) -> (SessionId, Vec<String>) {
+    let c = match info {
+        Some(info) => {
+            let c = server.connect_with(ConnectionInfo::direct_tls());
+            server.tls_established_with(c, info);
+            c
+        }
+        None => server.connect(),
+    };
+    server.open_stream(c);
+    let got = server.take(c);
+    server.take_raw(c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let offered = got[0]
+        .get_child("authentication", SASL2)
+        .and_then(|a| a.get_child("inline", SASL2))
+        .and_then(|i| i.get_child("fast", FAST))
+        .map(|f| f.children().map(Element::text).collect())
+        .unwrap_or_default();
+    (c, offered)
+}
+
+fn both() -> TlsInfo {
+    TlsInfo::default()
+        .with_tls_exporter(EXPORTER)
+        .with_tls_server_end_point(END_POINT)
+}
+
+/// `HMAC-SHA-256(token, label || cb)`.
+fn bound_hmac(token: &[u8], label: &[u8], cb: &[u8]) -> Vec<u8> {
+    hmac(token, &[label, cb].concat())
+}
+
+/// `<authenticate mechanism=mech>` with the proof for `token` over `cb`.
+fn bound_authenticate(mech: &str, token: &[u8], cb: &[u8]) -> String {
+    let mut response = b"alice\0".to_vec();
+    response.extend(bound_hmac(token, b"Initiator", cb));
+    format!(
+        "<authenticate xmlns='{SASL2}' mechanism='{mech}'><initial-response>{}\
+         </initial-response>{}<fast xmlns='{FAST}'/></authenticate>",
+        BASE64.encode(response),
+        user_agent(UA)
+    )
+}
+
+/// A password login on `c` asking for a token for `mech`; returns the
+/// success.
+fn password_login_requesting(server: &mut TestServer, c: SessionId, mech: &str) -> Element {
+    let response = BASE64.encode("\0alice\0pass");
+    server.send(
+        c,
+        &format!(
+            "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{response}\
+             </initial-response>{}<request-token xmlns='{FAST}' mechanism='{mech}'/>\
+             </authenticate>",
+            user_agent(UA)
+        ),
+    );
+    let mut got = server.take(c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    got.remove(0)
+}
+
+/// A token for `mech` from a password login over TLS with both bindings.
+fn bound_token(server: &mut TestServer, mech: &str) -> Vec<u8> {
+    let (c, _) = connection(server, Some(both()));
+    let success = password_login_requesting(server, c, mech);
+    token_in(&success).expect("a token")
+}
+
+/// A `mech` login with `token` over `cb` on a TLS connection with both
+/// bindings succeeds with `HMAC(token, "Responder" || cb)`; returns the
+/// rotated token.
+fn bound_login(server: &mut TestServer, mech: &str, token: &[u8], cb: &[u8]) -> Vec<u8> {
+    let (c, _) = connection(server, Some(both()));
+    server.send(c, &bound_authenticate(mech, token, cb));
+    let got = server.take(c);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let next = token_in(&got[0]).expect("a rotated token");
+    assert_eq!(
+        got[0],
+        parse_stanza(&format!(
+            "<success xmlns='{SASL2}'><additional-data>{}</additional-data>\
+             <authorization-identifier>alice@localhost</authorization-identifier>\
+             <token xmlns='{FAST}' expiry='{EXPIRY}' token='{}'/></success>",
+            BASE64.encode(bound_hmac(token, b"Responder", cb)),
+            String::from_utf8_lossy(&next)
+        ))
+    );
+    assert_eq!(
+        server.manager.session(c).map(|s| s.kind()),
+        Some(SessionKind::Authenticated)
+    );
+    next
+}
+
+/// A `mech` login with `token` over `cb` on a TLS connection with both
+/// bindings fails with `not-authorized`.
+#[track_caller]
+fn bound_refused(server: &mut TestServer, mech: &str, token: &[u8], cb: &[u8]) {
+    let (c, _) = connection(server, Some(both()));
+    server.send(c, &bound_authenticate(mech, token, cb));
+    expect_failure(server, c, "not-authorized");
+}
+
+#[test]
+fn binding_mechanisms_are_offered_only_with_their_tls_data() {
+    let mut server = server();
+    let none = ["HT-SHA-256-NONE"];
+    assert_eq!(connection(&mut server, None).1, none);
+    assert_eq!(
+        connection(&mut server, Some(TlsInfo::default())).1,
+        none,
+        "TLS without binding data"
+    );
+    assert_eq!(
+        connection(&mut server, Some(both())).1,
+        ["HT-SHA-256-EXPR", "HT-SHA-256-ENDP", "HT-SHA-256-NONE"]
+    );
+    let endp_only = TlsInfo::default().with_tls_server_end_point(END_POINT);
+    assert_eq!(
+        connection(&mut server, Some(endp_only)).1,
+        ["HT-SHA-256-ENDP", "HT-SHA-256-NONE"]
+    );
+    let expr_only = TlsInfo::default().with_tls_exporter(EXPORTER);
+    let (c, offered) = connection(&mut server, Some(expr_only));
+    assert_eq!(offered, ["HT-SHA-256-EXPR", "HT-SHA-256-NONE"]);
+
+    // A token for a mechanism not offered here is not issued (the login
+    // itself succeeds), and -UNIQ never is.
+    for mech in ["HT-SHA-256-ENDP", "HT-SHA-256-UNIQ"] {
+        let c = if mech == "HT-SHA-256-ENDP" {
+            c
+        } else {
+            connection(&mut server, Some(both())).0
+        };
+        assert_eq!(
+            password_login_requesting(&mut server, c, mech),
+            parse_stanza(&format!(
+                "<success xmlns='{SASL2}'><authorization-identifier>alice@localhost\
+                 </authorization-identifier></success>"
+            ))
+        );
+    }
+    // Authenticating with one is refused as an unknown mechanism.
+    let (c, _) = connection(&mut server, None);
+    server.send(c, &bound_authenticate("HT-SHA-256-EXPR", b"token", b""));
+    expect_failure(&mut server, c, "invalid-mechanism");
+    let (c, _) = connection(
+        &mut server,
+        Some(TlsInfo::default().with_tls_exporter(EXPORTER)),
+    );
+    server.send(c, &bound_authenticate("HT-SHA-256-ENDP", b"token", b""));
+    expect_failure(&mut server, c, "invalid-mechanism");
+}
+
+#[test]
+fn issue_use_and_rotate_with_each_binding() {
+    let mut server = server();
+    for (mech, cb) in [
+        ("HT-SHA-256-EXPR", EXPORTER),
+        ("HT-SHA-256-ENDP", END_POINT),
+    ] {
+        let first = bound_token(&mut server, mech);
+        let second = bound_login(&mut server, mech, &first, cb);
+        // Rotation as for -NONE: the new token is for the same mechanism,
+        // and once it is used the first one is gone.
+        let third = bound_login(&mut server, mech, &second, cb);
+        bound_refused(&mut server, mech, &first, cb);
+        bound_login(&mut server, mech, &third, cb);
+    }
+}
+
+#[test]
+fn wrong_binding_data_is_not_authorized() {
+    let mut server = server();
+    for (mech, cb, other) in [
+        ("HT-SHA-256-EXPR", EXPORTER, END_POINT),
+        ("HT-SHA-256-ENDP", END_POINT, EXPORTER),
+    ] {
+        let token = bound_token(&mut server, mech);
+        bound_refused(&mut server, mech, &token, other);
+        bound_refused(&mut server, mech, &token, b"");
+        // The server hashes its own connection's data: a client on another
+        // TLS connection (a different exporter / certificate) is refused.
+        let moved = TlsInfo::default()
+            .with_tls_exporter(b"another connection's exporter 32")
+            .with_tls_server_end_point(b"another certificate's hash");
+        let (c, _) = connection(&mut server, Some(moved));
+        server.send(c, &bound_authenticate(mech, &token, cb));
+        expect_failure(&mut server, c, "not-authorized");
+        // Failed attempts leave the token usable.
+        bound_login(&mut server, mech, &token, cb);
+    }
+}
+
+#[test]
+fn tokens_are_bound_to_the_mechanism_they_were_issued_for() {
+    let mut server = server();
+    let endp = bound_token(&mut server, "HT-SHA-256-ENDP");
+    // Right token, right proof for the mechanism tried, other mechanism.
+    bound_refused(&mut server, "HT-SHA-256-NONE", &endp, b"");
+    bound_refused(&mut server, "HT-SHA-256-EXPR", &endp, EXPORTER);
+    let none = bound_token(&mut server, "HT-SHA-256-NONE");
+    bound_refused(&mut server, "HT-SHA-256-ENDP", &none, END_POINT);
+    bound_refused(&mut server, "HT-SHA-256-EXPR", &none, EXPORTER);
+    // The -NONE token (the client's newest) still works for -NONE.
+    bound_login(&mut server, "HT-SHA-256-NONE", &none, b"");
 }

@@ -98,9 +98,33 @@ CREATE TABLE IF NOT EXISTS fast_tokens (
     client TEXT NOT NULL,                 -- SHA-256 of the user-agent id, hex
     current_secret BLOB, current_expires INTEGER,
     previous_secret BLOB, previous_expires INTEGER,
+    current_mechanism TEXT NOT NULL DEFAULT 'HT-SHA-256-NONE',
+    previous_mechanism TEXT NOT NULL DEFAULT 'HT-SHA-256-NONE',
     UNIQUE (account, client)
 );
 ";
+
+/// Adds the FAST tokens' mechanism columns to a database created before
+/// they existed (its tokens were all issued for `HT-SHA-256-NONE`).
+fn add_fast_mechanism_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for column in ["current_mechanism", "previous_mechanism"] {
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('fast_tokens') WHERE name = ?1)",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE fast_tokens ADD COLUMN {column} \
+                 TEXT NOT NULL DEFAULT 'HT-SHA-256-NONE'"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The mechanism column of an empty token slot.
+const HT_SHA_256_NONE: &str = "HT-SHA-256-NONE";
 
 /// A database error as the core's [`StoreError`].
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -140,6 +164,7 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| add_fast_mechanism_columns(&conn))
             .map_err(|e| format!("database setup: {e}"))?;
         Ok(Db { conn })
     }
@@ -544,21 +569,23 @@ impl Store for Db {
         account: &AccountJid,
         client: &str,
     ) -> Result<FastTokens, StoreError> {
-        let token = |secret: Option<Vec<u8>>, expires: Option<u64>| {
+        let token = |secret: Option<Vec<u8>>, expires: Option<u64>, mechanism: String| {
             Some(FastToken {
                 secret: secret?,
                 expires: expires?,
+                mechanism,
             })
         };
         self.conn
             .query_row(
-                "SELECT current_secret, current_expires, previous_secret, previous_expires \
+                "SELECT current_secret, current_expires, current_mechanism, \
+                 previous_secret, previous_expires, previous_mechanism \
                  FROM fast_tokens WHERE account = ?1 AND client = ?2",
                 [account.as_str(), client],
                 |row| {
                     Ok(FastTokens {
-                        current: token(row.get(0)?, row.get(1)?),
-                        previous: token(row.get(2)?, row.get(3)?),
+                        current: token(row.get(0)?, row.get(1)?, row.get(2)?),
+                        previous: token(row.get(3)?, row.get(4)?, row.get(5)?),
                     })
                 },
             )
@@ -585,14 +612,17 @@ impl Store for Db {
             let (current, previous) = (tokens.current.as_ref(), tokens.previous.as_ref());
             tx.execute(
                 "INSERT INTO fast_tokens (account, client, current_secret, current_expires, \
-                 previous_secret, previous_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 current_mechanism, previous_secret, previous_expires, previous_mechanism) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     account.as_str(),
                     client,
                     current.map(|t| &t.secret),
                     current.map(|t| t.expires),
+                    current.map_or(HT_SHA_256_NONE, |t| t.mechanism.as_str()),
                     previous.map(|t| &t.secret),
                     previous.map(|t| t.expires),
+                    previous.map_or(HT_SHA_256_NONE, |t| t.mechanism.as_str()),
                 ],
             )
             .map_err(db_err)?;

@@ -179,18 +179,27 @@ impl SessionManager {
         let account = AccountJid::from_user_jid(&jid::BareJid::new(account).ok()?);
         let verified = inline.fast_verified.take();
         let invalidate = inline.fast.is_some_and(|f| f.invalidate);
-        let issue = !invalidate && (verified.is_some() || inline.request_token);
+        // The new token's mechanism: the one asked for, else (rotation) the
+        // one the used token was issued for.
+        let mechanism = inline
+            .request_token
+            .map(str::to_owned)
+            .or_else(|| verified.as_ref().map(|v| v.used.mechanism.clone()));
+        let issue = !invalidate && mechanism.is_some();
         if verified.is_none() && !issue {
             return None;
         }
         let unix_now = self.clock.unix_seconds(now);
         let mut random = Zeroizing::new([0u8; TOKEN_BYTES]);
-        let token = if issue && self.rng.fill(random.as_mut_slice()).is_ok() {
+        let token = if let Some(mechanism) = mechanism.filter(|_| issue)
+            && self.rng.fill(random.as_mut_slice()).is_ok()
+        {
             // The token is the base64 text; its bytes are the HMAC key
             // (what clients use: XEP-0484 treats the token as opaque).
             Some(FastToken {
                 secret: BASE64.encode(random.as_slice()).into_bytes(),
                 expires: unix_now.saturating_add(self.config.fast_token_lifetime.as_secs()),
+                mechanism,
             })
         } else {
             None

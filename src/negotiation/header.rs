@@ -191,6 +191,7 @@ impl Session {
                             features.append_child(super::sasl2::authentication_feature(
                                 config,
                                 self.offered_mechanisms(config).map(|m| m.name()),
+                                self.channel_bindings(),
                             ));
                         }
                     }

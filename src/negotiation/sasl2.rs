@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 pub(crate) use crate::sasl2::{Bind2Feature, Bind2Request, Sasl2Inline};
 
 use super::auth::element_payload;
-use super::fast::HT_SHA_256_NONE;
+use super::fast::FastMechanism;
 use super::{Ctx, Step};
 use crate::config::Config;
-use crate::sasl::SaslFailure;
+use crate::sasl::{ChannelBindings, SaslFailure};
 use crate::sasl2::FastUse;
 use crate::session::Session;
 use crate::xml::{self, NS_BIND2, NS_FAST, NS_SASL, NS_SASL2, NS_SM};
@@ -124,6 +124,7 @@ pub(crate) fn failure(condition: &str, text: Option<&str>) -> Element {
 pub(crate) fn authentication_feature<'a>(
     config: &Config,
     mechanisms: impl Iterator<Item = &'a str>,
+    bindings: Option<&ChannelBindings>,
 ) -> Element {
     let mut auth = Element::bare("authentication", NS_SASL2);
     for m in mechanisms {
@@ -144,7 +145,9 @@ pub(crate) fn authentication_feature<'a>(
     }
     if config.fast_on() {
         let mut fast = Element::bare("fast", NS_FAST);
-        fast.append_child(xml::text_element("mechanism", NS_FAST, HT_SHA_256_NONE));
+        for m in FastMechanism::offered_all(bindings) {
+            fast.append_child(xml::text_element("mechanism", NS_FAST, m.name()));
+        }
         inline.append_child(fast);
     }
     auth.append_child(inline);
@@ -249,9 +252,10 @@ impl Session {
                 let invalidate = matches!(xml::attr(child, "invalidate"), Some("true" | "1"));
                 inline.fast = Some(FastUse { invalidate });
             } else if child.is("request-token", NS_FAST)
-                && xml::attr(child, "mechanism") == Some(HT_SHA_256_NONE)
+                && let Some(m) = xml::attr(child, "mechanism")
+                    .and_then(|m| FastMechanism::offered(m, self.channel_bindings()))
             {
-                inline.request_token = true;
+                inline.request_token = Some(m.name());
             }
         }
         let initial = match el.get_child("initial-response", NS_SASL2) {
@@ -263,8 +267,8 @@ impl Session {
                 }
             },
         };
-        if xml::attr(el, "mechanism") == Some(HT_SHA_256_NONE) {
-            return self.start_fast(ctx, inline, initial);
+        if let Some(m) = xml::attr(el, "mechanism").and_then(FastMechanism::from_name) {
+            return self.start_fast(ctx, m, inline, initial);
         }
         self.set_sasl2(Some(Box::new(inline)));
         self.start_exchange(ctx, xml::attr(el, "mechanism"), initial)
