@@ -812,4 +812,40 @@ mod tests {
         assert_eq!(db.take_offline(&bob).expect("taken").len(), 2);
         assert_eq!(store(&mut db, &bob, &small), OfflineStored::Stored);
     }
+
+    #[test]
+    fn fast_tokens_keep_their_mechanism_and_old_tables_read_none() {
+        let mut db = Db::open(None).expect("in-memory database");
+        let bob = AccountJid::new("bob", "localhost").expect("valid account");
+        let token = |mechanism: &str| FastToken {
+            secret: b"secret".to_vec(),
+            expires: 10,
+            mechanism: mechanism.into(),
+        };
+        let tokens = FastTokens {
+            current: Some(token("HT-SHA-256-EXPR")),
+            previous: Some(token("HT-SHA-256-ENDP")),
+        };
+        db.store_fast_tokens(&bob, "c", &tokens, 3).expect("stored");
+        assert_eq!(db.fast_tokens(&bob, "c").expect("read"), tokens);
+
+        // A table from before the mechanism columns gets them, and its
+        // tokens read as -NONE; adding them twice is a no-op.
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch(
+            "CREATE TABLE fast_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             account TEXT NOT NULL, client TEXT NOT NULL, current_secret BLOB, \
+             current_expires INTEGER, previous_secret BLOB, previous_expires INTEGER, \
+             UNIQUE (account, client)); \
+             INSERT INTO fast_tokens (account, client, current_secret, current_expires) \
+             VALUES ('bob@localhost', 'c', x'736563726574', 10);",
+        )
+        .expect("old table");
+        add_fast_mechanism_columns(&conn).expect("columns added");
+        add_fast_mechanism_columns(&conn).expect("idempotent");
+        let mut old = Db { conn };
+        let read = old.fast_tokens(&bob, "c").expect("read");
+        assert_eq!(read.current, Some(token("HT-SHA-256-NONE")));
+        assert_eq!(read.previous, None);
+    }
 }
