@@ -248,10 +248,8 @@ mod tests {
             &attempt(FastMechanism::Endp, b""),
             99
         ));
-        let bound = FastToken {
-            mechanism: "HT-SHA-256-ENDP".into(),
-            ..token.clone()
-        };
+        let mut bound = token.clone();
+        bound.mechanism = "HT-SHA-256-ENDP".into();
         assert!(matches(
             Some(&bound),
             &attempt(FastMechanism::Endp, b"cb"),
