@@ -43,8 +43,8 @@ pub(crate) struct FastAttempt {
     pub username: String,
     /// The client's HMAC over `Initiator` and the binding data.
     pub proof: Vec<u8>,
-    /// The mechanism used.
-    pub mechanism: crate::negotiation::FastMechanism,
+    /// The name of the `HT-SHA-256-*` mechanism used.
+    pub mechanism: &'static str,
     /// The connection's channel-binding data for it (empty for `-NONE`).
     pub cb_data: Vec<u8>,
 }

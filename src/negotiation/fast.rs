@@ -112,8 +112,7 @@ fn labelled_hmac(secret: &[u8], label: &[u8], cb: &[u8]) -> Option<Hmac<Sha256>>
 /// Whether `attempt`'s proof is the client's HMAC for an unexpired `token`
 /// issued for the attempt's mechanism.
 fn matches(token: Option<&FastToken>, attempt: &FastAttempt, unix_now: u64) -> bool {
-    let Some(token) =
-        token.filter(|t| t.expires > unix_now && t.mechanism == attempt.mechanism.name())
+    let Some(token) = token.filter(|t| t.expires > unix_now && t.mechanism == attempt.mechanism)
     else {
         return false;
     };
@@ -156,7 +155,7 @@ impl Session {
         inline.fast_attempt = Some(FastAttempt {
             username,
             proof,
-            mechanism,
+            mechanism: mechanism.name(),
             cb_data,
         });
         self.set_sasl2(Some(Box::new(inline)));
@@ -223,7 +222,7 @@ mod tests {
         FastAttempt {
             username: "u".into(),
             proof,
-            mechanism,
+            mechanism: mechanism.name(),
             cb_data: cb.to_vec(),
         }
     }

@@ -23,7 +23,6 @@ use crate::stream::{self, ReadError, StreamEvent};
 use crate::xml::{self, NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS, StanzaKind};
 
 pub(crate) use bind::{BindReply, BindRequest};
-pub(crate) use fast::FastMechanism;
 pub(crate) use fast::client_key as fast_client_key;
 pub(crate) use framing::frame_error_to_stream_error;
 pub(crate) use header::FeaturesCache;
