@@ -52,18 +52,7 @@ fn hmac(key: &[u8], label: &[u8]) -> Vec<u8> {
 /// A password login of alice from `ua` asking for a token; returns it.
 fn password_login_with_token(server: &mut TestServer, ua: &str) -> Vec<u8> {
     let c = opened(server);
-    let response = BASE64.encode("\0alice\0pass");
-    server.send(
-        c,
-        &format!(
-            "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{response}\
-             </initial-response>{}<request-token xmlns='{FAST}' mechanism='HT-SHA-256-NONE'/>\
-             </authenticate>",
-            user_agent(ua)
-        ),
-    );
-    let got = server.take(c);
-    assert_eq!(got.len(), 1, "{got:?}");
+    let got = [password_login_requesting(server, c, ua, "HT-SHA-256-NONE")];
     let token = token_in(&got[0]).expect("a token");
     assert_eq!(
         got[0],
@@ -104,17 +93,31 @@ fn fast_login(server: &mut TestServer, token: &[u8], expiry: &str) -> (SessionId
         c,
         &fast_authenticate(token, Some(UA), &format!("<fast xmlns='{FAST}'/>")),
     );
+    let next = expect_fast_success(server, c, token, &hmac(token, b"Responder"), expiry);
+    (c, next)
+}
+
+/// `c` receives exactly a FAST `<success/>` with `responder` as its
+/// additional data and a rotated token expiring at `expiry`; returns it.
+#[track_caller]
+fn expect_fast_success(
+    server: &mut TestServer,
+    c: SessionId,
+    used: &[u8],
+    responder: &[u8],
+    expiry: &str,
+) -> Vec<u8> {
     let got = server.take(c);
     assert_eq!(got.len(), 1, "{got:?}");
     let next = token_in(&got[0]).expect("a rotated token");
-    assert_ne!(next, token);
+    assert_ne!(next, used);
     assert_eq!(
         got[0],
         parse_stanza(&format!(
             "<success xmlns='{SASL2}'><additional-data>{}</additional-data>\
              <authorization-identifier>alice@localhost</authorization-identifier>\
              <token xmlns='{FAST}' expiry='{expiry}' token='{}'/></success>",
-            BASE64.encode(hmac(token, b"Responder")),
+            BASE64.encode(responder),
             String::from_utf8_lossy(&next)
         ))
     );
@@ -122,7 +125,7 @@ fn fast_login(server: &mut TestServer, token: &[u8], expiry: &str) -> (SessionId
         server.manager.session(c).map(|s| s.kind()),
         Some(SessionKind::Authenticated)
     );
-    (c, next)
+    next
 }
 
 /// A FAST login of `ua` with `token` is refused with `not-authorized`.
@@ -350,9 +353,14 @@ fn bound_authenticate(mech: &str, token: &[u8], cb: &[u8]) -> String {
     )
 }
 
-/// A password login on `c` asking for a token for `mech`; returns the
-/// success.
-fn password_login_requesting(server: &mut TestServer, c: SessionId, mech: &str) -> Element {
+/// A password login on `c` from `ua` asking for a token for `mech`;
+/// returns the success.
+fn password_login_requesting(
+    server: &mut TestServer,
+    c: SessionId,
+    ua: &str,
+    mech: &str,
+) -> Element {
     let response = BASE64.encode("\0alice\0pass");
     server.send(
         c,
@@ -360,7 +368,7 @@ fn password_login_requesting(server: &mut TestServer, c: SessionId, mech: &str) 
             "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{response}\
              </initial-response>{}<request-token xmlns='{FAST}' mechanism='{mech}'/>\
              </authenticate>",
-            user_agent(UA)
+            user_agent(ua)
         ),
     );
     let mut got = server.take(c);
@@ -371,7 +379,7 @@ fn password_login_requesting(server: &mut TestServer, c: SessionId, mech: &str) 
 /// A token for `mech` from a password login over TLS with both bindings.
 fn bound_token(server: &mut TestServer, mech: &str) -> Vec<u8> {
     let (c, _) = connection(server, Some(both()));
-    let success = password_login_requesting(server, c, mech);
+    let success = password_login_requesting(server, c, UA, mech);
     token_in(&success).expect("a token")
 }
 
@@ -381,24 +389,8 @@ fn bound_token(server: &mut TestServer, mech: &str) -> Vec<u8> {
 fn bound_login(server: &mut TestServer, mech: &str, token: &[u8], cb: &[u8]) -> Vec<u8> {
     let (c, _) = connection(server, Some(both()));
     server.send(c, &bound_authenticate(mech, token, cb));
-    let got = server.take(c);
-    assert_eq!(got.len(), 1, "{got:?}");
-    let next = token_in(&got[0]).expect("a rotated token");
-    assert_eq!(
-        got[0],
-        parse_stanza(&format!(
-            "<success xmlns='{SASL2}'><additional-data>{}</additional-data>\
-             <authorization-identifier>alice@localhost</authorization-identifier>\
-             <token xmlns='{FAST}' expiry='{EXPIRY}' token='{}'/></success>",
-            BASE64.encode(bound_hmac(token, b"Responder", cb)),
-            String::from_utf8_lossy(&next)
-        ))
-    );
-    assert_eq!(
-        server.manager.session(c).map(|s| s.kind()),
-        Some(SessionKind::Authenticated)
-    );
-    next
+    let responder = bound_hmac(token, b"Responder", cb);
+    expect_fast_success(server, c, token, &responder, EXPIRY)
 }
 
 /// A `mech` login with `token` over `cb` on a TLS connection with both
@@ -442,7 +434,7 @@ fn binding_mechanisms_are_offered_only_with_their_tls_data() {
             connection(&mut server, Some(both())).0
         };
         assert_eq!(
-            password_login_requesting(&mut server, c, mech),
+            password_login_requesting(&mut server, c, UA, mech),
             parse_stanza(&format!(
                 "<success xmlns='{SASL2}'><authorization-identifier>alice@localhost\
                  </authorization-identifier></success>"
