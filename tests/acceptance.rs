@@ -730,6 +730,66 @@ fn skip(message: &str) {
     let _ = writeln!(std::io::stderr(), "{message}");
 }
 
+/// `../shared/acceptance` (or `$XMPP_ACCEPTANCE_DIR`) when it and python3
+/// are there, or `None` after saying that `test` is skipped.
+fn scansion_dir(test: &str) -> Option<PathBuf> {
+    let Some(dir) = acceptance_dir() else {
+        skip(&format!(
+            "SKIPPED {test}: no ../shared/acceptance/scansion_runner.py (set XMPP_ACCEPTANCE_DIR)"
+        ));
+        return None;
+    };
+    if !python_can("python3", &["--version"]) {
+        skip(&format!("SKIPPED {test}: python3 not found"));
+        return None;
+    }
+    Some(dir)
+}
+
+/// Runs one scansion script (a path under `scansion/`) against `server`
+/// with SASL mechanism `mech`; the failure report, named `what`, if it
+/// failed.
+fn run_scansion(
+    dir: &Path,
+    script: &str,
+    mech: &str,
+    starttls: bool,
+    server: &Server,
+    what: &str,
+) -> Option<String> {
+    let mut runner = Command::new("python3");
+    runner
+        .arg(dir.join("scansion_runner.py"))
+        .args(["--host", "127.0.0.1", "--port", &server.port.to_string()])
+        .args(["--sasl", mech, "-v"]);
+    if starttls {
+        runner.arg("--starttls");
+    }
+    let out = runner
+        .arg(dir.join("scansion").join(script))
+        .output()
+        .unwrap();
+    (!out.status.success()).then(|| report(what, &out))
+}
+
+/// Runs `tests/acceptance/SCRIPT` with slixmpp against a plaintext server
+/// and asserts that it passed (skipped without slixmpp).
+fn slixmpp_plain(test: &str, script: &str) {
+    let Some(python) = slixmpp_python(test) else {
+        return;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/acceptance")
+        .join(script);
+    let server = Server::start();
+    let out = Command::new(&python)
+        .arg(path)
+        .args(["--port", &server.port.to_string(), "--timeout", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", report(script, &out));
+}
+
 /// The Python that has slixmpp (`$SLIXMPP_PYTHON`, else `python3`), or
 /// `None` after saying that `test` is skipped.
 fn slixmpp_python(test: &str) -> Option<String> {
@@ -780,16 +840,9 @@ fn core_scripts(dir: &Path) -> Vec<String> {
 
 #[test]
 fn scansion_core_scripts() {
-    let Some(dir) = acceptance_dir() else {
-        skip(
-            "SKIPPED scansion_core_scripts: no ../shared/acceptance/scansion_runner.py (set XMPP_ACCEPTANCE_DIR)",
-        );
+    let Some(dir) = scansion_dir("scansion_core_scripts") else {
         return;
     };
-    if !python_can("python3", &["--version"]) {
-        skip("SKIPPED scansion_core_scripts: python3 not found");
-        return;
-    }
     server_binary();
     let scripts = core_scripts(&dir);
     // One thread per mechanism; every script gets a fresh server.
@@ -812,22 +865,15 @@ fn scansion_core_scripts() {
                     } else {
                         Server::start()
                     };
-                    let mut runner = Command::new("python3");
-                    runner
-                        .arg(dir.join("scansion_runner.py"))
-                        .args(["--host", "127.0.0.1", "--port", &server.port.to_string()])
-                        .args(["--sasl", mech, "-v"]);
-                    if starttls {
-                        runner.arg("--starttls");
-                    }
-                    let out = runner
-                        .arg(dir.join("scansion").join(script))
-                        .output()
-                        .unwrap();
-                    if !out.status.success() {
-                        let how = if starttls { " over STARTTLS" } else { "" };
-                        failures.push(report(&format!("{script} with {mech}{how}"), &out));
-                    }
+                    let how = if starttls { " over STARTTLS" } else { "" };
+                    failures.extend(run_scansion(
+                        &dir,
+                        script,
+                        mech,
+                        starttls,
+                        &server,
+                        &format!("{script} with {mech}{how}"),
+                    ));
                 }
                 failures
             })
@@ -846,17 +892,7 @@ fn scansion_core_scripts() {
 
 #[test]
 fn slixmpp_scram_login() {
-    let Some(python) = slixmpp_python("slixmpp_scram_login") else {
-        return;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_login.py");
-    let server = Server::start();
-    let out = Command::new(&python)
-        .arg(script)
-        .args(["--port", &server.port.to_string(), "--timeout", "10"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", report("slixmpp_login.py", &out));
+    slixmpp_plain("slixmpp_scram_login", "slixmpp_login.py");
 }
 
 #[test]
@@ -1103,30 +1139,22 @@ fn sigterm_closes_streams_with_system_shutdown() {
 /// PLAIN and SCRAM-SHA-256 in plaintext, a fresh server each.
 #[test]
 fn scansion_extra_scripts() {
-    let Some(dir) = acceptance_dir() else {
-        skip(
-            "SKIPPED scansion_extra_scripts: no ../shared/acceptance/scansion_runner.py (set XMPP_ACCEPTANCE_DIR)",
-        );
+    let Some(dir) = scansion_dir("scansion_extra_scripts") else {
         return;
     };
-    if !python_can("python3", &["--version"]) {
-        skip("SKIPPED scansion_extra_scripts: python3 not found");
-        return;
-    }
     let mut failures = Vec::new();
     for script in ["blocking.scs"] {
         for mech in ["PLAIN", "SCRAM-SHA-256"] {
             let server = Server::start();
-            let out = Command::new("python3")
-                .arg(dir.join("scansion_runner.py"))
-                .args(["--host", "127.0.0.1", "--port", &server.port.to_string()])
-                .args(["--sasl", mech, "-v"])
-                .arg(dir.join("scansion").join("extra").join(script))
-                .output()
-                .unwrap();
-            if !out.status.success() {
-                failures.push(report(&format!("extra/{script} with {mech}"), &out));
-            }
+            let script = format!("extra/{script}");
+            failures.extend(run_scansion(
+                &dir,
+                &script,
+                mech,
+                false,
+                &server,
+                &format!("{script} with {mech}"),
+            ));
         }
     }
     assert!(
@@ -1141,21 +1169,7 @@ fn scansion_extra_scripts() {
 /// JID and a sent carbon of their sibling's message.
 #[test]
 fn slixmpp_carbons() {
-    let Some(python) = slixmpp_python("slixmpp_carbons") else {
-        return;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acceptance/slixmpp_carbons.py");
-    let server = Server::start();
-    let out = Command::new(&python)
-        .arg(script)
-        .args(["--port", &server.port.to_string(), "--timeout", "10"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        report("slixmpp_carbons.py", &out)
-    );
+    slixmpp_plain("slixmpp_carbons", "slixmpp_carbons.py");
 }
 
 /// tokio-xmpp (crates.io) logs in over STARTTLS, verifying the test CA's
