@@ -74,6 +74,11 @@ impl SmState {
         }
     }
 
+    /// Counts one stanza taken from the client's stream (`h` + 1).
+    pub(crate) fn handled(&mut self) {
+        self.inbound = self.inbound.wrapping_add(1);
+    }
+
     /// Sent and not acknowledged (kept or not).
     pub(crate) fn pending(&self) -> u32 {
         self.outbound.wrapping_sub(self.acked)

@@ -694,13 +694,20 @@ fn held_chat_state() -> String {
     )
 }
 
-#[test]
-fn stanzas_held_for_an_inactive_client_are_queued_for_resumption() {
+/// alice/phone (resumable) goes inactive and bob sends it a chat state,
+/// which is held (XEP-0352): not written, so not yet sent for stream
+/// management. Returns the net, the phone and its resumption token.
+fn inactive_phone_with_a_held_chat_state() -> (Net, SessionId, String) {
     let (mut n, phone, bob, token) = phone_and_bob(config());
     n.send(phone, "<inactive xmlns='urn:xmpp:csi:0'/>");
     n.send(bob, CHAT_STATE);
-    // Held (XEP-0352): not written, so not yet sent for stream management.
     n.quiet();
+    (n, phone, token)
+}
+
+#[test]
+fn stanzas_held_for_an_inactive_client_are_queued_for_resumption() {
+    let (mut n, phone, token) = inactive_phone_with_a_held_chat_state();
     n.disconnect(phone);
     n.take_events();
     n.quiet();
@@ -722,10 +729,7 @@ fn stanzas_held_for_an_inactive_client_are_queued_for_resumption() {
 
 #[test]
 fn a_held_stanza_counts_once_it_is_flushed() {
-    let (mut n, phone, bob, _) = phone_and_bob(config());
-    n.send(phone, "<inactive xmlns='urn:xmpp:csi:0'/>");
-    n.send(bob, CHAT_STATE);
-    n.quiet();
+    let (mut n, phone, _) = inactive_phone_with_a_held_chat_state();
     // The client asks for the count: its input flushes the held stanza
     // first, which then counts as sent (h=1 is acknowledged, not too high).
     n.send(phone, "<a xmlns='urn:xmpp:sm:3' h='1'/>");

@@ -299,7 +299,7 @@ impl SessionManager {
             session.reader.consume_raw(raw.len);
             // Stream management counts it as handled (`h`).
             if let Some(sm) = session.sm_mut() {
-                sm.inbound = sm.inbound.wrapping_add(1);
+                sm.handled();
             }
         }
         // Not inactive (checked above): straight to the send point.

@@ -196,7 +196,7 @@ impl SessionManager {
     /// One stanza from the client was taken from its stream: `h` + 1.
     pub(super) fn sm_handled(&mut self, id: SessionId) {
         if let Some(sm) = self.sessions.get_mut(&id).and_then(|s| s.sm_mut()) {
-            sm.inbound = sm.inbound.wrapping_add(1);
+            sm.handled();
         }
     }
 
