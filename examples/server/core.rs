@@ -36,7 +36,7 @@ use xmpp_session::{
 
 use tracing::{debug, info, warn};
 
-use crate::limits::{Admission, BATCH, Limits, MAX_QUEUED_BYTES};
+use crate::limits::{Admission, BATCH, Limits, MAX_QUEUED_BYTES, Slot};
 use crate::liveness::{self, Due, Liveness};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, Mode, ToConn, ToCore, concat};
@@ -96,49 +96,46 @@ pub struct Core {
 
 impl Core {
     fn accept(&mut self, stream: TcpStream, peer: SocketAddr, mode: &Mode) {
-        let now = Instant::now();
-        let slot = match self.admission.admit(peer, now) {
-            Ok(slot) => slot,
-            Err(why) => {
-                warn!(%peer, "refusing a connection: {why}");
-                return; // dropping the stream closes it
-            }
-        };
         let info = match mode {
             Mode::Plain => ConnectionInfo::plain(),
             Mode::StartTls(_) => ConnectionInfo::starttls(),
             Mode::DirectTls(_) => ConnectionInfo::direct_tls(),
         };
         let mode = mode.clone();
-        self.register(info, peer, now, move |rx, link| {
+        self.register(info, peer, move |rx, link, slot| {
             transport::spawn(stream, mode, rx, link, slot)
         });
     }
 
     /// A connection on the WebSocket listener (RFC 7395).
     fn accept_websocket(&mut self, stream: TcpStream, peer: SocketAddr, listener: &WsListener) {
-        let now = Instant::now();
-        let slot = match self.admission.admit(peer, now) {
-            Ok(slot) => slot,
-            Err(why) => {
-                warn!(%peer, "refusing a WebSocket connection: {why}");
-                return; // dropping the stream closes it
-            }
-        };
         let tls = listener.tls.clone();
-        self.register(listener.connection_info(), peer, now, move |rx, link| {
+        self.register(listener.connection_info(), peer, move |rx, link, slot| {
             websocket::spawn(stream, tls, rx, link, slot)
         });
     }
 
-    /// Connects a session and starts its connection task with `spawn`.
+    /// Admits a connection from `peer` (or refuses it: dropping `spawn`
+    /// drops the stream, which closes it), connects its session and starts
+    /// its connection task with `spawn`, which owns the admission slot.
     fn register(
         &mut self,
         info: ConnectionInfo,
         peer: SocketAddr,
-        now: Instant,
-        spawn: impl FnOnce(mpsc::UnboundedReceiver<ToConn>, Link) -> AbortHandle,
+        spawn: impl FnOnce(mpsc::UnboundedReceiver<ToConn>, Link, Slot) -> AbortHandle,
     ) {
+        let now = Instant::now();
+        let slot = match self.admission.admit(peer, now) {
+            Ok(slot) => slot,
+            Err(why) => {
+                let kind = match info.framing() {
+                    Framing::WebSocket => "a WebSocket connection",
+                    _ => "a connection",
+                };
+                warn!(%peer, "refusing {kind}: {why}");
+                return;
+            }
+        };
         let id = self.manager.connect(info, now);
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -151,7 +148,7 @@ impl Core {
             read_rate: self.admission.limits().read_rate,
             read_burst: self.admission.limits().read_burst,
         };
-        let task = spawn(rx, link);
+        let task = spawn(rx, link, slot);
         if self.verbose {
             debug!(session = ?id, %peer, "connected");
         }
