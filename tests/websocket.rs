@@ -563,3 +563,32 @@ fn carbon_copies_and_held_csi_stanzas_are_one_message_each() {
         .collect();
     expect_frames(&mut server, ws, &[&held[0], &held[1]]);
 }
+
+/// XEP-0352 on a WebSocket connection: any message from the client flushes
+/// what is held.
+#[test]
+fn client_input_flushes_held_stanzas_on_websocket_too() {
+    let mut server = server();
+    let ws = websocket_login(&mut server, "romeo", "web");
+    let juliet = server.login("juliet", "balcony");
+    server.send_frame(ws, "<inactive xmlns='urn:xmpp:csi:0'/>");
+    server.send(
+        juliet,
+        "<message to='romeo@localhost/web' id='s1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    );
+    expect_frames(&mut server, ws, &[]);
+    // Directed presence: nothing comes back to romeo for it, so only the
+    // flush rule can release the held chat state.
+    server.send_frame(
+        ws,
+        "<presence xmlns='jabber:client' to='juliet@localhost/balcony'/>",
+    );
+    expect_frames(
+        &mut server,
+        ws,
+        &[
+            "<message xmlns='jabber:client' from='juliet@localhost/balcony' id='s1' to='romeo@localhost/web'>\
+           <composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+        ],
+    );
+}

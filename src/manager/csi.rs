@@ -132,9 +132,10 @@ impl SessionManager {
                 .is_some_and(|b| b.csi.is_some())
     }
 
-    /// The client sent bytes: whatever is held goes out first.
-    pub(super) fn client_activity(&mut self, id: SessionId) {
-        if self.is_inactive(id) {
+    /// The client sent `data` (TCP bytes or one WebSocket message): whatever
+    /// is held goes out first, before the input is read.
+    pub(super) fn client_activity(&mut self, id: SessionId, data: &[u8]) {
+        if !data.is_empty() && self.is_inactive(id) {
             self.flush_held(id);
         }
     }

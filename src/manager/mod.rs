@@ -212,10 +212,7 @@ impl SessionManager {
             // caller finished STARTTLS: not ours to parse.
             return;
         }
-        if !data.is_empty() && self.inactive_sessions > 0 {
-            // XEP-0352: anything from the client flushes what is held.
-            self.client_activity(id);
-        }
+        self.client_activity(id, data);
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -243,6 +240,10 @@ impl SessionManager {
         if session.closed() || session.frame_error.is_some() || session.transport_lost() {
             return;
         }
+        self.client_activity(id, payload);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
         match stream::read_frame(payload, session.reader.limits()) {
             Ok(_) => session.reader.push(payload),
             Err(e) => {
